@@ -1,0 +1,5 @@
+import sys
+
+from pmed.cli import main
+
+sys.exit(main())

@@ -1,0 +1,161 @@
+"""The ``pmed`` command line: parse, call the Python API, print. No logic lives here.
+
+Errors from :mod:`pmed.errors` are printed without a stack trace and mapped to exit codes:
+
+==  =====================================================
+1   other pmed error
+2   input file unreadable (:class:`~pmed.errors.InputError`)
+3   malformed schema
+4   data break their schema (:class:`~pmed.errors.ValidationError`)
+5   patient IDs do not match between tables
+6   invalid study file
+7   model bundle refused
+8   reference data not found
+==  =====================================================
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pmed.errors import PmedError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="pmed",
+    help="pmed: validated, explained models for personalized medicine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+class _RichReporter:
+    """Adapts a rich progress bar to :class:`pmed.study.run.Reporter`."""
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+        self.task = None
+
+    def start(self, total: int) -> None:
+        self.task = self.progress.add_task("starting", total=total)
+
+    def advance(self, description: str) -> None:
+        self.progress.update(self.task, advance=1, description=description)
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=_console(stderr=True), transient=True)
+
+
+def _parse_blocks(items: list[str] | None) -> dict[str, str]:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise typer.BadParameter(f"{it!r}: use NAME=FILE, e.g. genotypes=cohort.vcf.gz", param_hint="--block")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+@app.command()
+def run(
+    study: Annotated[Path, typer.Argument(help="study YAML file")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("pmed-out"),
+) -> None:
+    """Train and cross-validate every candidate model of a study; keep the best."""
+    from pmed.study import run_study
+    from pmed.study.report import print_study_summary
+
+    with _progress() as p:
+        result = run_study(study, out, reporter=_RichReporter(p))
+    print_study_summary(result, _console())
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Option("--model", "-m", help="model bundle folder (DIR/model)")],
+    patients: Annotated[Path, typer.Option("--patients", "-p", help="new patients (CSV/TSV/Parquet)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output CSV")] = Path("predictions.csv"),
+    block: Annotated[list[str] | None, typer.Option("--block", "-b", help="NAME=FILE for modality blocks")] = None,
+) -> None:
+    """Score new patients with a trained model bundle."""
+    from pmed.study import predict_patients
+
+    pred = predict_patients(model, patients, blocks=_parse_blocks(block), out=out)
+    _console().print(f"wrote {len(pred)} predictions to {out}")
+
+
+@app.command()
+def validate(
+    patients: Annotated[Path, typer.Argument(help="patient table (CSV/TSV/Parquet)")],
+    schema: Annotated[Path | None, typer.Option("--schema", "-s", help="schema YAML/JSON")] = None,
+    id: Annotated[str, typer.Option("--id", help="ID column when no schema is given")] = "patient_id",
+) -> None:
+    """Check a patient table against its schema and report every problem."""
+    from pmed.io import read_table
+
+    df = read_table(patients, schema=schema, id=id)
+    _console().print(f"[green]ok[/green]: {len(df)} patients, {df.shape[1]} columns")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("pmed-demo"),
+    n_patients: Annotated[int, typer.Option(help="synthetic cohort size")] = 1000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """Run the whole flow on an embedded synthetic cohort and print a summary."""
+    from pmed.demo import run_demo
+
+    run_demo(out, n_patients=n_patients, seed=seed, console=_console(), progress=_progress,
+             reporter_cls=_RichReporter)
+
+
+@app.command()
+def version() -> None:
+    """Print pmed's version."""
+    from pmed import __version__
+
+    print(__version__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning pmed errors into messages and exit codes."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except PmedError as e:
+        from rich.markup import escape
+
+        _console(stderr=True).print(f"[bold red]error[/bold red] {escape(str(e))}", soft_wrap=True)
+        return e.exit_code
+    except typer.Abort:
+        return 130
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Exit):
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

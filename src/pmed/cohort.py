@@ -1,0 +1,392 @@
+"""The Cohort: one container for patients, outcomes and modality blocks, aligned by patient ID.
+
+Like AnnData for single cells, a :class:`Cohort` is what every step of pmed reads and writes:
+
+- ``patients``: one row per patient (demographics, history, lifestyle, environment), indexed by ID;
+- ``outcomes``: targets aligned to ``patients`` (binary or continuous now; time-to-event later);
+- ``blocks``: named feature tables from other modalities (``genotypes``, ``prs``, ``pgx``,
+  ``image_embedding``, ``omics``, ``timeseries``…), each with its provenance;
+- ``sources``: paths of raw files too large to hold (VCF, images, h5ad) for readers that need them.
+
+On disk a cohort is a folder (see :meth:`Cohort.save`)::
+
+    cohort.json              manifest: format, version, ID name, outcome names, blocks, schema
+    patients.parquet
+    outcomes.parquet
+    blocks/<name>.parquet
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pmed.errors import IDMismatchError, InputError, ValidationError
+from pmed.io._atomic import atomic_dir
+from pmed.schema import TableSchema
+
+__all__ = ["Cohort", "Block", "STANDARD_BLOCKS", "COHORT_FORMAT_VERSION"]
+
+COHORT_FORMAT_VERSION = 1
+
+#: Block names that pmed's modality packages fill. Any other name is allowed too.
+STANDARD_BLOCKS = (
+    "genotypes",  # allele dosages, one column per variant
+    "prs",  # polygenic scores, one column per score
+    "pgx",  # pharmacogene diplotypes / phenotypes
+    "images",  # image references (paths)
+    "image_embedding",
+    "omics",
+    "timeseries",
+)
+
+
+@dataclass
+class Block:
+    """A named feature table indexed by patient ID, with where it came from."""
+
+    data: pd.DataFrame
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+class Cohort:
+    """Patients × (clinical table, outcomes, modality blocks), aligned by patient ID.
+
+    Parameters
+    ----------
+    patients
+        Table indexed by patient ID (unique, non-missing). Outcome columns may be included and
+        named in ``outcomes``; they are moved to :attr:`outcomes`.
+    outcomes
+        Names of outcome columns inside ``patients``, or a table indexed by the same IDs.
+    schema
+        The :class:`~pmed.schema.TableSchema` the patient table satisfies (kept for prediction).
+    blocks
+        Name → table (or :class:`Block`), added with :meth:`add_block`.
+    sources
+        Name → path of raw modality files.
+    """
+
+    def __init__(
+        self,
+        patients: pd.DataFrame,
+        *,
+        outcomes: pd.DataFrame | Iterable[str] | None = None,
+        schema: TableSchema | None = None,
+        blocks: Mapping[str, pd.DataFrame | Block] | None = None,
+        sources: Mapping[str, str] | None = None,
+    ) -> None:
+        patients = patients.copy()
+        patients.index = patients.index.astype(str)
+        _check_index(patients.index, "patients")
+        if outcomes is None:
+            outcome_table = pd.DataFrame(index=patients.index)
+        elif isinstance(outcomes, pd.DataFrame):
+            outcome_table = outcomes.copy()
+            outcome_table.index = outcome_table.index.astype(str)
+            _check_same_ids(patients.index, outcome_table.index, "patients", "outcomes")
+            outcome_table = outcome_table.loc[patients.index]
+        else:
+            names = list(outcomes)
+            missing = [c for c in names if c not in patients.columns]
+            if missing:
+                raise ValidationError(
+                    [f"outcome column {c!r} not in the patient table" for c in missing],
+                    fix=f"available columns: {', '.join(map(str, patients.columns))}",
+                )
+            outcome_table = patients[names].copy()
+            patients = patients.drop(columns=names)
+        self.patients: pd.DataFrame = patients
+        self.outcomes: pd.DataFrame = outcome_table
+        self.schema = schema
+        self.blocks: dict[str, Block] = {}
+        self.sources: dict[str, str] = dict(sources or {})
+        for name, b in (blocks or {}).items():
+            if isinstance(b, Block):
+                self.add_block(name, b.data, provenance=b.provenance)
+            else:
+                self.add_block(name, b)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_files(
+        cls,
+        patients: str | Path,
+        *,
+        schema: TableSchema | str | Path | None = None,
+        outcomes: Iterable[str] = (),
+        id: str | None = None,
+    ) -> Cohort:
+        """Read a patient table (CSV/TSV/Parquet), validate it, and split off outcome columns."""
+        from pmed.io.tables import read_table
+
+        if isinstance(schema, (str, Path)):
+            schema = TableSchema.read(schema)
+        df = read_table(patients, schema=schema, id=id)
+        if schema is None:
+            schema = TableSchema.infer(df.reset_index(), id=df.index.name or "patient_id")
+        return cls(df, outcomes=list(outcomes), schema=schema)
+
+    # ------------------------------------------------------------------ basic properties
+    @property
+    def ids(self) -> pd.Index:
+        """Patient IDs, in order."""
+        return self.patients.index
+
+    @property
+    def n_patients(self) -> int:
+        return len(self.patients)
+
+    def __len__(self) -> int:
+        return self.n_patients
+
+    def __repr__(self) -> str:
+        lines = [f"Cohort with {self.n_patients} patients"]
+        lines.append(f"    patients: {', '.join(map(str, self.patients.columns[:12]))}"
+                     + (" …" if self.patients.shape[1] > 12 else ""))
+        if self.outcomes.shape[1]:
+            lines.append(f"    outcomes: {', '.join(map(str, self.outcomes.columns))}")
+        for name, b in self.blocks.items():
+            lines.append(f"    block {name!r}: {b.data.shape[1]} features")
+        if self.sources:
+            lines.append(f"    sources: {', '.join(self.sources)}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ blocks
+    def add_block(
+        self,
+        name: str,
+        data: pd.DataFrame,
+        *,
+        provenance: Mapping[str, Any] | None = None,
+        allow_missing: bool = False,
+    ) -> Cohort:
+        """Attach a modality table, aligned to the cohort's patients.
+
+        Rows for IDs that are not in the cohort are dropped (and counted in the provenance);
+        cohort patients absent from the block are an error unless ``allow_missing``, in which
+        case their row is all-missing.
+
+        Raises
+        ------
+        IDMismatchError
+            When cohort patients are absent from the block, or the two share no ID.
+        ValidationError
+            When the block's IDs are duplicated or its column names clash with the cohort's.
+        """
+        data = data.copy()
+        data.index = data.index.astype(str)
+        _check_index(data.index, f"block {name!r}")
+        source = (provenance or {}).get("file")
+        common = self.ids.intersection(data.index)
+        absent = self.ids.difference(data.index)
+        if len(common) == 0:
+            raise IDMismatchError(
+                [
+                    f"block {name!r} shares no patient ID with the cohort (block IDs look like "
+                    f"{', '.join(data.index[:3])}; cohort IDs like {', '.join(self.ids[:3])})"
+                ],
+                file=source,
+                fix="use the same patient IDs in every file (check prefixes, FID_IID joins, zero padding)",
+            )
+        if len(absent) and not allow_missing:
+            raise IDMismatchError(
+                [
+                    f"{len(absent)} cohort patient(s) missing from block {name!r}: "
+                    f"{', '.join(absent[:8])}{' …' if len(absent) > 8 else ''}"
+                ],
+                file=source,
+                fix="provide data for every patient, drop those patients, or allow missing blocks",
+            )
+        clash = [c for c in data.columns if c in self.patients.columns or any(
+            c in b.data.columns for n, b in self.blocks.items() if n != name)]
+        if clash:
+            raise ValidationError(
+                [f"block {name!r} has column names already used in the cohort: {', '.join(map(str, clash[:8]))}"],
+                file=source,
+                fix="rename the columns so that every feature name is unique",
+            )
+        prov = dict(provenance or {})
+        prov.setdefault("n_extra_ids_dropped", int(len(data.index.difference(self.ids))))
+        prov.setdefault("n_patients_missing", int(len(absent)))
+        self.blocks[name] = Block(data.reindex(self.ids), prov)
+        return self
+
+    # ------------------------------------------------------------------ views
+    def features(
+        self,
+        blocks: Iterable[str] | None = None,
+        *,
+        include: Iterable[str] | None = None,
+        exclude: Iterable[str] = (),
+    ) -> pd.DataFrame:
+        """The model-ready feature table: patient columns and the chosen blocks, side by side.
+
+        Parameters
+        ----------
+        blocks
+            Which tables to use: ``"patients"`` and/or block names. Default: all of them.
+        include
+            Keep only these columns (after joining).
+        exclude
+            Drop these columns.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by patient ID. Nullable integer and boolean columns become floats (NaN for
+            missing) so estimators see plain numbers; categories stay categorical.
+        """
+        names = list(blocks) if blocks is not None else ["patients", *self.blocks]
+        parts = []
+        for n in names:
+            if n == "patients":
+                parts.append(self.patients)
+            elif n in self.blocks:
+                parts.append(self.blocks[n].data)
+            else:
+                raise ValidationError(
+                    [f"unknown block {n!r}"],
+                    fix=f"available: patients, {', '.join(self.blocks) or '(no blocks)'}",
+                )
+        X = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=self.ids)
+        if include is not None:
+            include = list(include)
+            missing = [c for c in include if c not in X.columns]
+            if missing:
+                raise ValidationError(
+                    [f"feature {c!r} not found" for c in missing],
+                    fix="check the spelling; features are named as in the input files",
+                )
+            X = X[include]
+        X = X.drop(columns=[c for c in exclude if c in X.columns])
+        return _model_ready(X)
+
+    def target(self, name: str) -> pd.Series:
+        """One outcome column, aligned to the patients."""
+        if name not in self.outcomes.columns:
+            raise ValidationError(
+                [f"outcome {name!r} not found"],
+                fix=f"available outcomes: {', '.join(map(str, self.outcomes.columns)) or '(none)'}",
+            )
+        return self.outcomes[name]
+
+    def subset(self, ids: Iterable[str]) -> Cohort:
+        """A new cohort holding only ``ids`` (in that order)."""
+        ids = pd.Index([str(i) for i in ids])
+        unknown = ids.difference(self.ids)
+        if len(unknown):
+            raise IDMismatchError([f"unknown patient IDs: {', '.join(unknown[:8])}"])
+        out = Cohort(self.patients.loc[ids], outcomes=self.outcomes.loc[ids], schema=self.schema,
+                     sources=self.sources)
+        for n, b in self.blocks.items():
+            out.blocks[n] = Block(b.data.loc[ids], dict(b.provenance))
+        return out
+
+    # ------------------------------------------------------------------ on disk
+    def save(self, path: str | Path) -> Path:
+        """Write the cohort folder atomically (see the module docstring for its layout)."""
+        path = Path(path)
+        with atomic_dir(path) as tmp:
+            self.patients.to_parquet(tmp / "patients.parquet")
+            self.outcomes.to_parquet(tmp / "outcomes.parquet")
+            (tmp / "blocks").mkdir()
+            blocks = {}
+            for name, b in self.blocks.items():
+                fname = f"blocks/{name}.parquet"
+                b.data.to_parquet(tmp / fname)
+                blocks[name] = {"file": fname, "provenance": b.provenance}
+            manifest = {
+                "format": "pmed.cohort",
+                "version": COHORT_FORMAT_VERSION,
+                "id": self.patients.index.name,
+                "n_patients": self.n_patients,
+                "outcomes": list(map(str, self.outcomes.columns)),
+                "blocks": blocks,
+                "sources": self.sources,
+                "schema": self.schema.to_dict() if self.schema else None,
+            }
+            (tmp / "cohort.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Cohort:
+        """Read a cohort folder written by :meth:`save`."""
+        path = Path(path)
+        mf = path / "cohort.json"
+        if not mf.exists():
+            raise InputError("not a pmed cohort folder (no cohort.json)", file=path,
+                             fix="point at a folder written by Cohort.save")
+        manifest = json.loads(mf.read_text())
+        if manifest.get("format") != "pmed.cohort" or manifest.get("version") != COHORT_FORMAT_VERSION:
+            raise InputError(
+                f"unsupported cohort format {manifest.get('format')!r} version {manifest.get('version')!r}",
+                file=mf, fix=f"this pmed reads version {COHORT_FORMAT_VERSION}",
+            )
+        patients = pd.read_parquet(path / "patients.parquet")
+        outcomes = pd.read_parquet(path / "outcomes.parquet")
+        schema = TableSchema.from_dict(manifest["schema"]) if manifest.get("schema") else None
+        out = cls(patients, outcomes=outcomes, schema=schema, sources=manifest.get("sources"))
+        for name, b in manifest.get("blocks", {}).items():
+            out.blocks[name] = Block(pd.read_parquet(path / b["file"]), b.get("provenance", {}))
+        return out
+
+    def equals(self, other: Cohort) -> bool:
+        """True when data, outcomes, blocks and sources are identical (dtypes included)."""
+        return (
+            self.patients.equals(other.patients)
+            and self.outcomes.equals(other.outcomes)
+            and self.blocks.keys() == other.blocks.keys()
+            and all(self.blocks[k].data.equals(other.blocks[k].data) for k in self.blocks)
+            and self.sources == other.sources
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_index(index: pd.Index, what: str) -> None:
+    problems = []
+    if index.hasnans or (index.astype(str).str.strip() == "").any() or (index == "nan").any():
+        problems.append(f"{what}: missing patient IDs")
+    dup = index[index.duplicated()]
+    if len(dup):
+        problems.append(f"{what}: duplicate patient IDs {', '.join(map(str, dup.unique()[:8]))}")
+    if problems:
+        raise ValidationError(problems, fix="every row needs a unique, non-empty patient ID")
+
+
+def _check_same_ids(a: pd.Index, b: pd.Index, a_name: str, b_name: str) -> None:
+    only_a, only_b = a.difference(b), b.difference(a)
+    if len(only_a) or len(only_b):
+        problems = []
+        if len(only_a):
+            problems.append(f"IDs in {a_name} but not {b_name}: {', '.join(only_a[:8])}")
+        if len(only_b):
+            problems.append(f"IDs in {b_name} but not {a_name}: {', '.join(only_b[:8])}")
+        raise IDMismatchError(problems, fix="use the same patient IDs in both tables")
+
+
+def _model_ready(X: pd.DataFrame) -> pd.DataFrame:
+    out = {}
+    for c in X.columns:
+        s = X[c]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            out[c] = s
+        elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            out[c] = s.astype("float64") if s.dtype != "float64" else s
+        else:  # free text / strings are categories for the model
+            out[c] = s.astype("object").astype("category")
+    return pd.DataFrame(out, index=X.index)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")

@@ -1,0 +1,126 @@
+"""One exception hierarchy for everything pmed refuses.
+
+Every error says *where* (file, line, column, rows, key) and *how to fix it*. The CLI maps
+each class to an exit code (:attr:`PmedError.exit_code`) and prints the message without a
+stack trace; the service (later) maps them to 4xx responses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from os import PathLike
+
+__all__ = [
+    "PmedError",
+    "InputError",
+    "SchemaError",
+    "ValidationError",
+    "IDMismatchError",
+    "StudyError",
+    "BundleError",
+    "DataNotFoundError",
+    "format_rows",
+]
+
+
+def format_rows(rows: Sequence[int], limit: int = 8) -> str:
+    """Render a list of 1-based line numbers, shortened when long."""
+    rows = list(rows)
+    shown = ", ".join(str(r) for r in rows[:limit])
+    if len(rows) > limit:
+        shown += f", … ({len(rows)} in all)"
+    return shown
+
+
+class PmedError(Exception):
+    """Base class of every error pmed raises on purpose.
+
+    Parameters
+    ----------
+    message
+        What is wrong, in one sentence.
+    file
+        The file the problem is in, if any.
+    where
+        A location inside that file: ``"column 'age', lines 4, 9"`` or ``"key models[1].type"``.
+    fix
+        What the user should do about it.
+    """
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | PathLike | None = None,
+        where: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = None if file is None else str(file)
+        self.where = where
+        self.fix = fix
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        parts = []
+        if self.file:
+            parts.append(f"{self.file}")
+        if self.where:
+            parts.append(self.where)
+        head = ": ".join(parts)
+        text = f"{head}: {self.message}" if head else self.message
+        if self.fix:
+            text += f"\n  fix: {self.fix}"
+        return text
+
+
+class InputError(PmedError):
+    """A file cannot be read or parsed (missing, wrong format, bad encoding)."""
+
+    exit_code = 2
+
+
+class SchemaError(InputError):
+    """The declared schema itself is malformed (unknown type, bad range)."""
+
+    exit_code = 3
+
+
+class ValidationError(InputError):
+    """Data do not satisfy their schema. ``problems`` lists every problem found, not only the first."""
+
+    exit_code = 4
+
+    def __init__(self, problems: Sequence[str], *, file=None, fix=None) -> None:
+        self.problems = list(problems)
+        n = len(self.problems)
+        msg = f"{n} problem{'s' if n != 1 else ''} found:\n" + "\n".join(
+            f"  - {p}" for p in self.problems
+        )
+        super().__init__(msg, file=file, fix=fix)
+
+
+class IDMismatchError(ValidationError):
+    """Patient IDs of two modalities (or of a table and its outcomes) do not match."""
+
+    exit_code = 5
+
+
+class StudyError(PmedError):
+    """A study file is invalid: the message points at the offending key."""
+
+    exit_code = 6
+
+
+class BundleError(PmedError):
+    """A model bundle is missing, tampered with, stale, or does not fit the data given."""
+
+    exit_code = 7
+
+
+class DataNotFoundError(InputError):
+    """Reference data (for example ``../shared/data``) are not where they were looked for."""
+
+    exit_code = 8

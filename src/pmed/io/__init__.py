@@ -1,0 +1,15 @@
+"""Readers and writers, one per format, returning plain tables or arrays."""
+
+from pmed.io._atomic import atomic_dir, atomic_path, write_text_atomic
+from pmed.io.tables import read_table, write_table
+from pmed.io.vcf import read_vcf, write_vcf
+
+__all__ = [
+    "atomic_dir",
+    "atomic_path",
+    "write_text_atomic",
+    "read_table",
+    "write_table",
+    "read_vcf",
+    "write_vcf",
+]

@@ -1,0 +1,274 @@
+"""Model bundles: a fitted pipeline with everything needed to trust and apply it later.
+
+A bundle is a folder, written atomically::
+
+    model/
+      pipeline.skops     the fitted pipeline (skops: loading never runs arbitrary pickled code)
+      manifest.json      format version, task, target, features and their specs, input schema,
+                         training-data fingerprint, versions, metrics, SHA-256 of pipeline.skops
+      study.yaml         the study file that produced it
+
+:func:`load_bundle` checks the hash, the format version and the library versions before it
+loads anything, and refuses with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pmed.errors import BundleError, ValidationError
+from pmed.io._atomic import atomic_dir
+from pmed.schema import ColumnSpec, TableSchema
+
+__all__ = ["ModelBundle", "save_bundle", "load_bundle", "data_fingerprint", "BUNDLE_FORMAT_VERSION"]
+
+BUNDLE_FORMAT_VERSION = 1
+
+# Types a pmed pipeline legitimately contains beyond what skops trusts by default.
+_TRUSTED_TYPES = {
+    "numpy.dtype",
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+}
+# Libraries whose version must match for a pickled estimator to behave identically.
+_PINNED = ("scikit-learn", "lightgbm")
+_REPORTED = ("pmed", "numpy", "pandas", "scipy", "scikit-learn", "lightgbm", "skops")
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def data_fingerprint(X: pd.DataFrame, y: pd.Series | np.ndarray | None = None) -> str:
+    """SHA-256 over the feature table (values, index, column names) and the outcome."""
+    h = hashlib.sha256()
+    h.update(json.dumps(list(map(str, X.columns))).encode())
+    h.update(pd.util.hash_pandas_object(X, index=True).to_numpy().tobytes())
+    if y is not None:
+        h.update(np.ascontiguousarray(np.asarray(y, dtype=float)).tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class ModelBundle:
+    """A loaded bundle: the fitted ``pipeline`` and its ``manifest``."""
+
+    pipeline: Any
+    manifest: dict
+    path: Path
+
+    @property
+    def task(self) -> str:
+        return self.manifest["task"]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.manifest["features"])
+
+    def input_schema(self) -> TableSchema:
+        """Schema of the patient table the model was trained on."""
+        return TableSchema.from_dict(self.manifest["input_schema"])
+
+    def check_features(self, X: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
+        """Select, order and check the model's features in ``X``; refuse what does not fit.
+
+        Raises
+        ------
+        ValidationError
+            Missing columns, categories the model never saw declared, values outside the
+            training schema's range.
+        """
+        problems = []
+        missing = [c for c in self.feature_names if c not in X.columns]
+        if missing:
+            problems.append(
+                f"missing feature column(s) the model needs: {', '.join(missing[:12])}"
+                + (" …" if len(missing) > 12 else "")
+            )
+        if problems:
+            raise ValidationError(problems, file=source,
+                                  fix="provide every column of the training data (see manifest.json 'features')")
+        X = X[self.feature_names]
+        specs = self.manifest.get("feature_specs", {})
+        out = {}
+        for c in self.feature_names:
+            s = X[c]
+            spec = specs.get(c)
+            if spec and spec["type"] == "category":
+                cats = spec["categories"]
+                vals = s.astype("object")
+                bad = vals.notna() & ~vals.isin(cats)
+                if bad.any():
+                    problems.append(
+                        f"column {c!r}: values {', '.join(map(repr, pd.unique(vals[bad])[:5]))} "
+                        f"(patients {', '.join(map(str, X.index[bad][:5]))}) are not among the "
+                        f"training categories {', '.join(map(str, cats))}"
+                    )
+                out[c] = pd.Categorical(vals.where(~bad), categories=cats)
+            else:
+                num = pd.to_numeric(s.astype("object") if s.dtype == "boolean" else s, errors="coerce")
+                bad = num.isna() & s.notna()
+                if bad.any():
+                    problems.append(f"column {c!r}: non-numeric values for patients "
+                                    f"{', '.join(map(str, X.index[bad][:5]))}")
+                lo, hi = (spec or {}).get("min"), (spec or {}).get("max")
+                for bound, viol in ((lo, num < lo if lo is not None else None),
+                                    (hi, num > hi if hi is not None else None)):
+                    if viol is not None and viol.any():
+                        problems.append(
+                            f"column {c!r}: {', '.join(f'{v:g}' for v in num[viol][:5])} outside the "
+                            f"schema range {lo}–{hi} (patients {', '.join(map(str, X.index[viol][:5]))})"
+                        )
+                out[c] = num.astype(float)
+        if problems:
+            raise ValidationError(problems, file=source,
+                                  fix="correct these values; the model refuses inputs outside its schema")
+        return pd.DataFrame(out, index=X.index)
+
+    def predict(self, X: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
+        """Predictions for the rows of ``X``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Binary: ``probability`` (of the positive outcome) and ``predicted_class`` (0/1 at
+            the bundle's threshold). Continuous: ``prediction``.
+        """
+        X = self.check_features(X, source=source)
+        if self.task == "binary":
+            p = self.pipeline.predict_proba(X)[:, 1]
+            thr = self.manifest.get("threshold", 0.5)
+            return pd.DataFrame({"probability": p, "predicted_class": (p >= thr).astype(int)}, index=X.index)
+        return pd.DataFrame({"prediction": self.pipeline.predict(X)}, index=X.index)
+
+
+def save_bundle(
+    path: str | Path,
+    pipeline: Any,
+    *,
+    task: str,
+    target: str,
+    X: pd.DataFrame,
+    y: pd.Series,
+    feature_specs: dict[str, ColumnSpec],
+    input_schema: TableSchema | None,
+    blocks: dict[str, str] | None = None,
+    metrics: dict | None = None,
+    study_text: str = "",
+    threshold: float = 0.5,
+    extra: dict | None = None,
+) -> Path:
+    """Write a bundle folder atomically and return its path."""
+    import skops.io as sio
+
+    path = Path(path)
+    with atomic_dir(path) as tmp:
+        sio.dump(pipeline, tmp / "pipeline.skops")
+        manifest = {
+            "format": "pmed.model",
+            "version": BUNDLE_FORMAT_VERSION,
+            "task": task,
+            "target": target,
+            "threshold": threshold,
+            "features": list(map(str, X.columns)),
+            "feature_specs": {
+                c: {k: (list(v) if isinstance(v, tuple) else v)
+                    for k, v in vars(spec).items() if v is not None}
+                for c, spec in feature_specs.items()
+            },
+            "input_schema": input_schema.to_dict() if input_schema else None,
+            "blocks": blocks or {},
+            "training_data": {
+                "n_rows": int(len(X)),
+                "n_features": int(X.shape[1]),
+                "fingerprint_sha256": data_fingerprint(X, y),
+            },
+            "versions": {p: _version(p) for p in _REPORTED},
+            "pipeline_sha256": _sha256(tmp / "pipeline.skops"),
+            "metrics": metrics or {},
+            **(extra or {}),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
+        (tmp / "study.yaml").write_text(study_text)
+    return path
+
+
+def load_bundle(path: str | Path) -> ModelBundle:
+    """Verify and load a bundle written by :func:`save_bundle`.
+
+    Raises
+    ------
+    BundleError
+        The folder or a file is missing, the pipeline's hash does not match its manifest
+        (modified or corrupted), the format is newer than this pmed, or scikit-learn/LightGBM
+        versions differ from those it was trained with.
+    """
+    import skops.io as sio
+
+    path = Path(path)
+    mf, pl = path / "manifest.json", path / "pipeline.skops"
+    if not mf.exists() or not pl.exists():
+        raise BundleError("not a pmed model bundle (manifest.json or pipeline.skops missing)",
+                          file=path, fix="point at the model/ folder written by 'pmed run'")
+    try:
+        manifest = json.loads(mf.read_text())
+    except json.JSONDecodeError as e:
+        raise BundleError(f"manifest.json is not valid JSON: {e}", file=mf) from None
+    if manifest.get("format") != "pmed.model":
+        raise BundleError("manifest.json is not a pmed model manifest", file=mf)
+    if manifest.get("version") != BUNDLE_FORMAT_VERSION:
+        raise BundleError(
+            f"bundle format version {manifest.get('version')} is not supported "
+            f"(this pmed reads {BUNDLE_FORMAT_VERSION})", file=mf,
+            fix="retrain the model with this pmed, or use the pmed version that wrote it")
+    if _sha256(pl) != manifest.get("pipeline_sha256"):
+        raise BundleError(
+            "pipeline.skops does not match the SHA-256 in manifest.json: the file was modified "
+            "or corrupted", file=pl, fix="do not use this bundle; retrain or restore it from a trusted copy")
+    stale = [
+        f"{p} {manifest['versions'].get(p)} (installed: {_version(p)})"
+        for p in _PINNED
+        if manifest.get("versions", {}).get(p) != _version(p)
+    ]
+    if stale:
+        raise BundleError(
+            "the bundle was trained with other library versions: " + "; ".join(stale),
+            file=path,
+            fix="install those versions (pip install 'scikit-learn==…') or retrain with 'pmed run'",
+        )
+    untrusted = set(sio.get_untrusted_types(file=pl))
+    unknown = untrusted - _TRUSTED_TYPES
+    if unknown:
+        raise BundleError(f"the pipeline contains types pmed does not trust: {', '.join(sorted(unknown))}",
+                          file=pl, fix="only load bundles written by pmed")
+    pipeline = sio.load(pl, trusted=sorted(untrusted))
+    return ModelBundle(pipeline=pipeline, manifest=manifest, path=path)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")

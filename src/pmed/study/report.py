@@ -1,0 +1,49 @@
+"""Readable terminal summaries of study results (rich tables)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from pmed.study.run import StudyResult
+
+__all__ = ["print_study_summary", "format_metric"]
+
+
+def format_metric(m: dict, digits: int = 3) -> str:
+    """``0.812 (0.781–0.843)`` from a metric dict."""
+    def f(v):
+        return "n/a" if v is None or v != v else f"{v:.{digits}f}"
+
+    return f"{f(m['estimate'])} ({f(m['ci_low'])}–{f(m['ci_high'])})"
+
+
+def print_study_summary(result: StudyResult, console: Console) -> None:
+    """Print the cohort, the model comparison with CIs, and the chosen model."""
+    from rich.table import Table
+
+    m = result.metrics
+    task = m["task"]
+    cv = m["cv"]
+    cohort_line = f"{m['n_patients']} patients, {m['n_features']} features"
+    if task == "binary":
+        cohort_line += f", {m['n_events']} events ({m['prevalence']:.1%})"
+    console.print(f"[bold]{m['study']}[/bold] — target [cyan]{m['target']}[/cyan] ({task}); {cohort_line}")
+    console.print(f"{cv['folds']}-fold cross-validation × {cv['repeats']} repeat(s), seed {cv['seed']}; "
+                  f"95% CIs by bootstrap ({cv['bootstrap_resamples']} resamples)")
+    keys = (["auroc", "auprc", "brier", "balanced_accuracy"] if task == "binary"
+            else ["r2", "rmse", "mae", "spearman"])
+    t = Table(title="Models (out-of-fold)", show_lines=False)
+    t.add_column("model")
+    for k in keys:
+        t.add_column(k)
+    for name, r in m["models"].items():
+        style = "bold green" if name == m["selected_model"] else None
+        t.add_row(name, *[format_metric(r["metrics"][k]) for k in keys], style=style)
+    console.print(t)
+    console.print(f"selected: [bold green]{m['selected_model']}[/bold green] (best {m['select_by']}); "
+                  f"top features: {', '.join(result.importance['feature'].head(5))}")
+    console.print(f"outputs in {result.out_dir}/ (metrics.json, oof_predictions.csv, "
+                  "feature_importance.csv, model/, plots/)")

@@ -1,0 +1,339 @@
+"""Run a study: data → cohort → cross-validated candidates → best model → outputs and bundle.
+
+Outputs written to ``DIR`` (each file atomically; see ``docs/outputs.md``):
+
+- ``metrics.json``: every candidate's cross-validated metrics with CIs, the selection;
+- ``model_comparison.csv``: one row per model, main metrics with CIs;
+- ``oof_predictions.csv``: ``patient_id, model, repeat, fold, outcome, prediction``;
+- ``feature_importance.csv``: ``feature, importance, rank, method`` for the selected model;
+- ``model/``: the bundle of the selected model refitted on all patients;
+- ``plots/*.png``: ROC, PR, confusion matrix, importance (binary); predicted vs observed,
+  importance (continuous).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from pmed import __version__
+from pmed.cohort import Cohort
+from pmed.errors import StudyError, ValidationError
+from pmed.evaluate.cv import cv_metrics, make_splits, out_of_fold_predictions
+from pmed.evaluate.metrics import GREATER_IS_BETTER
+from pmed.io._atomic import write_text_atomic
+from pmed.io.tables import read_table, write_table
+from pmed.models.importance import feature_importance
+from pmed.models.zoo import make_model
+from pmed.schema import ColumnSpec, TableSchema, _infer_spec
+from pmed.study.bundle import save_bundle
+from pmed.study.spec import Study, load_study
+
+__all__ = ["run_study", "load_cohort", "read_block", "StudyResult", "Reporter", "encode_target"]
+
+
+class Reporter(Protocol):
+    """Progress sink: the CLI passes a rich progress bar, the API a silent one."""
+
+    def start(self, total: int) -> None: ...
+    def advance(self, description: str) -> None: ...
+
+
+class _Silent:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, description: str) -> None:
+        pass
+
+
+@dataclass
+class StudyResult:
+    """What :func:`run_study` produced (also written to ``out_dir``)."""
+
+    study: Study
+    out_dir: Path
+    cohort: Cohort
+    metrics: dict
+    comparison: pd.DataFrame
+    oof: pd.DataFrame
+    importance: pd.DataFrame
+    selected: str
+    bundle_path: Path
+
+
+# ---------------------------------------------------------------------- data
+def read_block(path: str | Path, *, id: str = "patient_id") -> tuple[pd.DataFrame, dict]:
+    """Read one modality file into a patient-indexed table, with its provenance.
+
+    VCF/BCF-like names (``.vcf``, ``.vcf.gz``) give allele dosages (one column per variant);
+    tables (CSV/TSV/Parquet) are read as they are, indexed by ``id``.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".vcf", ".vcf.gz", ".vcf.bgz")):
+        from pmed.io.vcf import read_vcf
+
+        variants, dosages = read_vcf(path)
+        return dosages, {"reader": "pmed.io.read_vcf", "file": str(path), "n_variants": int(len(variants)),
+                         "values": "ALT allele dosage"}
+    return read_table(path, id=id), {"reader": "pmed.io.read_table", "file": str(path)}
+
+
+def load_cohort(study: Study) -> Cohort:
+    """Build the study's :class:`Cohort`: validated patient table, outcomes, and blocks."""
+    d = study.data
+    schema = TableSchema.read(study.path(d.schema_)) if d.schema_ else None
+    outcomes = [study.target.column] + [c for c in d.outcomes if c != study.target.column]
+    cohort = Cohort.from_files(study.path(d.patients), schema=schema, outcomes=outcomes, id=d.id)
+    cohort.sources["patients"] = str(study.path(d.patients))
+    for name, p in d.blocks.items():
+        table, prov = read_block(study.path(p), id=d.id)
+        cohort.add_block(name, table, provenance=prov)
+    return cohort
+
+
+def encode_target(y: pd.Series, *, task: str, positive=None, source: str | None = None) -> pd.Series:
+    """Check and encode the outcome: 0/1 for binary (``positive`` → 1), float for continuous."""
+    if task == "continuous":
+        v = pd.to_numeric(y.astype("object"), errors="coerce")
+        if (v.isna() & y.notna()).any():
+            raise ValidationError([f"outcome {y.name!r} has non-numeric values for a continuous target"],
+                                  file=source, fix="use task: binary for categories, or fix the values")
+        return v.astype(float)
+    vals = pd.unique(y.dropna().astype("object"))
+    if len(vals) != 2:
+        raise ValidationError(
+            [f"outcome {y.name!r} must have exactly two values for a binary target; found "
+             f"{len(vals)}: {', '.join(map(repr, vals[:6]))}"],
+            file=source, fix="use task: continuous, or recode the outcome to two classes")
+    if positive is None:
+        for cand in (1, True, "1", "yes", "true"):
+            if any(_same(v, cand) for v in vals):
+                positive = cand
+                break
+        else:
+            raise ValidationError([f"outcome {y.name!r}: cannot tell which of {list(vals)} is the event"],
+                                  file=source, fix="set target.positive in the study")
+    if not any(_same(v, positive) for v in vals):
+        raise ValidationError([f"target.positive {positive!r} is not a value of {y.name!r} ({list(vals)})"],
+                              file=source)
+    out = y.astype("object").map(lambda v: np.nan if pd.isna(v) else float(_same(v, positive)))
+    return out.astype(float)
+
+
+def _same(a, b) -> bool:
+    return str(a).strip().lower() in {str(b).strip().lower(), {"true": "1", "false": "0"}.get(str(b).lower(), "")} or (
+        isinstance(a, (int, float, np.number, bool)) and isinstance(b, (int, float, bool)) and float(a) == float(b))
+
+
+def _feature_specs(X: pd.DataFrame, schema: TableSchema | None) -> dict[str, ColumnSpec]:
+    specs = {}
+    for c in X.columns:
+        if schema is not None and c in schema.columns and schema.columns[c].type != "string":
+            specs[c] = schema.columns[c]
+        elif isinstance(X[c].dtype, pd.CategoricalDtype):
+            specs[c] = ColumnSpec(type="category", categories=tuple(X[c].cat.categories))
+        else:
+            specs[c] = _infer_spec(X[c])
+    return specs
+
+
+def _reference_values(X: pd.DataFrame) -> dict:
+    """Typical value of each feature (median / most frequent) for what-if explanations."""
+    ref = {}
+    for c in X.columns:
+        s = X[c]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            m = s.mode(dropna=True)
+            ref[c] = None if m.empty else str(m.iloc[0])
+        else:
+            ref[c] = None if s.notna().sum() == 0 else float(s.median())
+    return ref
+
+
+# ---------------------------------------------------------------------- run
+def run_study(
+    study: Study | str | Path,
+    out_dir: str | Path,
+    *,
+    reporter: Reporter | None = None,
+) -> StudyResult:
+    """Train and cross-validate every candidate, pick the best, write outputs and the bundle.
+
+    Parameters
+    ----------
+    study
+        A :class:`~pmed.study.spec.Study` or the path of its YAML.
+    out_dir
+        Output folder (created; files in it are replaced atomically).
+    reporter
+        Progress sink (see :class:`Reporter`).
+
+    Returns
+    -------
+    StudyResult
+    """
+    if not isinstance(study, Study):
+        study = load_study(study)
+    reporter = reporter or _Silent()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task, ev = study.target.task, study.evaluation
+
+    cohort = load_cohort(study)
+    y_all = encode_target(cohort.target(study.target.column), task=task, positive=study.target.positive,
+                          source=str(study.path(study.data.patients)))
+    X_all = cohort.features(study.features.blocks, include=study.features.include,
+                            exclude=study.features.exclude)
+    if ev.group and ev.group in X_all.columns:
+        X_all = X_all.drop(columns=[ev.group])
+    keep = y_all.notna().to_numpy()
+    X, y = X_all.loc[keep], y_all.loc[keep]
+    if X.shape[1] == 0:
+        raise StudyError("no features left after include/exclude", where="key features",
+                         fix="list the feature blocks or columns to use")
+    groups = None
+    if ev.group:
+        if ev.group not in cohort.patients.columns:
+            raise StudyError(f"evaluation.group column {ev.group!r} not found", where="key evaluation.group")
+        groups = cohort.patients.loc[X.index, ev.group].astype(str).to_numpy()
+    splits = make_splits(y.to_numpy(), task=task, folds=ev.folds, repeats=ev.repeats,
+                         groups=groups, seed=study.seed)
+    reporter.start(len(study.models) * (len(splits) + 1) + 2)
+
+    results, oofs = {}, []
+    for spec in study.models:
+        pipe = make_model(spec.family, task=task, X=X, params=spec.params, seed=study.seed)
+        try:
+            oof = out_of_fold_predictions(pipe, X, y, splits, task=task,
+                                          on_fold=lambda s=spec: reporter.advance(f"cross-validating {s.label}"))
+        except (ValueError, TypeError) as e:
+            raise StudyError(f"model {spec.label!r} failed to fit: {e}", where="key models",
+                             fix="check its params against the estimator's documentation") from None
+        m = cv_metrics(oof, task=task, threshold=ev.threshold, n_boot=ev.bootstrap, seed=study.seed)
+        if task == "binary":
+            m["per_class"] = _per_class(oof[oof["repeat"] == 0], ev.threshold)
+        results[spec.label] = {"family": spec.family, "params": spec.params, **m}
+        oofs.append(oof.assign(model=spec.label))
+        reporter.advance(f"evaluated {spec.label}")
+
+    sel_metric = ev.select_by
+    sign = 1 if GREATER_IS_BETTER[sel_metric] else -1
+    scores = {k: v["metrics"][sel_metric]["estimate"] for k, v in results.items()}
+    selected = max(scores, key=lambda k: (sign * np.nan_to_num(scores[k], nan=-np.inf), -list(scores).index(k)))
+    sel_spec = next(s for s in study.models if s.label == selected)
+
+    final = make_model(sel_spec.family, task=task, X=X, params=sel_spec.params, seed=study.seed)
+    final.fit(X, y.astype(int) if task == "binary" else y)
+    importance = feature_importance(final, X, y, seed=study.seed)
+    reporter.advance(f"refitted {selected} on all {len(X)} patients")
+
+    metrics = {
+        "pmed_version": __version__,
+        "study": study.name,
+        "task": task,
+        "target": study.target.column,
+        "n_patients": int(len(y)),
+        "n_excluded_missing_outcome": int((~keep).sum()),
+        **({"n_events": int(y.sum()), "prevalence": float(y.mean())} if task == "binary" else {}),
+        "n_features": int(X.shape[1]),
+        "cv": {"folds": ev.folds, "repeats": ev.repeats, "group": ev.group, "seed": study.seed,
+               "stratified": task == "binary", "bootstrap_resamples": ev.bootstrap},
+        "select_by": sel_metric,
+        "selected_model": selected,
+        "models": results,
+    }
+    comparison = _comparison_table(results, task)
+    oof_all = pd.concat(oofs, ignore_index=True)[
+        ["patient_id", "model", "repeat", "fold", "outcome", "prediction"]]
+
+    input_cols = [c for c in X.columns if c in cohort.patients.columns]
+    in_schema = TableSchema(
+        id=cohort.patients.index.name or study.data.id,
+        columns={c: spec for c, spec in _feature_specs(X[input_cols], cohort.schema).items()},
+    )
+    bundle_path = save_bundle(
+        out_dir / "model", final, task=task, target=study.target.column, X=X, y=y,
+        feature_specs=_feature_specs(X, cohort.schema), input_schema=in_schema,
+        blocks={n: str(study.path(p)) for n, p in study.data.blocks.items()
+                if study.features.blocks is None or n in study.features.blocks},
+        metrics=results[selected], study_text=study.source_text, threshold=ev.threshold,
+        extra={"model": {"name": selected, "family": sel_spec.family, "params": sel_spec.params},
+               "reference_values": _reference_values(X),
+               "positive": study.target.positive},
+    )
+
+    write_text_atomic(out_dir / "metrics.json", json.dumps(_finite(metrics), indent=2, default=_json_num, allow_nan=False) + "\n")
+    write_table(comparison, out_dir / "model_comparison.csv", index=False)
+    write_table(oof_all, out_dir / "oof_predictions.csv", index=False)
+    write_table(importance, out_dir / "feature_importance.csv", index=False)
+    _write_plots(out_dir / "plots", task, oof_all, selected, importance, results)
+    reporter.advance("wrote outputs")
+    return StudyResult(study=study, out_dir=out_dir, cohort=cohort, metrics=metrics, comparison=comparison,
+                       oof=oof_all, importance=importance, selected=selected, bundle_path=bundle_path)
+
+
+def _per_class(oof: pd.DataFrame, threshold: float) -> dict:
+    from sklearn.metrics import classification_report
+
+    y = oof["outcome"].astype(int)
+    yhat = (oof["prediction"] >= threshold).astype(int)
+    rep = classification_report(y, yhat, output_dict=True, zero_division=0)
+    return {k: v for k, v in rep.items() if k in ("0", "1")}
+
+
+def _comparison_table(results: dict, task: str) -> pd.DataFrame:
+    keys = (["auroc", "auprc", "brier", "balanced_accuracy", "sensitivity", "specificity", "f1"]
+            if task == "binary" else ["r2", "rmse", "mae", "pearson", "spearman"])
+    rows = []
+    for name, r in results.items():
+        row = {"model": name, "family": r["family"]}
+        for k in keys:
+            m = r["metrics"][k]
+            row[k] = round(m["estimate"], 4)
+            row[f"{k}_ci_low"] = round(m["ci_low"], 4)
+            row[f"{k}_ci_high"] = round(m["ci_high"], 4)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _write_plots(folder: Path, task: str, oof: pd.DataFrame, selected: str, importance: pd.DataFrame,
+                 results: dict) -> None:
+    from pmed import plots
+
+    folder.mkdir(parents=True, exist_ok=True)
+    first = oof[oof["repeat"] == 0]
+    figs = {"importance.png": plots.importance_bar(importance, title=f"Feature importance — {selected}")}
+    if task == "binary":
+        figs["roc.png"] = plots.roc_curves(first)
+        figs["pr.png"] = plots.pr_curves(first)
+        figs["confusion_matrix.png"] = plots.confusion_matrix(results[selected]["confusion_matrix"],
+                                                              title=f"Confusion matrix — {selected}")
+    else:
+        figs["predicted_vs_observed.png"] = plots.predicted_vs_observed(first[first["model"] == selected],
+                                                                        title=selected)
+    for name, fig in figs.items():
+        plots.save(fig, folder / name)
+
+
+def _json_num(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(type(o))
+
+
+def _finite(o):
+    """Replace NaN/inf by None so metrics.json is strict JSON."""
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, (float, np.floating)):
+        return float(o) if np.isfinite(o) else None
+    return o

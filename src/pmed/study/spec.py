@@ -1,0 +1,219 @@
+"""The study file: what data, which target, which features, which models, how to evaluate.
+
+A study is YAML validated with pydantic; errors name the file, the offending key and its line::
+
+    name: clopidogrel-response
+    data:
+      patients: data/patients.csv      # relative to the study file
+      schema: data/schema.yaml
+      blocks:
+        genotypes: data/genotypes.vcf.gz
+    target: {column: response, task: binary}
+    features:
+      blocks: [patients, genotypes]
+      exclude: [cad, ldl_mmol_l]
+    models:
+      - family: linear
+      - family: lightgbm
+        params: {n_estimators: 300}
+    evaluation: {folds: 5, repeats: 1, select_by: auroc}
+    seed: 0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from pmed.errors import StudyError
+from pmed.evaluate.metrics import BINARY_METRICS, REGRESSION_METRICS
+from pmed.models.zoo import FAMILIES
+
+__all__ = ["Study", "DataSpec", "TargetSpec", "FeatureSpec", "ModelSpec", "EvaluationSpec", "load_study"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(_Strict):
+    """Where the patients and modality blocks are. Paths are relative to the study file."""
+
+    patients: str
+    schema_: str | None = Field(default=None, alias="schema")
+    id: str = "patient_id"
+    outcomes: list[str] = Field(
+        default_factory=list, description="other outcome columns in the table: never used as features")
+    blocks: dict[str, str] = Field(default_factory=dict)
+
+
+class TargetSpec(_Strict):
+    """The outcome to predict."""
+
+    column: str
+    task: Literal["binary", "continuous"]
+    positive: Any = Field(default=None, description="value meaning 'event' for a binary target (default 1/True)")
+
+
+class FeatureSpec(_Strict):
+    """Which feature tables and columns feed the models."""
+
+    blocks: list[str] | None = None
+    include: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
+
+
+class ModelSpec(_Strict):
+    """One candidate: a family from :data:`pmed.models.FAMILIES` and estimator parameters."""
+
+    family: str
+    name: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, v: str) -> str:
+        if v not in FAMILIES:
+            raise ValueError(f"unknown model family {v!r}; use one of: {', '.join(FAMILIES)}")
+        return v
+
+    @property
+    def label(self) -> str:
+        return self.name or self.family
+
+
+class EvaluationSpec(_Strict):
+    """Cross-validation scheme and the metric that picks the best model."""
+
+    folds: int = Field(default=5, ge=2, le=50)
+    repeats: int = Field(default=1, ge=1, le=100)
+    group: str | None = Field(default=None, description="column grouping rows of the same patient")
+    select_by: str | None = None
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    bootstrap: int = Field(default=500, ge=0, le=100_000)
+
+
+def _default_models() -> list[ModelSpec]:
+    return [ModelSpec(family=f) for f in FAMILIES]
+
+
+class Study(_Strict):
+    """A whole study. Load one with :func:`load_study`."""
+
+    name: str
+    description: str = ""
+    data: DataSpec
+    target: TargetSpec
+    features: FeatureSpec = Field(default_factory=FeatureSpec)
+    models: list[ModelSpec] = Field(default_factory=_default_models, min_length=1)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    seed: int = 0
+
+    # set by load_study, not by the user
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    source_text: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _check(self) -> Study:
+        allowed = BINARY_METRICS if self.target.task == "binary" else REGRESSION_METRICS
+        if self.evaluation.select_by is None:
+            self.evaluation.select_by = "auroc" if self.target.task == "binary" else "r2"
+        elif self.evaluation.select_by not in allowed:
+            raise ValueError(
+                f"evaluation.select_by {self.evaluation.select_by!r} is not a {self.target.task} "
+                f"metric; use one of: {', '.join(allowed)}"
+            )
+        labels = [m.label for m in self.models]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"models share the name(s) {', '.join(dup)}; give each a unique 'name'")
+        return self
+
+    def path(self, p: str) -> Path:
+        """Resolve a path written in the study, relative to the study file."""
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else (self.base_dir / q)
+
+
+def _line_of(text: str, loc: tuple) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (or of its closest existing parent)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == str(key)]
+            if not match:
+                break
+            line = match[0][0].start_mark.line + 1
+            node = match[0][1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _fmt_loc(loc: tuple) -> str:
+    out = ""
+    for k in loc:
+        out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
+    return out or "(top level)"
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study YAML.
+
+    Raises
+    ------
+    StudyError
+        Naming the file, the key (``models[1].family``), its line, and what is allowed.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise StudyError("study file not found", file=path, fix="check the path")
+    text = path.read_text()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        raise StudyError(f"not valid YAML: {getattr(e, 'problem', e)}", file=path, where=where,
+                         fix="check indentation and colons") from None
+    if not isinstance(raw, dict):
+        raise StudyError("a study must be a YAML mapping (name:, data:, target:, …)", file=path)
+    try:
+        study = Study.model_validate(raw)
+    except PydanticValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(x for x in err["loc"])
+        line = _line_of(text, loc)
+        key = _fmt_loc(loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r}"
+        elif err["type"] == "missing":
+            msg = f"required key {loc[-1]!r} is missing"
+        more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
+        raise StudyError(
+            msg + more,
+            file=path,
+            where=f"key {key}" + (f", line {line}" if line else ""),
+            fix="see docs/study.md for the study file's keys",
+        ) from None
+    study.base_dir = path.resolve().parent
+    study.source_text = text
+    return study

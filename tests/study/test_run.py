@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pmed.errors import IDMismatchError, ValidationError
+from pmed.study import load_bundle, predict_patients, run_study
+
+from conftest import write_study
+
+
+def test_binary_study_writes_every_output(clinical_files, tmp_path):
+    study = write_study(tmp_path, models=("linear", "lightgbm", "svm"))
+    r = run_study(study, tmp_path / "out")
+    out = tmp_path / "out"
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["models"]) == {"linear", "lightgbm", "svm"}
+    assert m["selected_model"] == max(m["models"], key=lambda k: m["models"][k]["metrics"]["auroc"]["estimate"])
+    for model in m["models"].values():
+        for k in ("auroc", "auprc", "brier", "accuracy", "balanced_accuracy", "sensitivity",
+                  "specificity", "f1"):
+            assert set(model["metrics"][k]) >= {"estimate", "ci_low", "ci_high", "method"}
+        assert set(model["per_class"]) == {"0", "1"}
+    # the known signal (age, smoking, CRP) is found
+    assert m["models"]["linear"]["metrics"]["auroc"]["estimate"] > 0.7
+    oof = pd.read_csv(out / "oof_predictions.csv")
+    assert list(oof.columns) == ["patient_id", "model", "repeat", "fold", "outcome", "prediction"]
+    assert len(oof) == 3 * 300 and oof["prediction"].between(0, 1).all()
+    imp = pd.read_csv(out / "feature_importance.csv")
+    assert list(imp.columns) == ["feature", "importance", "rank", "method"]
+    # named as in the input: one-hot 'smoking_current' is grouped back to 'smoking'
+    assert set(imp["feature"]) == {"age", "sex", "bmi", "smoking", "diabetes", "crp"}
+    assert imp["rank"].tolist() == list(range(1, 7))
+    assert "age" in imp["feature"].head(3).tolist()
+    for png in ("roc", "pr", "confusion_matrix", "importance"):
+        assert (out / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    assert r.bundle_path == out / "model"
+
+
+def test_same_study_twice_gives_identical_metrics(clinical_files, tmp_path):
+    study = write_study(tmp_path, models=("linear", "random_forest", "lightgbm"))
+    run_study(study, tmp_path / "a")
+    run_study(study, tmp_path / "b")
+    for f in ("metrics.json", "oof_predictions.csv", "feature_importance.csv"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+def test_continuous_study(clinical_files, tmp_path):
+    study = write_study(tmp_path, target="sbp", task="continuous", models=("linear", "elastic_net"))
+    r = run_study(study, tmp_path / "out")
+    m = r.metrics
+    assert m["select_by"] == "r2"
+    r2 = m["models"]["linear"]["metrics"]["r2"]["estimate"]
+    assert 0.5 < r2 < 0.95  # sbp = f(age, bmi) + noise
+    assert (tmp_path / "out" / "plots" / "predicted_vs_observed.png").exists()
+    pred = predict_patients(r.bundle_path, clinical_files["new"])
+    assert list(pred.columns) == ["prediction"] and pred["prediction"].between(100, 200).all()
+
+
+def test_predict_new_patients(clinical_files, tmp_path):
+    r = run_study(write_study(tmp_path), tmp_path / "out")
+    pred = predict_patients(r.bundle_path, clinical_files["new"], out=tmp_path / "pred.csv")
+    assert list(pred.index) == ["N0", "N1", "N2", "N3"]
+    assert pred["probability"].between(0, 1).all()
+    assert ((pred["probability"] >= 0.5).astype(int) == pred["predicted_class"]).all()
+    # the reloaded bundle gives exactly the refitted model's predictions
+    bundle = load_bundle(r.bundle_path)
+    new = pd.read_csv(clinical_files["new"], dtype={"patient_id": str}).set_index("patient_id")
+    X = bundle.check_features(new)
+    np.testing.assert_allclose(bundle.pipeline.predict_proba(X)[:, 1], pred["probability"])
+    assert pd.read_csv(tmp_path / "pred.csv")["probability"].round(10).tolist() == pred["probability"].round(10).tolist()
+
+
+def test_predict_refuses_missing_and_out_of_schema(clinical_files, tmp_path):
+    r = run_study(write_study(tmp_path), tmp_path / "out")
+    new = pd.read_csv(clinical_files["new"])
+    new.drop(columns=["crp"]).to_csv(tmp_path / "missing.csv", index=False)
+    with pytest.raises(ValidationError, match="'crp' is declared in the schema but missing"):
+        predict_patients(r.bundle_path, tmp_path / "missing.csv")
+    new.assign(bmi=[25, 900, 25, 25]).to_csv(tmp_path / "bmi.csv", index=False)
+    with pytest.raises(ValidationError, match="impossible value 900"):
+        predict_patients(r.bundle_path, tmp_path / "bmi.csv")
+    new.assign(sex=["F", "M", "X", "F"]).to_csv(tmp_path / "sex.csv", index=False)
+    with pytest.raises(ValidationError, match="unknown categories 'X'"):
+        predict_patients(r.bundle_path, tmp_path / "sex.csv")
+
+
+def test_blocks_join_and_mismatched_ids_are_refused(clinical_files, tmp_path):
+    ids = pd.read_csv(clinical_files["patients"])["patient_id"]
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"patient_id": ids, "prs_cad": rng.normal(size=len(ids))}).to_csv(tmp_path / "prs.csv", index=False)
+    study = write_study(tmp_path, models=("linear",), extra="")
+    text = study.read_text().replace("  outcomes: [sbp]", "  outcomes: [sbp]\n  blocks: {prs: prs.csv}")
+    study.write_text(text)
+    r = run_study(study, tmp_path / "out")
+    assert "prs_cad" in r.importance["feature"].tolist()
+    with pytest.raises(ValidationError, match="needs block"):
+        predict_patients(r.bundle_path, clinical_files["new"])
+    pd.DataFrame({"patient_id": ["N0", "N1"], "prs_cad": [0.1, 0.2]}).to_csv(tmp_path / "newprs.csv", index=False)
+    with pytest.raises(IDMismatchError, match="2 cohort patient"):
+        predict_patients(r.bundle_path, clinical_files["new"], blocks={"prs": tmp_path / "newprs.csv"})
