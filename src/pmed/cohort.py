@@ -376,7 +376,9 @@ def _model_ready(X: pd.DataFrame) -> pd.DataFrame:
     for c in X.columns:
         s = X[c]
         if isinstance(s.dtype, pd.CategoricalDtype):
-            out[c] = s
+            # text levels: imputers and encoders need one kind of value (levels like 1.0/2.0
+            # would otherwise clash with the "missing" level)
+            out[c] = s.cat.rename_categories([str(v) for v in s.cat.categories])
         elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
             out[c] = s.astype("float64") if s.dtype != "float64" else s
         else:  # free text / strings are categories for the model

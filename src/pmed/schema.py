@@ -223,7 +223,8 @@ class TableSchema:
                 f"{format_rows(lines[dup.to_numpy()])} — IDs must be unique; merge or drop the repeats"
             )
 
-        out = pd.DataFrame(index=pd.Index(id_str, name=self.id))
+        index = pd.Index(id_str, name=self.id)
+        cols: dict[str, Any] = {}
         for name, spec in self.columns.items():
             if name not in df.columns:
                 if spec.required:
@@ -231,7 +232,7 @@ class TableSchema:
                 continue
             col, col_problems = _coerce(df[name], name, spec, lines)
             problems.extend(col_problems)
-            out[name] = col.array
+            cols[name] = col.array
         extra = [c for c in df.columns if c != self.id and c not in self.columns]
         if extra and self.strict:
             problems.append(
@@ -239,11 +240,12 @@ class TableSchema:
                 " — declare them or drop them"
             )
         for name in extra:
-            out[name] = df[name].array
+            cols[name] = df[name].array
 
         if problems:
             raise ValidationError(problems, file=source, fix="correct the file or the schema and retry")
-        return out
+        # one construction, not column-by-column insertion: wide tables stay fast
+        return pd.DataFrame(cols, index=index)
 
     def columns_for(self, df: pd.DataFrame) -> dict[str, ColumnSpec]:
         """Specs for every column of ``df``: declared ones, and inferred ones for the rest."""

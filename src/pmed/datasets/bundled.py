@@ -32,6 +32,7 @@ __all__ = [
     "MissingDependencyError",
     "LIFELINES_DATASETS",
     "load_breast_cancer",
+    "load_diabetes",
     "load_gbsg2",
     "load_sksurv_breast_cancer",
     "load_lifelines",
@@ -178,6 +179,50 @@ def load_breast_cancer() -> Cohort:
         "citation": "Street WN, Wolberg WH, Mangasarian OL (1993) Proc SPIE 1905:861-870; "
                     "UCI Machine Learning Repository (CC BY 4.0)",
         "outcomes": "malignant: 1 = malignant, 0 = benign",
+    })
+
+
+_DIABETES_COLUMNS = {
+    "age": ColumnSpec(type="float", unit="years", min=0, max=120, description="age at baseline"),
+    "sex": ColumnSpec(type="category", categories=(1.0, 2.0), description="sex, coded 1/2 in the source"),
+    "bmi": ColumnSpec(type="float", unit="kg/m2", min=10, max=80, description="body mass index"),
+    "bp": ColumnSpec(type="float", unit="mmHg", min=40, max=200, description="average blood pressure"),
+    "s1": ColumnSpec(type="float", unit="mg/dL", description="tc, total serum cholesterol"),
+    "s2": ColumnSpec(type="float", unit="mg/dL", description="ldl, low-density lipoproteins"),
+    "s3": ColumnSpec(type="float", unit="mg/dL", description="hdl, high-density lipoproteins"),
+    "s4": ColumnSpec(type="float", description="tch, total cholesterol / HDL"),
+    "s5": ColumnSpec(type="float", description="ltg, log of serum triglycerides"),
+    "s6": ColumnSpec(type="float", unit="mg/dL", description="glu, blood sugar"),
+    "progression": ColumnSpec(type="float", description="outcome: disease progression one year after baseline"),
+}
+
+
+def load_diabetes() -> Cohort:
+    """Diabetes progression (Efron et al. 2004), from scikit-learn, in original units.
+
+    Returns
+    -------
+    Cohort
+        442 patients (IDs ``"0"``–``"441"``) × 10 baseline measurements (age, sex, BMI, blood
+        pressure and six serum measurements ``s1``–``s6``). Continuous outcome
+        ``progression``: a quantitative measure of disease progression one year later.
+
+    References
+    ----------
+    Efron B., Hastie T., Johnstone I., Tibshirani R. (2004) Least angle regression.
+    *Annals of Statistics* 32(2), 407–499.
+    """
+    from sklearn import datasets
+
+    bunch = datasets.load_diabetes(as_frame=True, scaled=False)
+    X = bunch.data.copy()
+    X.index = _row_ids(len(X))
+    X["progression"] = bunch.target.to_numpy()
+    return _cohort(X, dict(_DIABETES_COLUMNS), ["progression"], {
+        "dataset": "Diabetes (Efron et al. 2004)",
+        "package": _pkg("scikit-learn") + " (sklearn.datasets.load_diabetes, scaled=False)",
+        "citation": "Efron B, Hastie T, Johnstone I, Tibshirani R (2004) Ann Stat 32:407-499",
+        "outcomes": "progression: disease progression one year after baseline",
     })
 
 

@@ -116,8 +116,9 @@ class ModelBundle:
             s = X[c]
             spec = specs.get(c)
             if spec and spec["type"] == "category":
-                cats = spec["categories"]
-                vals = s.astype("object")
+                # compared and encoded as text, as Cohort.features gives them to the model
+                cats = [str(v) for v in spec["categories"]]
+                vals = s.astype("object").map(lambda v: v if pd.isna(v) else str(v))
                 bad = vals.notna() & ~vals.isin(cats)
                 if bad.any():
                     problems.append(

@@ -15,7 +15,9 @@ __all__ = ["print_study_summary", "format_metric"]
 def format_metric(m: dict, digits: int = 3) -> str:
     """``0.812 (0.781–0.843)`` from a metric dict."""
     def f(v):
-        return "n/a" if v is None or v != v else f"{v:.{digits}f}"
+        if v is None or v != v:
+            return "n/a"
+        return f"{v:.1f}" if abs(v) >= 10 else f"{v:.{digits}f}"
 
     return f"{f(m['estimate'])} ({f(m['ci_low'])}–{f(m['ci_high'])})"
 

@@ -88,10 +88,16 @@ def read_block(path: str | Path, *, id: str = "patient_id") -> tuple[pd.DataFram
 def load_cohort(study: Study) -> Cohort:
     """Build the study's :class:`Cohort`: validated patient table, outcomes, and blocks."""
     d = study.data
-    schema = TableSchema.read(study.path(d.schema_)) if d.schema_ else None
-    outcomes = [study.target.column] + [c for c in d.outcomes if c != study.target.column]
-    cohort = Cohort.from_files(study.path(d.patients), schema=schema, outcomes=outcomes, id=d.id)
-    cohort.sources["patients"] = str(study.path(d.patients))
+    if d.dataset is not None:
+        from pmed.datasets import load_dataset
+
+        args = {k: v for k, v in d.dataset.items() if k != "name"}
+        cohort = load_dataset(d.dataset["name"], **args)
+    else:
+        schema = TableSchema.read(study.path(d.schema_)) if d.schema_ else None
+        outcomes = [study.target.column] + [c for c in d.outcomes if c != study.target.column]
+        cohort = Cohort.from_files(study.path(d.patients), schema=schema, outcomes=outcomes, id=d.id)
+        cohort.sources["patients"] = str(study.path(d.patients))
     for name, p in d.blocks.items():
         table, prov = read_block(study.path(p), id=d.id)
         cohort.add_block(name, table, provenance=prov)
@@ -187,8 +193,9 @@ def run_study(
     task, ev = study.target.task, study.evaluation
 
     cohort = load_cohort(study)
+    source = str(study.path(study.data.patients)) if study.data.patients else None
     y_all = encode_target(cohort.target(study.target.column), task=task, positive=study.target.positive,
-                          source=str(study.path(study.data.patients)))
+                          source=source)
     X_all = cohort.features(study.features.blocks, include=study.features.include,
                             exclude=study.features.exclude)
     if ev.group and ev.group in X_all.columns:

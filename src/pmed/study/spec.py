@@ -40,14 +40,27 @@ class _Strict(BaseModel):
 
 
 class DataSpec(_Strict):
-    """Where the patients and modality blocks are. Paths are relative to the study file."""
+    """Where the patients and modality blocks are. Paths are relative to the study file.
 
-    patients: str
+    Either ``patients`` (a table file) or ``dataset`` (a named data set of
+    :mod:`pmed.datasets` with its arguments, e.g. ``{name: gdsc, drug: Nutlin-3a}``).
+    """
+
+    patients: str | None = None
+    dataset: dict[str, Any] | None = None
     schema_: str | None = Field(default=None, alias="schema")
     id: str = "patient_id"
     outcomes: list[str] = Field(
         default_factory=list, description="other outcome columns in the table: never used as features")
     blocks: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        if (self.patients is None) == (self.dataset is None):
+            raise ValueError("give exactly one of data.patients (a file) or data.dataset (a named data set)")
+        if self.dataset is not None and "name" not in self.dataset:
+            raise ValueError("data.dataset needs a 'name' (see pmed.datasets.DATASETS)")
+        return self
 
 
 class TargetSpec(_Strict):
