@@ -21,7 +21,7 @@ def input_feature_of_outputs(pipeline: Pipeline) -> list[str]:
         if name == "remainder" or trans == "drop" or len(cols) == 0:
             continue
         cols = list(cols)
-        if name == "num":
+        if name in ("num", "bin"):
             imputer = trans.named_steps["impute"]
             owners += cols
             if imputer.indicator_ is not None:

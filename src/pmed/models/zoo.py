@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -19,7 +20,8 @@ TASKS = ("binary", "continuous")
 
 #: family → one-line description (shown in docs and errors)
 FAMILIES = {
-    "linear": "L2-regularised logistic regression (binary) / ridge regression (continuous)",
+    "mean": "baseline: the training outcome mean (continuous) or prevalence (binary)",
+    "linear": "L2-regularised logistic regression (binary) / ridge regression with its penalty tuned by leave-one-out (continuous)",
     "elastic_net": "elastic-net logistic regression (binary) / elastic-net regression (continuous)",
     "random_forest": "random forest",
     "lightgbm": "gradient boosting with LightGBM",
@@ -27,38 +29,57 @@ FAMILIES = {
 }
 
 
-def make_preprocessor(numeric: Sequence[str], categorical: Sequence[str]) -> ColumnTransformer:
+def make_preprocessor(
+    numeric: Sequence[str], categorical: Sequence[str], binary: Sequence[str] = ()
+) -> ColumnTransformer:
     """Imputation, scaling and one-hot encoding, fitted only on the rows it is given.
 
     Numeric columns: median imputation with a missingness indicator (missingness is often
-    informative in clinical data), then standardisation. Categorical columns: missing becomes
-    its own level ``"missing"``, then one-hot encoding that ignores levels unseen in training.
+    informative in clinical data), then standardisation. Binary 0/1 columns (mutations,
+    diagnoses): most-frequent imputation with an indicator, not scaled, since standardising a
+    rare indicator inflates it into an outlier that regularised linear models overfit.
+    Categorical columns: missing becomes its own level ``"missing"``, then one-hot encoding that
+    ignores levels unseen in training.
     """
     num = Pipeline(
         [("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
          ("scale", StandardScaler())]
+    )
+    binary_ = Pipeline(
+        [("impute", SimpleImputer(strategy="most_frequent", add_indicator=True, keep_empty_features=True))]
     )
     cat = Pipeline(
         [("impute", SimpleImputer(strategy="constant", fill_value="missing")),
          ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]
     )
     return ColumnTransformer(
-        [("num", num, list(numeric)), ("cat", cat, list(categorical))],
+        [("num", num, list(numeric)), ("bin", binary_, list(binary)), ("cat", cat, list(categorical))],
         verbose_feature_names_out=False,
     )
+
+
+def _is_binary(s: pd.Series) -> bool:
+    v = pd.unique(s.dropna())
+    return len(v) > 0 and set(np.asarray(v, dtype=float)) <= {0.0, 1.0}
 
 
 def _estimator(family: str, task: str, params: Mapping[str, Any], seed: int):
     binary = task == "binary"
     p = dict(params)
+    if family == "mean":
+        from sklearn.dummy import DummyClassifier, DummyRegressor
+
+        return DummyClassifier(strategy="prior") if binary else DummyRegressor(strategy="mean")
     if family == "linear":
         if binary:
             from sklearn.linear_model import LogisticRegression
 
             return LogisticRegression(**{"C": 1.0, "class_weight": "balanced", "max_iter": 5000, **p})
-        from sklearn.linear_model import Ridge
+        from sklearn.linear_model import RidgeCV
 
-        return Ridge(**{"alpha": 1.0, **p})
+        # penalty chosen by efficient leave-one-out inside each training fold: with as many
+        # features as patients (genomic panels) a fixed small penalty overfits badly
+        return RidgeCV(**{"alphas": tuple(np.logspace(-2, 4, 13)), **p})
     if family == "elastic_net":
         if binary:
             from sklearn.linear_model import LogisticRegression
@@ -135,6 +156,8 @@ def make_model(
     if task not in TASKS:
         raise StudyError(f"unknown task {task!r}", fix=f"use one of: {', '.join(TASKS)}")
     categorical = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
-    numeric = [c for c in X.columns if c not in categorical]
+    # which columns are 0/1 depends only on their values, never on the outcome: no leakage
+    binary = [c for c in X.columns if c not in categorical and _is_binary(X[c])]
+    numeric = [c for c in X.columns if c not in categorical and c not in binary]
     est = _estimator(family, task, params or {}, seed)
-    return Pipeline([("preprocess", make_preprocessor(numeric, categorical)), ("model", est)])
+    return Pipeline([("preprocess", make_preprocessor(numeric, categorical, binary)), ("model", est)])

@@ -214,11 +214,21 @@ def run_study(
                          groups=groups, seed=study.seed)
     reporter.start(len(study.models) * (len(splits) + 1) + 2)
 
+    def features_of(spec) -> pd.DataFrame:
+        if spec.features is None:
+            return X
+        missing = [c for c in spec.features if c not in X.columns]
+        if missing:
+            raise StudyError(f"model {spec.label!r} names unknown features {', '.join(missing)}",
+                             where="key models[].features", fix="name columns of the feature table")
+        return X[spec.features]
+
     results, oofs = {}, []
     for spec in study.models:
-        pipe = make_model(spec.family, task=task, X=X, params=spec.params, seed=study.seed)
+        Xm = features_of(spec)
+        pipe = make_model(spec.family, task=task, X=Xm, params=spec.params, seed=study.seed)
         try:
-            oof = out_of_fold_predictions(pipe, X, y, splits, task=task,
+            oof = out_of_fold_predictions(pipe, Xm, y, splits, task=task,
                                           on_fold=lambda s=spec: reporter.advance(f"cross-validating {s.label}"))
         except (ValueError, TypeError) as e:
             raise StudyError(f"model {spec.label!r} failed to fit: {e}", where="key models",
@@ -226,7 +236,8 @@ def run_study(
         m = cv_metrics(oof, task=task, threshold=ev.threshold, n_boot=ev.bootstrap, seed=study.seed)
         if task == "binary":
             m["per_class"] = _per_class(oof[oof["repeat"] == 0], ev.threshold)
-        results[spec.label] = {"family": spec.family, "params": spec.params, **m}
+        results[spec.label] = {"family": spec.family, "params": spec.params,
+                               "n_features": int(Xm.shape[1]), **m}
         oofs.append(oof.assign(model=spec.label))
         reporter.advance(f"evaluated {spec.label}")
 
@@ -236,6 +247,7 @@ def run_study(
     selected = max(scores, key=lambda k: (sign * np.nan_to_num(scores[k], nan=-np.inf), -list(scores).index(k)))
     sel_spec = next(s for s in study.models if s.label == selected)
 
+    X = features_of(sel_spec)
     final = make_model(sel_spec.family, task=task, X=X, params=sel_spec.params, seed=study.seed)
     final.fit(X, y.astype(int) if task == "binary" else y)
     importance = feature_importance(final, X, y, seed=study.seed)

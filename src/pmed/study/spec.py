@@ -85,6 +85,8 @@ class ModelSpec(_Strict):
     family: str
     name: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    features: list[str] | None = Field(
+        default=None, description="use only these features (e.g. a tissue-only baseline)")
 
     @field_validator("family")
     @classmethod
