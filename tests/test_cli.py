@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pmed.cli import main
-
 from conftest import write_study
+from pmed.cli import main
 
 
 def test_run_and_predict(clinical_files, tmp_path, capsys):

@@ -2,11 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import SCHEMA_YAML
 from pmed import Cohort
 from pmed.errors import IDMismatchError, InputError, ValidationError
 from pmed.schema import TableSchema
-
-from conftest import SCHEMA_YAML
 
 
 @pytest.fixture

@@ -70,6 +70,7 @@ def run_demo(
         ``result`` (the :class:`~pmed.study.run.StudyResult`), ``predictions``, ``factors``.
     """
     from pmed.datasets.synthetic import write_synthetic_cohort
+    from pmed.io import write_table, write_text_atomic
     from pmed.study import explain_patient, load_bundle, predict_patients, run_study
     from pmed.study.predict import new_patient_features
     from pmed.study.report import print_study_summary
@@ -82,16 +83,18 @@ def run_demo(
     files = write_synthetic_cohort(out / "data", n_patients=n_patients, n_new=5, seed=seed)
     patients = pd.read_csv(files["patients"])
     variants = pd.read_csv(files["variants"])
-    say(f"cohort: {len(patients)} patients × {patients.shape[1] - 1} clinical columns "
-        f"(demographics, history, lifestyle, environment) + {len(variants)} genotyped variants "
-        f"({(variants['role'] != 'background').sum()} at pharmacogene/trait loci) in "
-        f"{Path(files['genotypes']).name}")
+    outcomes = ["response", "cad", "ldl_mmol_l"]
+    n_clinical = patients.shape[1] - 1 - len(outcomes)
+    say(f"cohort: {len(patients)} patients; {n_clinical} clinical columns (demographics, history, "
+        f"lifestyle, environment, drug given); outcomes {', '.join(outcomes)}")
+    say(f"        {len(variants)} genotyped variants in {Path(files['genotypes']).name} "
+        f"({(variants['role'] != 'background').sum()} at pharmacogene/trait loci, the rest null)")
     drug = patients["drug"].value_counts()
     say(f"        drugs: {', '.join(f'{k} {v}' for k, v in drug.items())}; "
         f"adequate response {patients['response'].mean():.1%}\n")
 
     study_path = out / "study.yaml"
-    study_path.write_text(DEMO_STUDY.format(seed=seed, study=study_path, out=out / "results"))
+    write_text_atomic(study_path, DEMO_STUDY.format(seed=seed, study=study_path, out=out / "results"))
     study = load_study(study_path)
     if progress is not None:
         with progress() as p:
@@ -119,7 +122,7 @@ def run_demo(
     factors = explain_patient(bundle, X_new.loc[[pid]], top=5)
     factors.insert(0, "patient_id", pid)
     factors["label"] = [labels.get(f, f) for f in factors["feature"]]
-    factors.to_csv(out / "new_patient_factors.csv", index=False)
+    write_table(factors, out / "new_patient_factors.csv", index=False)
     say(f"\n[bold]Why {pid}[/bold] ({new.loc[pid, 'drug']}) gets {preds.loc[pid, 'probability']:.2f}: "
         "change in probability if each factor were typical")
     for _, f in factors.iterrows():

@@ -2,15 +2,14 @@ import json
 
 import pytest
 
+from conftest import write_study
 from pmed.errors import BundleError
 from pmed.study import load_bundle, run_study
-
-from conftest import write_study
 
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory):
-    from conftest import make_clinical, SCHEMA_YAML
+    from conftest import SCHEMA_YAML, make_clinical
 
     d = tmp_path_factory.mktemp("b")
     make_clinical().to_csv(d / "patients.csv", index=False)

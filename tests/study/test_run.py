@@ -4,10 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import write_study
 from pmed.errors import IDMismatchError, ValidationError
 from pmed.study import load_bundle, predict_patients, run_study
-
-from conftest import write_study
 
 
 def test_binary_study_writes_every_output(clinical_files, tmp_path):

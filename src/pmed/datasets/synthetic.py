@@ -203,13 +203,13 @@ _HAPLOTYPES: dict[str, dict[str, Any]] = {
 
 # Generating coefficients. Keys name the term; all are on the logit scale except LDL (mmol/L).
 _RESPONSE = {
-    "intercept": 2.3,
+    "intercept": 2.4,
     "ticagrelor": 0.2,  # ticagrelor is the more potent drug, independent of CYP2C19
-    "clopidogrel_x_cyp2c19_lof_alleles": -2.3,
+    "clopidogrel_x_cyp2c19_lof_alleles": -2.6,
     "clopidogrel_x_cyp2c19_star17_alleles": 0.4,
-    "age_per_year_minus_63": -0.05,
-    "diabetes": -0.8,
-    "smoking_current": -0.6,
+    "age_per_year_minus_63": -0.055,
+    "diabetes": -0.9,
+    "smoking_current": -0.7,
 }
 _CAD = {
     "intercept": -1.3,
@@ -544,6 +544,7 @@ def _truth(seed: int, n_patients: int, n_background: int, variants: pd.DataFrame
                 "coefficients": dict(_CAD),
                 "prs_cad": "sum over trait SNPs of logor_cad * (ALT dosage - 2*alt_freq)",
                 "prs_scale": PRS_SCALE,
+                "published_logor_cad": {v["id"]: v["logor_cad"] for v in TRAIT_VARIANTS},
                 "prs_weights": dict(
                     zip(trait["id"], trait["logor_cad"].astype(float), strict=True)
                 ),

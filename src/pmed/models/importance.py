@@ -39,8 +39,9 @@ def _native_importance(model) -> tuple[np.ndarray, str] | None:
     if hasattr(model, "feature_importances_"):
         return model.feature_importances_, "impurity_decrease"
     if hasattr(model, "coef_"):
-        # coefficients of standardised features: comparable across features
-        return np.abs(np.ravel(model.coef_)), "abs_standardized_coefficient"
+        # numeric features are standardised, 0/1 features are not: |coef| is the effect of one
+        # SD of a measurement or of having the binary trait, comparable across features
+        return np.abs(np.ravel(model.coef_)), "abs_coefficient"
     return None
 
 
@@ -50,14 +51,16 @@ def feature_importance(
     y: pd.Series | np.ndarray,
     *,
     seed: int = 0,
-    n_repeats: int = 5,
+    n_repeats: int = 3,
+    max_rows: int = 500,
 ) -> pd.DataFrame:
     """Importance of each *input* feature of a fitted pipeline.
 
     Uses the model's own measure where it has one (LightGBM gain, random-forest impurity
     decrease, absolute standardised coefficients) summed over the encoded columns of each input
     feature, normalised to sum to 1; otherwise permutation importance of the whole pipeline on
-    ``X, y`` (which already speaks in input features).
+    ``X, y`` (which already speaks in input features), on at most ``max_rows`` rows drawn with
+    ``seed`` so that wide tables stay affordable.
 
     Returns
     -------
@@ -76,9 +79,14 @@ def feature_importance(
     else:
         from sklearn.inspection import permutation_importance
 
-        r = permutation_importance(pipeline, X, y, n_repeats=n_repeats, random_state=seed, n_jobs=1)
+        rows = np.arange(len(X))
+        if len(rows) > max_rows:
+            rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
+        yy = np.asarray(y)[rows]
+        r = permutation_importance(pipeline, X.iloc[rows], yy, n_repeats=n_repeats,
+                                   random_state=seed, n_jobs=1)
         s = pd.Series(r.importances_mean, index=X.columns)
-        method = f"permutation (n_repeats={n_repeats}, training data)"
+        method = f"permutation (n_repeats={n_repeats}, {len(rows)} training rows)"
     df = pd.DataFrame({"feature": s.index.astype(str), "importance": s.to_numpy()})
     # stable ordering: by importance, ties broken by name, so reruns give identical files
     df = df.sort_values(["importance", "feature"], ascending=[False, True], kind="mergesort")

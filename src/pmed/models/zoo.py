@@ -85,7 +85,7 @@ def _estimator(family: str, task: str, params: Mapping[str, Any], seed: int):
             from sklearn.linear_model import LogisticRegression
 
             return LogisticRegression(**{
-                "solver": "saga", "l1_ratio": 0.5, "C": 0.5,
+                "solver": "saga", "l1_ratio": 0.5, "C": 0.5, "tol": 1e-3,
                 "class_weight": "balanced", "max_iter": 5000, "random_state": seed, **p})
         from sklearn.linear_model import ElasticNet
 

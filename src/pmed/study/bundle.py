@@ -134,13 +134,16 @@ class ModelBundle:
                     problems.append(f"column {c!r}: non-numeric values for patients "
                                     f"{', '.join(map(str, X.index[bad][:5]))}")
                 lo, hi = (spec or {}).get("min"), (spec or {}).get("max")
-                for bound, viol in ((lo, num < lo if lo is not None else None),
-                                    (hi, num > hi if hi is not None else None)):
-                    if viol is not None and viol.any():
-                        problems.append(
-                            f"column {c!r}: {', '.join(f'{v:g}' for v in num[viol][:5])} outside the "
-                            f"schema range {lo}–{hi} (patients {', '.join(map(str, X.index[viol][:5]))})"
-                        )
+                viol = pd.Series(False, index=X.index)
+                if lo is not None:
+                    viol |= num < lo
+                if hi is not None:
+                    viol |= num > hi
+                if viol.any():
+                    problems.append(
+                        f"column {c!r}: {', '.join(f'{v:g}' for v in num[viol][:5])} outside the "
+                        f"schema range {lo}–{hi} (patients {', '.join(map(str, X.index[viol][:5]))})"
+                    )
                 out[c] = num.astype(float)
         if problems:
             raise ValidationError(problems, file=source,
