@@ -121,8 +121,7 @@ def explain_patient(bundle: ModelBundle, x: pd.DataFrame, *, top: int = 5) -> pd
     for c in x.columns:
         r = ref.get(c)
         v = x[c].iloc[0]
-        if r is None or (pd.isna(v) and r is None) or (not pd.isna(v) and str(v) == str(r)) or (
-                isinstance(v, float) and isinstance(r, float) and np.isclose(v, r)):
+        if r is None or _already_typical(v, r):
             continue
         xv = x.copy()
         if isinstance(xv[c].dtype, pd.CategoricalDtype):
@@ -139,3 +138,12 @@ def explain_patient(bundle: ModelBundle, x: pd.DataFrame, *, top: int = 5) -> pd
     df["contribution"] = base - alt
     df = df.reindex(df["contribution"].abs().sort_values(ascending=False, kind="mergesort").index)
     return df.head(top).reset_index(drop=True)
+
+
+def _already_typical(value, typical) -> bool:
+    # a missing value is not typical: the model imputes it, possibly with an indicator
+    if pd.isna(value):
+        return False
+    if isinstance(typical, float):
+        return bool(np.isclose(float(value), typical))
+    return str(value) == str(typical)
