@@ -22,7 +22,7 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/pmed demo --out pmed-demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests $(wildcard benchmarks)
 
 test: lint
 	$(BIN)/python -m pytest
