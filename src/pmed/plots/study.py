@@ -1,24 +1,13 @@
-"""Plots, kept apart from computation: each function takes results and returns a Figure."""
+"""Plots of a study's cross-validated results."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pmed.io._atomic import atomic_path
+from pmed.plots._base import _plt
 
-__all__ = ["roc_curves", "pr_curves", "confusion_matrix", "importance_bar", "predicted_vs_observed", "save"]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: files only
-    import matplotlib.pyplot as plt
-
-    return plt
+__all__ = ["roc_curves", "pr_curves", "confusion_matrix", "importance_bar", "predicted_vs_observed"]
 
 
 def roc_curves(oof: pd.DataFrame, *, title: str = "ROC (out-of-fold)"):
@@ -92,12 +81,3 @@ def predicted_vs_observed(oof: pd.DataFrame, *, title: str = ""):
     ax.set(xlabel="observed", ylabel="predicted (out-of-fold)", title=f"Predicted vs observed {title}")
     fig.tight_layout()
     return fig
-
-
-def save(fig, path: str | Path, *, dpi: int = 110) -> Path:
-    """Save a figure as PNG atomically and close it."""
-    plt = _plt()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    plt.close(fig)
-    return Path(path)
