@@ -1,0 +1,253 @@
+"""The evaluation engine behind ``pmed evaluate`` and ``pmed run``: predictions in, the full
+clinical evaluation out (discrimination, calibration, utility, thresholds, subgroups, fairness).
+
+:func:`evaluate_predictions` returns the ``metrics.json`` dictionary (schema in
+``docs/evaluation.md``) and the curve tables; :func:`write_evaluation` writes them with plots and
+the HTML model report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pmed.errors import ValidationError
+from pmed.evaluate.calibration import calibration_metrics, reliability_curve, smooth_calibration
+from pmed.evaluate.discrimination import delong_auc, delong_test, threshold_metrics
+from pmed.evaluate.metrics import binary_metrics
+from pmed.evaluate.predictions import check_predictions
+from pmed.evaluate.utility import decision_curve, select_threshold
+
+__all__ = ["evaluate_binary", "evaluate_predictions", "write_evaluation", "EVALUATION_SCHEMA_VERSION",
+           "NET_BENEFIT_THRESHOLDS"]
+
+EVALUATION_SCHEMA_VERSION = 1
+#: thresholds at which net benefit is tabulated in metrics.json (the full curve is in a CSV)
+NET_BENEFIT_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+
+
+def evaluate_binary(
+    y: np.ndarray,
+    p: np.ndarray,
+    *,
+    groups: pd.DataFrame | None = None,
+    thresholds: Sequence[float] = (0.5,),
+    sensitivity_target: float = 0.9,
+    n_boot: int = 500,
+    seed: int = 0,
+    min_group_size: int = 30,
+) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """Evaluate one model's probabilities against binary outcomes.
+
+    Returns
+    -------
+    block : dict
+        ``metrics`` (name → ``{"estimate", "ci_low", "ci_high", "method"}``: auroc with DeLong
+        CI; auprc, brier, accuracy, balanced_accuracy, f1 by stratified bootstrap; calibration
+        in the large, intercept, slope, ici, e50, e90, emax), ``thresholds`` (sensitivity,
+        specificity, PPV, NPV with Wilson CIs at each threshold), ``threshold_selection``
+        (Youden, fixed sensitivity), ``net_benefit`` (at :data:`NET_BENEFIT_THRESHOLDS`),
+        ``groups`` and ``fairness`` when ``groups`` is given.
+    tables : dict of DataFrame
+        ``decision_curve`` and ``calibration`` (smooth curve with band) for plots and CSVs.
+    """
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    boot = binary_metrics(y, p, threshold=thresholds[0] if thresholds else 0.5, n_boot=n_boot, seed=seed)
+    metrics = {"auroc": delong_auc(y, p)}
+    for k in ("auprc", "brier", "accuracy", "balanced_accuracy", "f1"):
+        metrics[k] = boot[k]
+    # each calibration resample refits a lowess curve: 200 resamples keep this affordable
+    cal = calibration_metrics(y, p, n_boot=min(n_boot, 200), seed=seed)
+    metrics.update({k: v for k, v in cal.items() if k != "brier"})
+
+    dca = decision_curve(y, p, n_boot=min(n_boot, 200), seed=seed)
+    at = dca.set_index(dca["threshold"].round(2))
+    net_benefit = [
+        {"threshold": t, "net_benefit": float(at.loc[t, "net_benefit"]),
+         "ci_low": float(at.loc[t, "net_benefit_ci_low"]), "ci_high": float(at.loc[t, "net_benefit_ci_high"]),
+         "treat_all": float(at.loc[t, "net_benefit_treat_all"])}
+        for t in NET_BENEFIT_THRESHOLDS if t in at.index
+    ]
+    selection = {
+        "youden": select_threshold(y, p, method="youden", n_boot=n_boot, seed=seed),
+        f"sensitivity_{sensitivity_target:g}": select_threshold(
+            y, p, method="sensitivity", target=sensitivity_target, n_boot=n_boot, seed=seed),
+    }
+    block: dict[str, Any] = {
+        "n": int(len(y)), "n_events": int(y.sum()),
+        "metrics": metrics,
+        "thresholds": threshold_metrics(y, p, list(thresholds)),
+        "threshold_selection": selection,
+        "net_benefit": net_benefit,
+    }
+    if groups is not None and groups.shape[1]:
+        from pmed.evaluate.subgroups import disparity_summary, subgroup_metrics
+
+        block["groups"] = subgroup_metrics(y, p, groups, threshold=thresholds[0], min_size=min_group_size,
+                                           n_boot=min(n_boot, 200), seed=seed)
+        block["fairness"] = disparity_summary(y, p, groups, threshold=thresholds[0], min_size=min_group_size)
+    tables = {"decision_curve": dca,
+              "calibration": smooth_calibration(y, p, n_boot=min(n_boot, 200), seed=seed),
+              "reliability": reliability_curve(y, p)}
+    return block, tables
+
+
+def evaluate_predictions(
+    df: pd.DataFrame,
+    *,
+    outcome: str,
+    score: str,
+    model_col: str | None = None,
+    groups: Sequence[str] = (),
+    id_col: str | None = None,
+    thresholds: Sequence[float] = (0.5,),
+    n_boot: int = 500,
+    seed: int = 0,
+    min_group_size: int = 30,
+    source: str | None = None,
+) -> tuple[dict, dict[str, dict[str, pd.DataFrame]]]:
+    """Evaluate a predictions table, one block per model, plus paired model comparisons.
+
+    Parameters
+    ----------
+    df
+        One row per patient (and model, when ``model_col`` is given).
+    outcome, score
+        Columns holding the 0/1 outcome and the predicted probability of 1.
+    model_col
+        Column naming the model of each row; models are compared pairwise on shared patients.
+    groups
+        Sensitive-attribute columns (sex, ancestry, age band, site…): every metric per level
+        and per intersection, small cells suppressed, and a disparity summary.
+    id_col
+        Patient ID column used to pair models (default ``patient_id`` when present, else the
+        row order within each model).
+    thresholds, n_boot, seed, min_group_size
+        Classification thresholds, bootstrap resamples and seed, smallest reported subgroup.
+
+    Returns
+    -------
+    evaluation : dict
+        The ``metrics.json`` content (see ``docs/evaluation.md``).
+    tables : dict
+        model → ``{"decision_curve": DataFrame, "calibration": DataFrame}``.
+    """
+    from pmed import __version__
+
+    df = check_predictions(df, outcome=outcome, score=score, model_col=model_col, groups=groups, source=source)
+    if id_col is None and "patient_id" in df.columns:
+        id_col = "patient_id"
+    parts = dict(tuple(df.groupby(model_col, sort=False))) if model_col else {"model": df}
+    models, tables = {}, {}
+    for name, d in parts.items():
+        if d[outcome].nunique() < 2:
+            raise ValidationError([f"model {name!r}: only one outcome class among its rows"], file=source)
+        g = d[list(groups)].astype(str).reset_index(drop=True) if groups else None
+        models[str(name)], tables[str(name)] = evaluate_binary(
+            d[outcome].to_numpy(), d[score].to_numpy(), groups=g, thresholds=thresholds,
+            n_boot=n_boot, seed=seed, min_group_size=min_group_size)
+
+    comparisons = []
+    for a, b in combinations(parts, 2):
+        da, db = parts[a], parts[b]
+        if id_col:
+            m = da[[id_col, outcome, score]].merge(db[[id_col, score]], on=id_col, suffixes=("_a", "_b"))
+            y, pa, pb = m[outcome].to_numpy(), m[f"{score}_a"].to_numpy(), m[f"{score}_b"].to_numpy()
+        elif len(da) == len(db) and (da[outcome].to_numpy() == db[outcome].to_numpy()).all():
+            y, pa, pb = da[outcome].to_numpy(), da[score].to_numpy(), db[score].to_numpy()
+        else:
+            continue  # not the same patients: no paired test
+        if len(y) < 10 or len(np.unique(y)) < 2:
+            continue
+        t = delong_test(y, pa, pb)
+        comparisons.append({"model_a": str(a), "model_b": str(b), "n": int(len(y)), **t})
+
+    first = next(iter(models.values()))
+    evaluation = {
+        "schema": "pmed.evaluation",
+        "version": EVALUATION_SCHEMA_VERSION,
+        "pmed_version": __version__,
+        "input": {"file": source, "outcome": outcome, "score": score, "model_col": model_col,
+                  "groups": list(groups), "id_col": id_col},
+        "n": first["n"],
+        "n_events": first["n_events"],
+        "prevalence": first["n_events"] / first["n"],
+        "settings": {"thresholds": list(thresholds), "bootstrap_resamples": n_boot, "seed": seed,
+                     "min_group_size": min_group_size, "level": 0.95},
+        "ci_methods": "AUROC: DeLong; proportions at a threshold: Wilson score; calibration "
+                      "intercept and slope: Wald (logistic recalibration); everything else: "
+                      f"stratified percentile bootstrap ({n_boot} resamples, seed {seed})",
+        "models": models,
+        "comparisons": comparisons,
+    }
+    return evaluation, tables
+
+
+def _finite(o: Any) -> Any:
+    if isinstance(o, Mapping):
+        return {str(k): _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, (np.bool_, bool)):
+        return bool(o)
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        return float(o) if np.isfinite(o) else None
+    return o
+
+
+def write_evaluation(
+    evaluation: dict,
+    tables: Mapping[str, Mapping[str, pd.DataFrame]],
+    out_dir: str | Path,
+    *,
+    context: Mapping[str, Any] | None = None,
+    roc_data: pd.DataFrame | None = None,
+    report: bool = True,
+) -> dict[str, Path]:
+    """Write ``metrics.json``, curve CSVs, plots and ``report.html`` into ``out_dir``.
+
+    ``roc_data`` (columns ``model, outcome, prediction``) adds ROC curves to the plots.
+    """
+    from pmed import plots
+    from pmed.io import write_table, write_text_atomic
+    from pmed.plots.calibration import calibration_plot
+    from pmed.plots.utility import decision_curve_plot
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"metrics": write_text_atomic(
+        out / "metrics.json", json.dumps(_finite(evaluation), indent=2, allow_nan=False) + "\n")}
+    dca_all = pd.concat([t["decision_curve"].assign(model=m) for m, t in tables.items()], ignore_index=True)
+    cal_all = pd.concat([t["calibration"].assign(model=m) for m, t in tables.items()], ignore_index=True)
+    rel_all = pd.concat([t["reliability"].assign(model=m) for m, t in tables.items()], ignore_index=True)
+    paths["reliability_curve"] = write_table(rel_all, out / "reliability_curve.csv", index=False)
+    paths["decision_curve"] = write_table(dca_all, out / "decision_curve.csv", index=False)
+    paths["calibration_curve"] = write_table(cal_all, out / "calibration_curve.csv", index=False)
+
+    figures = {}
+    first = next(iter(tables))
+    fig = decision_curve_plot(tables[first]["decision_curve"], label=first,
+                              models={m: t["decision_curve"] for m, t in tables.items() if m != first})
+    figures["decision_curve"] = plots.save(fig, out / "plots" / "decision_curve.png")
+    best = max(evaluation["models"], key=lambda m: evaluation["models"][m]["metrics"]["auroc"]["estimate"])
+    figures["calibration"] = plots.save(
+        calibration_plot(tables[best]["reliability"], tables[best]["calibration"], title=f"Calibration — {best}",
+                         label=best),
+        out / "plots" / "calibration.png")
+    if roc_data is not None:
+        figures["roc"] = plots.save(plots.roc_curves(roc_data), out / "plots" / "roc.png")
+    paths.update({f"plot_{k}": v for k, v in figures.items()})
+    if report:
+        from pmed.report import model_report
+
+        paths["report"] = model_report(evaluation, out / "report.html", context=context, figures=figures)
+    return paths

@@ -1,0 +1,96 @@
+"""Reading and checking a predictions file before anything is computed from it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pmed.errors import InputError, ValidationError, format_rows
+
+__all__ = ["read_predictions", "check_predictions"]
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """Read a predictions table (CSV/TSV/Parquet) as it is, without a schema."""
+    from pmed.io.tables import TABLE_SUFFIXES, _suffix
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("predictions file not found", file=path, fix="check the path")
+    suffix = _suffix(path).lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(f"unknown table format {suffix!r}", file=path, fix="use .csv, .tsv or .parquet")
+    try:
+        if TABLE_SUFFIXES[suffix] is None:
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep=TABLE_SUFFIXES[suffix])
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"cannot parse: {e}", file=path) from None
+
+
+def check_predictions(
+    df: pd.DataFrame,
+    *,
+    outcome: str,
+    score: str,
+    model_col: str | None = None,
+    groups: Sequence[str] = (),
+    source: str | None = None,
+) -> pd.DataFrame:
+    """Validate a binary-outcome predictions table and return it with ``outcome`` as 0/1.
+
+    Refused, each with the column, the lines and the fix: missing columns; an outcome that is
+    not binary or has a single class; scores that are missing, not numbers or outside [0, 1];
+    group columns with missing values or a single level.
+    """
+    problems: list[str] = []
+    lines = np.arange(len(df)) + 2  # 1-based, after the header line
+    needed = [outcome, score, *([model_col] if model_col else []), *groups]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise ValidationError(
+            [f"column {c!r} not found" for c in missing], file=source,
+            fix=f"columns in the file: {', '.join(map(str, df.columns))}")
+    if len(df) == 0:
+        raise ValidationError(["the predictions file has no rows"], file=source)
+
+    y = df[outcome]
+    if y.isna().any():
+        problems.append(f"column {outcome!r}: missing outcome at lines {format_rows(lines[y.isna().to_numpy()])}"
+                        " — drop those rows or supply the outcome")
+    values = pd.unique(y.dropna())
+    as_num = pd.to_numeric(pd.Series(values), errors="coerce")
+    if len(values) > 2 or as_num.isna().any() or not set(as_num.dropna()) <= {0.0, 1.0}:
+        problems.append(f"column {outcome!r}: outcome must be binary 0/1, found values "
+                        f"{', '.join(map(repr, values[:6]))}"
+                        " — recode the event as 1 and the non-event as 0")
+    elif len(values) < 2:
+        problems.append(f"column {outcome!r}: only one outcome class ({values[0]!r}) — discrimination "
+                        "and calibration need both events and non-events")
+
+    p = pd.to_numeric(df[score], errors="coerce")
+    bad = p.isna().to_numpy()
+    if bad.any():
+        problems.append(f"column {score!r}: missing or non-numeric scores at lines {format_rows(lines[bad])}")
+    out_of_range = ((p < 0) | (p > 1)).to_numpy()
+    if out_of_range.any():
+        problems.append(f"column {score!r}: probabilities outside [0, 1] at lines "
+                        f"{format_rows(lines[out_of_range])} (e.g. {p[out_of_range].iloc[0]:g})"
+                        " — pass probabilities, not log-odds or percentages")
+    for g in groups:
+        s = df[g]
+        if s.isna().any():
+            problems.append(f"group column {g!r}: missing values at lines {format_rows(lines[s.isna().to_numpy()])}"
+                            " — give every patient a group (an explicit 'unknown' level is fine)")
+        if s.nunique(dropna=True) < 2:
+            problems.append(f"group column {g!r}: a single level ({s.dropna().iloc[0]!r}) — a subgroup "
+                            "comparison needs at least two groups")
+    if problems:
+        raise ValidationError(problems, file=source, fix="correct the predictions file and retry")
+    out = df.copy()
+    out[outcome] = pd.to_numeric(out[outcome]).astype(int)
+    out[score] = p.astype(float)
+    return out
