@@ -37,7 +37,7 @@ models:
   - family: random_forest
   - family: lightgbm
   - family: svm
-evaluation: {{folds: 5, repeats: 1, select_by: auroc, bootstrap: 500}}
+evaluation: {{folds: 5, repeats: 1, select_by: auroc, bootstrap: 500, groups: [sex, site]}}
 seed: {seed}
 """
 

@@ -22,6 +22,7 @@ from pmed.models import make_model
 from pmed.models.importance import input_feature_of_outputs
 from pmed.schema import ColumnSpec, TableSchema
 
+pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # shap 0.51 colour maps
 needs_shap = pytest.mark.skipif(importlib.util.find_spec("shap") is None, reason="shap not installed")
 
 FEATURES = ["age", "sex", "bmi", "smoking", "diabetes", "crp"]
@@ -164,6 +165,7 @@ def test_top_factors_name_the_feature_and_its_direction(data):
     new["age"] = [84.0, 32.0]
     new["smoking"] = pd.Categorical(["current", "never"], categories=X["smoking"].cat.categories)
     new["crp"] = [np.nan, 1.0]
+    new["diabetes"] = [0, 0]
     e = explain(pipe, new, background=X.iloc[-N_BACKGROUND:])
     schema = TableSchema(columns={"age": ColumnSpec(type="float", unit="years")})
     old = top_factors(e, "OLD", n=3, units=schema)
@@ -173,7 +175,8 @@ def test_top_factors_name_the_feature_and_its_direction(data):
     young = top_factors(e, "YOUNG", n=len(FEATURES), units={"age": "years"}, labels={"crp": "CRP"})
     assert any(s.startswith("Age 32 years lowers the predicted risk by") for s in young)
     assert any(s.startswith("Smoking: never lowers") for s in young)
-    assert any(s.startswith("CRP 1 ") for s in young)
+    assert any(s.startswith("CRP 1 ") for s in young)  # a 1.0 of a numeric feature is not "yes"
+    assert any(s.startswith("Diabetes: no ") for s in young)  # 0/1 features read as no/yes
     everything = top_factors(e, "OLD", n=len(FEATURES))
     assert any(s.startswith("Crp not recorded ") for s in everything)
     # every sentence's direction is the sign of the patient's SHAP value, strongest first

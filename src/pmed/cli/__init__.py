@@ -101,6 +101,40 @@ def predict(
 
 
 @app.command()
+def evaluate(
+    predictions: Annotated[Path, typer.Option("--predictions", help="predictions file (CSV/TSV/Parquet)")],
+    outcome: Annotated[str, typer.Option("--outcome", help="0/1 outcome column")],
+    score: Annotated[str, typer.Option("--score", help="predicted probability column")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("pmed-evaluation"),
+    model_col: Annotated[str | None, typer.Option("--model-col", help="column naming the model of each row")] = None,
+    group: Annotated[list[str] | None, typer.Option("--group", "-g", help="sensitive attribute column (repeatable)")] = None,
+    id_col: Annotated[str | None, typer.Option("--id-col", help="patient ID column pairing models")] = None,
+    threshold: Annotated[list[float] | None, typer.Option("--threshold", "-t", help="classification threshold (repeatable)")] = None,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for CIs")] = 500,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    min_group_size: Annotated[int, typer.Option(help="smallest subgroup reported")] = 30,
+) -> None:
+    """Evaluate any predictions file: discrimination, calibration, utility, subgroups, report."""
+    from pmed.evaluate.engine import evaluate_predictions, write_evaluation
+    from pmed.evaluate.predictions import read_predictions
+    from pmed.study.report import print_evaluation_summary
+
+    df = read_predictions(predictions)
+    with _progress() as p:
+        task = p.add_task("evaluating", total=None)
+        ev, tables = evaluate_predictions(
+            df, outcome=outcome, score=score, model_col=model_col, groups=group or [], id_col=id_col,
+            thresholds=threshold or [0.5], n_boot=bootstrap, seed=seed, min_group_size=min_group_size,
+            source=str(predictions))
+        p.update(task, description="writing report")
+        roc = df.assign(model=df[model_col] if model_col else "model").rename(
+            columns={outcome: "outcome", score: "prediction"})
+        write_evaluation(ev, tables, out, roc_data=roc[["model", "outcome", "prediction"]],
+                         context={"data_sources": [str(predictions)]})
+    print_evaluation_summary(ev, out, _console())
+
+
+@app.command()
 def validate(
     patients: Annotated[Path, typer.Argument(help="patient table (CSV/TSV/Parquet)")],
     schema: Annotated[Path | None, typer.Option("--schema", "-s", help="schema YAML/JSON")] = None,

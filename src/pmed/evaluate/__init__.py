@@ -1,6 +1,24 @@
-"""Evaluation: cross-validation without leakage and metrics with confidence intervals."""
+"""Evaluation: leakage-free cross-validation, and clinical-grade metrics with confidence intervals.
 
+- discrimination: AUROC with DeLong CI, paired DeLong test, threshold metrics with Wilson CIs;
+- calibration: calibration-in-the-large, intercept, slope, ICI/E50/E90/Emax (as R's
+  ``rms::val.prob``), reliability and smooth calibration curves, recalibration;
+- utility: decision curves and threshold selection;
+- tuning: nested cross-validation;
+- subgroups: per-group and intersectional metrics, fairness disparities, threshold mitigation;
+- conformal: prediction sets and intervals with verified coverage;
+- engine: all of the above for a predictions table (``pmed evaluate``).
+"""
+
+from pmed.evaluate.calibration import (
+    calibration_metrics,
+    recalibrate,
+    reliability_curve,
+    smooth_calibration,
+)
 from pmed.evaluate.cv import cv_metrics, make_splits, out_of_fold_predictions
+from pmed.evaluate.discrimination import delong_auc, delong_test, proportion_ci, threshold_metrics
+from pmed.evaluate.engine import evaluate_binary, evaluate_predictions, write_evaluation
 from pmed.evaluate.metrics import (
     BINARY_METRICS,
     GREATER_IS_BETTER,
@@ -11,6 +29,9 @@ from pmed.evaluate.metrics import (
     confusion,
     regression_metrics,
 )
+from pmed.evaluate.predictions import check_predictions, read_predictions
+from pmed.evaluate.tuning import nested_cv, tuned
+from pmed.evaluate.utility import decision_curve, select_threshold
 
 __all__ = [
     "make_splits",
@@ -24,4 +45,21 @@ __all__ = [
     "BINARY_METRICS",
     "REGRESSION_METRICS",
     "GREATER_IS_BETTER",
+    "delong_auc",
+    "delong_test",
+    "proportion_ci",
+    "threshold_metrics",
+    "calibration_metrics",
+    "reliability_curve",
+    "smooth_calibration",
+    "recalibrate",
+    "decision_curve",
+    "select_threshold",
+    "tuned",
+    "nested_cv",
+    "check_predictions",
+    "read_predictions",
+    "evaluate_binary",
+    "evaluate_predictions",
+    "write_evaluation",
 ]

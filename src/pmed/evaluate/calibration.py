@@ -109,16 +109,20 @@ def _local_fits(x: np.ndarray, y: np.ndarray, sched: np.ndarray) -> np.ndarray:
     """
     n = len(x)
     span_range = x[-1] - x[0]
-    cols = np.arange(n)
     out = np.empty(len(sched))
-    step = max(1, 2_000_000 // n)  # rows per block: bounded memory for large cohorts
+    # blocks of rows small enough to stay in cache: far faster than one big matrix
+    step = max(1, 131_072 // n)
     for s in range(0, len(sched), step):
         i, nl, nr = sched[s:s + step].T
-        xs = x[i][:, None]
         h = np.maximum(x[i] - x[nl], x[nr] - x[i])[:, None]
-        r = np.abs(x[None, :] - xs)
-        beyond = (r > 0.999 * h) & (x[None, :] > xs)
-        window = (cols[None, :] >= nl[:, None]) & (np.cumsum(beyond, axis=1) == 0)
+        # columns outside [lo, hi) carry no weight in any row of the block: left of every
+        # window, or farther than h to the right
+        lo = int(nl.min())
+        hi = min(n, int(np.searchsorted(x, float(np.max(x[i] + h[:, 0])), side="right")) + 1)
+        xc, xs = x[lo:hi][None, :], x[i][:, None]
+        r = np.abs(xc - xs)
+        beyond = (r > 0.999 * h) & (xc > xs)
+        window = (np.arange(lo, hi)[None, :] >= nl[:, None]) & (np.cumsum(beyond, axis=1) == 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             u = np.where(h > 0, np.minimum(r / h, 1.0), 0.0)
         t = 1 - u * u * u  # products, not ** 3: numpy's float power is ten times slower
@@ -126,13 +130,13 @@ def _local_fits(x: np.ndarray, y: np.ndarray, sched: np.ndarray) -> np.ndarray:
         w[window & (r <= 0.001 * h)] = 1.0
         # the point itself always has weight 1, so the sum is > 0 (R's "ok" holds)
         w /= w.sum(axis=1, keepdims=True)
-        centre = np.sum(w * x[None, :], axis=1, keepdims=True)
-        spread = np.sum(w * (x[None, :] - centre) ** 2, axis=1, keepdims=True)
+        centre = np.sum(w * xc, axis=1, keepdims=True)
+        spread = np.sum(w * (xc - centre) ** 2, axis=1, keepdims=True)
         slope = (h > 0) & (np.sqrt(spread) > 0.001 * span_range)
         with np.errstate(divide="ignore", invalid="ignore"):
             b = np.where(slope, (xs - centre) / spread, 0.0)
-        w = w * (b * (x[None, :] - centre) + 1.0)
-        out[s:s + step] = w @ y
+        w = w * (b * (xc - centre) + 1.0)
+        out[s:s + step] = w @ y[lo:hi]
     return out
 
 

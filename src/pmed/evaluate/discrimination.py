@@ -136,29 +136,30 @@ def _check_binary(
 
     Every problem found is reported at once in one :class:`~pmed.errors.ValidationError`.
     """
-    problems: list[str] = []
-    yf = _check_outcome(y, problems)
-    ps = [_check_scores(s, nm, probability, problems) for s, nm in zip(scores, names, strict=True)]
+    y_problems: list[str] = []
+    p_problems: list[str] = []
+    other: list[str] = []
+    yf = _check_outcome(y, y_problems)
+    ps = [_check_scores(s, nm, probability, p_problems) for s, nm in zip(scores, names, strict=True)]
     for s, nm in zip(ps, names, strict=True):
         if yf is not None and s is not None and len(s) != len(yf):
-            problems.append(f"y has {len(yf)} values but {nm} has {len(s)}: they must be the same patients")
-    if yf is not None and not problems:
+            other.append(f"y has {len(yf)} values but {nm} has {len(s)}: they must be the same patients")
+    if yf is not None and not (y_problems or p_problems or other):
         if len(yf) == 0:
-            problems.append("no patients: y is empty")
+            other.append("no patients: y is empty")
         elif require_both_classes and (yf.min() == yf.max()):
-            only = int(yf[0])
-            problems.append(
-                f"y has a single class (all {len(yf)} patients have y = {only}); "
+            y_problems.append(
+                f"y has a single class (all {len(yf)} patients have y = {int(yf[0])}); "
                 "this statistic needs both patients with and without the outcome"
             )
-    if problems:
-        if any(pr.startswith("y ") for pr in problems):
-            fix = _FIX_Y
-        elif probability:
-            fix = "pass predicted probabilities in [0, 1] with no missing values"
-        else:
-            fix = "pass finite scores with no missing values"
-        raise ValidationError(problems, fix=fix)
+    if y_problems or p_problems or other:
+        fixes = [_FIX_Y] if y_problems else []
+        if p_problems:
+            fixes.append("pass predicted probabilities in [0, 1] with no missing values"
+                         if probability else "pass finite scores with no missing values")
+        if other:
+            fixes.append("pass the outcome and the predictions of the same patients, in the same order")
+        raise ValidationError(y_problems + p_problems + other, fix="; ".join(fixes))
     return (yf, *ps)
 
 

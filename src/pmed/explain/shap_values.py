@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import factorial
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,9 @@ class PatientExplanations:
         How many background patients the expectations are taken over.
     max_local_error
         ``max |base_value + values.sum(axis=1) - prediction|`` over patients.
+    feature_types
+        Feature → ``"numeric"``, ``"binary"`` (0/1) or ``"categorical"``, as the
+        preprocessor encodes it (used to phrase values: "Diabetes: yes", "Smoking: never").
     """
 
     values: pd.DataFrame
@@ -81,6 +84,7 @@ class PatientExplanations:
     method: str
     n_background: int
     max_local_error: float
+    feature_types: dict[str, str] = field(default_factory=dict)
 
     def to_shap(self) -> Any:
         """The same explanations as a :class:`shap.Explanation`, for shap's own plots.
@@ -95,7 +99,7 @@ class PatientExplanations:
         return shap.Explanation(
             values=self.values.to_numpy(dtype=float),
             base_values=np.full(n, self.base_value),
-            data=_numeric_data(self.data).to_numpy(dtype=float),
+            data=_numeric_data(self.data, self.feature_types).to_numpy(dtype=float),
             display_data=np.array(
                 [[_format_value(v) for v in row] for row in self.data.itertuples(index=False)],
                 dtype=object,
@@ -197,7 +201,8 @@ def explain(
             f"the preprocessor gives {Zx.shape[1]} columns but {len(owners)} could be traced to input features",
             fix="explain pipelines built by pmed.models.make_model",
         )
-    gidx = np.array([features.index(str(o)) for o in owners], dtype=np.int64)
+    position = {f: i for i, f in enumerate(features)}
+    gidx = np.array([position[str(o)] for o in owners], dtype=np.int64)
 
     kind = _choose_method(model, binary, method, n_features=len(np.unique(gidx)))
     if kind == "tree":
@@ -235,6 +240,7 @@ def explain(
         method=kind,
         n_background=len(bg),
         max_local_error=err,
+        feature_types=_feature_types(pre, features),
     )
 
 
@@ -254,6 +260,15 @@ def _inputs(pre, X: pd.DataFrame) -> pd.DataFrame:
         raise StudyError(f"missing input column(s) the model needs: {', '.join(map(str, missing[:12]))}",
                          fix="pass the same columns the pipeline was trained on")
     return X[cols]
+
+
+def _feature_types(pre, features: list[str]) -> dict[str, str]:
+    kind = {"num": "numeric", "bin": "binary", "cat": "categorical"}
+    out = {}
+    for name, _, cols in getattr(pre, "transformers_", []):
+        if name in kind:
+            out.update({str(c): kind[name] for c in cols})
+    return {f: out.get(f, "numeric") for f in features}
 
 
 def _encode(pre, X: pd.DataFrame) -> np.ndarray:
@@ -480,7 +495,8 @@ def top_factors(
         v = float(row[feat])
         if len(out) >= n or abs(v) < 1e-12:
             break
-        label = _feature_phrase(feat, expl.data.loc[patient_id, feat], expl.data[feat],
+        label = _feature_phrase(feat, expl.data.loc[patient_id, feat],
+                                expl.feature_types.get(feat, "numeric"),
                                 unit=unit_of.get(feat), label=(labels or {}).get(feat))
         verb = "raises" if v > 0 else "lowers"
         if expl.scale == "probability":
@@ -514,21 +530,14 @@ def _pretty(name: str) -> str:
     return s[:1].upper() + s[1:] if s else s
 
 
-def _is_01(column: pd.Series) -> bool:
-    if isinstance(column.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(column):
-        return False
-    v = pd.unique(column.dropna())
-    return len(v) > 0 and set(np.asarray(v, dtype=float)) <= {0.0, 1.0}
-
-
-def _feature_phrase(feat: str, value: Any, column: pd.Series, *, unit: str | None,
+def _feature_phrase(feat: str, value: Any, kind: str, *, unit: str | None,
                     label: str | None) -> str:
     name = label or _pretty(feat)
     if pd.isna(value):
         return f"{name} not recorded"
-    if _is_01(column):
+    if kind == "binary":
         return f"{name}: {'yes' if float(value) == 1.0 else 'no'}"
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+    if kind != "categorical" and isinstance(value, (int, float, np.integer, np.floating)):
         return f"{name} {_format_value(value)}" + (f" {unit}" if unit else "")
     return f"{name}: {value}"
 
@@ -541,11 +550,12 @@ def _format_value(v: Any) -> str:
     return str(v)
 
 
-def _numeric_data(data: pd.DataFrame) -> pd.DataFrame:
+def _numeric_data(data: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
     out = {}
     for c in data.columns:
         s = data[c]
-        if isinstance(s.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(s):
+        if types.get(str(c)) == "categorical" or isinstance(s.dtype, pd.CategoricalDtype) \
+                or not pd.api.types.is_numeric_dtype(s):
             out[c] = np.full(len(s), np.nan)
         else:
             out[c] = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)

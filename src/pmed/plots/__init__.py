@@ -5,6 +5,8 @@ PNG files atomically.
 """
 
 from pmed.plots._base import save
+from pmed.plots.calibration import calibration_plot
+from pmed.plots.explain import beeswarm, waterfall
 from pmed.plots.study import (
     confusion_matrix,
     importance_bar,
@@ -12,6 +14,7 @@ from pmed.plots.study import (
     predicted_vs_observed,
     roc_curves,
 )
+from pmed.plots.utility import decision_curve_plot
 
 __all__ = [
     "save",
@@ -20,4 +23,8 @@ __all__ = [
     "confusion_matrix",
     "importance_bar",
     "predicted_vs_observed",
+    "calibration_plot",
+    "decision_curve_plot",
+    "beeswarm",
+    "waterfall",
 ]

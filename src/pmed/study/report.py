@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
     from pmed.study.run import StudyResult
 
-__all__ = ["print_study_summary", "format_metric"]
+__all__ = ["print_study_summary", "print_evaluation_summary", "format_metric"]
 
 
 def format_metric(m: dict, digits: int = 3) -> str:
@@ -49,3 +49,22 @@ def print_study_summary(result: StudyResult, console: Console) -> None:
                   f"top features: {', '.join(result.importance['feature'].head(5))}")
     console.print(f"outputs in {result.out_dir}/ (metrics.json, oof_predictions.csv, "
                   "feature_importance.csv, model/, plots/)")
+
+
+def print_evaluation_summary(ev: dict, out_dir, console: Console) -> None:
+    """Print the headline numbers of an evaluation (``metrics.json`` of ``pmed evaluate``)."""
+    from rich.table import Table
+
+    console.print(f"{ev['n']} patients, {ev['n_events']} events ({ev['prevalence']:.1%})")
+    keys = ["auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ici"]
+    t = Table(title="Evaluation (95% CI)")
+    t.add_column("model")
+    for k in keys:
+        t.add_column(k)
+    for name, r in ev["models"].items():
+        t.add_row(name, *[format_metric(r["metrics"][k]) for k in keys])
+    console.print(t)
+    for c in ev.get("comparisons", []):
+        console.print(f"{c['model_a']} vs {c['model_b']}: AUROC difference {c['difference']:+.3f}, "
+                      f"p = {c['p_value']:.3g} (paired DeLong)")
+    console.print(f"outputs in {out_dir}/ (metrics.json, report.html, decision_curve.csv, plots/)")

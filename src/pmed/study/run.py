@@ -293,9 +293,56 @@ def run_study(
     write_table(oof_all, out_dir / "oof_predictions.csv", index=False)
     write_table(importance, out_dir / "feature_importance.csv", index=False)
     _write_plots(out_dir / "plots", task, oof_all, selected, importance, results)
+    if task == "binary" and ev.report:
+        _clinical_evaluation(study, cohort, X, oof_all, results, selected, bundle_path, out_dir / "evaluation")
     reporter.advance("wrote outputs")
     return StudyResult(study=study, out_dir=out_dir, cohort=cohort, metrics=metrics, comparison=comparison,
                        oof=oof_all, importance=importance, selected=selected, bundle_path=bundle_path)
+
+
+def _clinical_evaluation(study: Study, cohort: Cohort, X: pd.DataFrame, oof: pd.DataFrame, results: dict,
+                         selected: str, bundle_path: Path, out: Path) -> None:
+    """The same engine as ``pmed evaluate``, on the first repeat's out-of-fold predictions."""
+    from pmed.evaluate.engine import evaluate_predictions, write_evaluation
+
+    ev = study.evaluation
+    first = oof[oof["repeat"] == 0].copy()
+    missing = [g for g in ev.groups if g not in cohort.patients.columns]
+    if missing:
+        raise StudyError(f"evaluation.groups column(s) {', '.join(missing)} not in the patient table",
+                         where="key evaluation.groups")
+    for g in ev.groups:
+        first[g] = cohort.patients.loc[first["patient_id"], g].astype("object").fillna("missing").to_numpy()
+    evaluation, tables = evaluate_predictions(
+        first, outcome="outcome", score="prediction", model_col="model", groups=ev.groups,
+        id_col="patient_id", thresholds=[ev.threshold], n_boot=ev.bootstrap, seed=study.seed,
+        min_group_size=ev.min_group_size)
+    manifest = json.loads((bundle_path / "manifest.json").read_text())
+    schema = cohort.schema
+    predictors = []
+    for c in X.columns:
+        spec = schema.columns.get(c) if schema else None
+        predictors.append({"name": c, "type": spec.type if spec else str(X[c].dtype),
+                           "unit": spec.unit if spec else None, "missing": int(X[c].isna().sum()),
+                           "description": spec.description if spec else None})
+    context = {
+        "study": {"name": study.name, "description": study.description},
+        "data_sources": [f"{k}: {v}" for k, v in cohort.sources.items()]
+        + [f"block {n}: {b.provenance.get('file', '')}" for n, b in cohort.blocks.items()],
+        "predictors": predictors,
+        "missing_data": "Numeric predictors: median imputation with a missingness indicator; 0/1 "
+                        "predictors: most frequent value with an indicator; categories: an explicit "
+                        "'missing' level. Imputation is fitted inside each training fold.",
+        "cv": {"folds": ev.folds, "repeats": ev.repeats, "group": ev.group, "seed": study.seed,
+               "stratified": True},
+        "models": {k: {"family": v["family"], "params": v["params"]} for k, v in results.items()},
+        "selected_model": selected,
+        "fingerprint": manifest["training_data"]["fingerprint_sha256"],
+        "versions": {k: v for k, v in manifest["versions"].items() if v},
+        "outcome": f"{study.target.column} (event = {study.target.positive if study.target.positive is not None else 1}).",
+    }
+    write_evaluation(evaluation, tables, out, context=context,
+                     roc_data=first[["model", "outcome", "prediction"]])
 
 
 def _per_class(oof: pd.DataFrame, threshold: float) -> dict:

@@ -109,6 +109,11 @@ class EvaluationSpec(_Strict):
     select_by: str | None = None
     threshold: float = Field(default=0.5, gt=0, lt=1)
     bootstrap: int = Field(default=500, ge=0, le=100_000)
+    groups: list[str] = Field(
+        default_factory=list,
+        description="sensitive attributes (sex, ancestry, age band, site): metrics per subgroup")
+    min_group_size: int = Field(default=30, ge=1)
+    report: bool = Field(default=True, description="full clinical evaluation and HTML model report")
 
 
 def _default_models() -> list[ModelSpec]:
