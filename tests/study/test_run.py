@@ -99,3 +99,23 @@ def test_blocks_join_and_mismatched_ids_are_refused(clinical_files, tmp_path):
     pd.DataFrame({"patient_id": ["N0", "N1"], "prs_cad": [0.1, 0.2]}).to_csv(tmp_path / "newprs.csv", index=False)
     with pytest.raises(IDMismatchError, match="2 cohort patient"):
         predict_patients(r.bundle_path, clinical_files["new"], blocks={"prs": tmp_path / "newprs.csv"})
+
+
+def test_nested_tuning_and_recalibration_run_and_bundle(clinical_files, tmp_path):
+    study = write_study(tmp_path, models=("linear",))
+    text = study.read_text().replace(
+        "  - family: linear",
+        "  - family: linear\n    grid: {C: [0.01, 1.0]}\n"
+        "  - family: random_forest\n    name: rf_isotonic\n    params: {n_estimators: 30}\n"
+        "    calibration: isotonic")
+    text = text.replace("bootstrap: 50}", "bootstrap: 50, groups: [sex], inner_folds: 2}")
+    study.write_text(text)
+    r = run_study(study, tmp_path / "out")
+    assert set(r.metrics["models"]) == {"linear", "rf_isotonic"}
+    assert r.metrics["models"]["linear"]["grid"] == {"C": [0.01, 1.0]}
+    # the clinical evaluation ran with the declared subgroup, and the report exists
+    ev = json.loads((tmp_path / "out" / "evaluation" / "metrics.json").read_text())
+    assert set(ev["models"]) == {"linear", "rf_isotonic"} and "sex" in ev["models"]["linear"]["groups"]
+    assert (tmp_path / "out" / "evaluation" / "report.html").exists()
+    pred = predict_patients(r.bundle_path, clinical_files["new"])
+    assert pred["probability"].between(0, 1).all()

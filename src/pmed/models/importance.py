@@ -6,7 +6,20 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-__all__ = ["feature_importance", "input_feature_of_outputs"]
+__all__ = ["feature_importance", "input_feature_of_outputs", "fitted_pipeline"]
+
+
+def fitted_pipeline(estimator) -> Pipeline:
+    """The fitted ``preprocess → model`` pipeline inside a tuned or recalibrated wrapper.
+
+    ``GridSearchCV`` keeps the refitted best pipeline; ``CalibratedClassifierCV`` (fitted with
+    ``ensemble=False`` or not) keeps one or more; the first is representative for importance.
+    """
+    if hasattr(estimator, "best_estimator_"):
+        return fitted_pipeline(estimator.best_estimator_)
+    if hasattr(estimator, "calibrated_classifiers_"):
+        return fitted_pipeline(estimator.calibrated_classifiers_[0].estimator)
+    return estimator
 
 
 def input_feature_of_outputs(pipeline: Pipeline) -> list[str]:
@@ -67,10 +80,11 @@ def feature_importance(
     pandas.DataFrame
         Columns ``feature, importance, rank, method``, sorted by rank (1 = most important).
     """
-    native = _native_importance(pipeline.named_steps["model"])
+    inner = fitted_pipeline(pipeline)
+    native = _native_importance(inner.named_steps["model"])
     if native is not None:
         values, method = native
-        owners = input_feature_of_outputs(pipeline)
+        owners = input_feature_of_outputs(inner)
         s = pd.Series(np.asarray(values, dtype=float), index=owners).groupby(level=0, sort=False).sum()
         s = s.reindex(X.columns, fill_value=0.0)
         total = s.sum()

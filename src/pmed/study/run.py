@@ -223,10 +223,24 @@ def run_study(
                              where="key models[].features", fix="name columns of the feature table")
         return X[spec.features]
 
+    def build(spec, Xm: pd.DataFrame):
+        est = make_model(spec.family, task=task, X=Xm, params=spec.params, seed=study.seed)
+        if spec.grid:
+            from pmed.evaluate.tuning import tuned
+
+            est = tuned(est, spec.grid, task=task, inner_folds=ev.inner_folds, seed=study.seed)
+        if spec.calibration:
+            if task != "binary":
+                raise StudyError("calibration applies to binary targets only", where="key models[].calibration")
+            from pmed.evaluate.calibration import recalibrate
+
+            est = recalibrate(est, method=spec.calibration, cv=3)
+        return est
+
     results, oofs = {}, []
     for spec in study.models:
         Xm = features_of(spec)
-        pipe = make_model(spec.family, task=task, X=Xm, params=spec.params, seed=study.seed)
+        pipe = build(spec, Xm)
         try:
             oof = out_of_fold_predictions(pipe, Xm, y, splits, task=task,
                                           on_fold=lambda s=spec: reporter.advance(f"cross-validating {s.label}"))
@@ -237,6 +251,7 @@ def run_study(
         if task == "binary":
             m["per_class"] = _per_class(oof[oof["repeat"] == 0], ev.threshold)
         results[spec.label] = {"family": spec.family, "params": spec.params,
+                               "grid": spec.grid, "calibration": spec.calibration,
                                "n_features": int(Xm.shape[1]), **m}
         oofs.append(oof.assign(model=spec.label))
         reporter.advance(f"evaluated {spec.label}")
@@ -248,7 +263,7 @@ def run_study(
     sel_spec = next(s for s in study.models if s.label == selected)
 
     X = features_of(sel_spec)
-    final = make_model(sel_spec.family, task=task, X=X, params=sel_spec.params, seed=study.seed)
+    final = build(sel_spec, X)
     final.fit(X, y.astype(int) if task == "binary" else y)
     importance = feature_importance(final, X, y, seed=study.seed)
     reporter.advance(f"refitted {selected} on all {len(X)} patients")

@@ -87,6 +87,10 @@ class ModelSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     features: list[str] | None = Field(
         default=None, description="use only these features (e.g. a tissue-only baseline)")
+    grid: dict[str, list[Any]] | None = Field(
+        default=None, description="hyperparameters tuned by an inner CV inside each outer fold (nested CV)")
+    calibration: Literal["sigmoid", "isotonic"] | None = Field(
+        default=None, description="recalibrate probabilities (Platt or isotonic), fitted inside each fold")
 
     @field_validator("family")
     @classmethod
@@ -113,6 +117,7 @@ class EvaluationSpec(_Strict):
         default_factory=list,
         description="sensitive attributes (sex, ancestry, age band, site): metrics per subgroup")
     min_group_size: int = Field(default=30, ge=1)
+    inner_folds: int = Field(default=3, ge=2, le=20, description="inner CV folds for models with a grid")
     report: bool = Field(default=True, description="full clinical evaluation and HTML model report")
 
 
