@@ -21,7 +21,7 @@ def test_run_and_predict(clinical_files, tmp_path, capsys):
                  "--patients", str(clinical_files["new"]), "--out", str(tmp_path / "p.csv")])
     assert code == 0
     pred = pd.read_csv(tmp_path / "p.csv")
-    assert list(pred.columns) == ["patient_id", "probability", "predicted_class"]
+    assert list(pred.columns) == ["patient_id", "probability", "predicted_class", "prediction_set"]
     assert len(pred) == 4
 
 
@@ -53,3 +53,13 @@ def test_console_script_entry_point(tmp_path):
     r = subprocess.run([*cmd, "validate", str(tmp_path / "x.csv")], capture_output=True, text=True)
     assert r.returncode == 2
     assert "file not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_predict_writes_patient_reports(clinical_files, tmp_path):
+    study = write_study(tmp_path, models=("linear",))
+    assert main(["run", str(study), "--out", str(tmp_path / "out")]) == 0
+    assert main(["predict", "--model", str(tmp_path / "out" / "model"), "--patients", str(clinical_files["new"]),
+                 "--out", str(tmp_path / "p.csv"), "--report", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "N0.html").read_text()
+    assert "What drove this prediction" in html and "90% prediction set" in html
+    assert "Higher than" in html and "data:image/png;base64," in html

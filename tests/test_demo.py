@@ -27,6 +27,19 @@ def test_demo_recovers_the_cyp2c19_clopidogrel_effect(tmp_path):
     assert len(preds) == 5 and preds["probability"].between(0, 1).all()
     assert set(out["factors"].columns) >= {"patient_id", "feature", "value", "typical_value", "contribution"}
     assert (tmp_path / "new_patient_factors.csv").exists()
+    # the model report and the patient reports open in headless Chromium without console errors
+    import shutil
+
+    from pmed.report import screenshot
+
+    model_report = tmp_path / "results" / "evaluation" / "report.html"
+    patient = tmp_path / "patient_reports" / f"{out['factors']['patient_id'].iloc[0]}.html"
+    assert "TRIPOD+AI" in model_report.read_text() and "CYP2C19" not in patient.name
+    if shutil.which("chromium"):
+        for html in (model_report, patient):
+            png, log = screenshot(html, tmp_path / f"{html.stem}.png")
+            assert png.stat().st_size > 10_000
+            assert not [ln for ln in log.splitlines() if "CONSOLE" in ln and "error" in ln.lower()]
 
     # what the model learned: two CYP2C19*2 alleles lower the predicted response to
     # clopidogrel far more than to ticagrelor (the generating truth: only clopidogrel)

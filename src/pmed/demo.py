@@ -128,6 +128,11 @@ def run_demo(
     for _, f in factors.iterrows():
         say(f"  {f['label']:<28} {_fmt(f['value'])} (typical {_fmt(f['typical_value'])}): "
             f"{f['contribution']:+.3f}")
+    from pmed.study.predict import write_patient_reports
+
+    reports = write_patient_reports(bundle, X_new, preds, out / "patient_reports")
+    say(f"\nreports: {out / 'results' / 'evaluation' / 'report.html'} (model, TRIPOD+AI) and "
+        f"{len(reports)} patient reports in {out / 'patient_reports'}/")
     say(f"\neverything is in {out}/ — rerun the study with: pmed run {study_path} --out {out / 'results'}")
     return {"result": result, "predictions": preds, "factors": factors}
 

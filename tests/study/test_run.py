@@ -54,13 +54,19 @@ def test_continuous_study(clinical_files, tmp_path):
     assert 0.5 < r2 < 0.95  # sbp = f(age, bmi) + noise
     assert (tmp_path / "out" / "plots" / "predicted_vs_observed.png").exists()
     pred = predict_patients(r.bundle_path, clinical_files["new"])
-    assert list(pred.columns) == ["prediction"] and pred["prediction"].between(100, 200).all()
+    assert list(pred.columns) == ["prediction", "interval_low", "interval_high"]
+    assert pred["prediction"].between(100, 200).all()
+    # conformal intervals: symmetric around the prediction, covering ~90% out of fold
+    assert (pred["interval_low"] < pred["prediction"]).all() and (pred["prediction"] < pred["interval_high"]).all()
+    cov = m["conformal"]["cv_coverage"]["coverage"]
+    assert cov["ci_low"] <= 0.9 <= cov["ci_high"] and 0.83 < cov["estimate"] < 0.97
 
 
 def test_predict_new_patients(clinical_files, tmp_path):
     r = run_study(write_study(tmp_path), tmp_path / "out")
     pred = predict_patients(r.bundle_path, clinical_files["new"], out=tmp_path / "pred.csv")
     assert list(pred.index) == ["N0", "N1", "N2", "N3"]
+    assert set(pred["prediction_set"]) <= {"0", "1", "0|1", ""}
     assert pred["probability"].between(0, 1).all()
     assert ((pred["probability"] >= 0.5).astype(int) == pred["predicted_class"]).all()
     # the reloaded bundle gives exactly the refitted model's predictions

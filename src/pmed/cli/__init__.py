@@ -92,12 +92,20 @@ def predict(
     patients: Annotated[Path, typer.Option("--patients", "-p", help="new patients (CSV/TSV/Parquet)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output CSV")] = Path("predictions.csv"),
     block: Annotated[list[str] | None, typer.Option("--block", "-b", help="NAME=FILE for modality blocks")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="folder for one HTML report per patient")] = None,
 ) -> None:
     """Score new patients with a trained model bundle."""
-    from pmed.study import predict_patients
+    from pmed.study import load_bundle, predict_patients
+    from pmed.study.predict import new_patient_features, write_patient_reports
 
-    pred = predict_patients(model, patients, blocks=_parse_blocks(block), out=out)
+    bundle = load_bundle(model)
+    blocks = _parse_blocks(block)
+    pred = predict_patients(bundle, patients, blocks=blocks, out=out)
     _console().print(f"wrote {len(pred)} predictions to {out}")
+    if report is not None:
+        X = new_patient_features(bundle, patients, blocks=blocks)
+        paths = write_patient_reports(bundle, X, pred, report)
+        _console().print(f"wrote {len(paths)} patient reports to {report}/")
 
 
 @app.command()

@@ -7,7 +7,8 @@ import pandas as pd
 
 from pmed.plots._base import _plt
 
-__all__ = ["roc_curves", "pr_curves", "confusion_matrix", "importance_bar", "predicted_vs_observed"]
+__all__ = ["roc_curves", "pr_curves", "confusion_matrix", "importance_bar", "predicted_vs_observed",
+           "population_position"]
 
 
 def roc_curves(oof: pd.DataFrame, *, title: str = "ROC (out-of-fold)"):
@@ -79,5 +80,19 @@ def predicted_vs_observed(oof: pd.DataFrame, *, title: str = ""):
     hi = float(max(oof["outcome"].max(), oof["prediction"].max()))
     ax.plot([lo, hi], [lo, hi], ls="--", c="grey", lw=1)
     ax.set(xlabel="observed", ylabel="predicted (out-of-fold)", title=f"Predicted vs observed {title}")
+    fig.tight_layout()
+    return fig
+
+
+def population_position(quantiles, value: float, *, xlabel: str = "prediction"):
+    """Where one patient's prediction falls on the population's distribution (from quantiles)."""
+    plt = _plt()
+    q = np.asarray(quantiles, dtype=float)
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    if len(q):
+        ax.plot(q, np.linspace(0, 100, len(q)), c="#3b6ea5", lw=2, label="training population (out-of-fold)")
+        ax.axvline(value, c="#c0392b", lw=2, label="this patient")
+    ax.set(xlabel=xlabel, ylabel="% of patients below")
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig

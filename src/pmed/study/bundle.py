@@ -156,15 +156,31 @@ class ModelBundle:
         Returns
         -------
         pandas.DataFrame
-            Binary: ``probability`` (of the positive outcome) and ``predicted_class`` (0/1 at
-            the bundle's threshold). Continuous: ``prediction``.
+            Binary: ``probability`` (of the positive outcome), ``predicted_class`` (0/1 at
+            the bundle's threshold) and ``prediction_set`` (conformal, e.g. ``"0|1"``).
+            Continuous: ``prediction``, ``interval_low``, ``interval_high`` (conformal).
         """
+        from pmed.evaluate.conformal import apply_conformal
+
         X = self.check_features(X, source=source)
         if self.task == "binary":
             p = self.pipeline.predict_proba(X)[:, 1]
             thr = self.manifest.get("threshold", 0.5)
-            return pd.DataFrame({"probability": p, "predicted_class": (p >= thr).astype(int)}, index=X.index)
-        return pd.DataFrame({"prediction": self.pipeline.predict(X)}, index=X.index)
+            out = pd.DataFrame({"probability": p, "predicted_class": (p >= thr).astype(int)}, index=X.index)
+        else:
+            p = self.pipeline.predict(X)
+            out = pd.DataFrame({"prediction": p}, index=X.index)
+        if self.manifest.get("conformal"):
+            extra = apply_conformal(p, self.manifest["conformal"], task=self.task)
+            out[list(extra.columns)] = extra.to_numpy()
+        return out
+
+    def percentile(self, prediction: float) -> float:
+        """Percent of the training population (out-of-fold) predicted lower than ``prediction``."""
+        q = np.asarray(self.manifest.get("population_predictions") or [], dtype=float)
+        if len(q) == 0:
+            return float("nan")
+        return float(100 * np.interp(prediction, q, np.linspace(0, 1, len(q))))
 
 
 def save_bundle(

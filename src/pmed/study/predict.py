@@ -13,7 +13,7 @@ from pmed.errors import ValidationError
 from pmed.io.tables import read_table, write_table
 from pmed.study.bundle import ModelBundle, load_bundle
 
-__all__ = ["predict_patients", "explain_patient", "new_patient_features"]
+__all__ = ["predict_patients", "explain_patient", "new_patient_features", "write_patient_reports"]
 
 
 def new_patient_features(
@@ -147,3 +147,73 @@ def _already_typical(value, typical) -> bool:
     if isinstance(typical, float):
         return bool(np.isclose(float(value), typical))
     return str(value) == str(typical)
+
+
+def _factor_sentence(row: pd.Series, task: str) -> str:
+    c = float(row["contribution"])
+    head = f"{row['feature']} = {_show(row['value'])} (typical {_show(row['typical_value'])})"
+    if task == "binary" and abs(c) < 0.005:
+        return f"{head} changes the predicted probability by less than 1 percentage point"
+    verb = "raises" if c > 0 else "lowers"
+    amount = f"{abs(c) * 100:.0f} percentage points" if task == "binary" else f"{abs(c):.3g}"
+    what = "the predicted probability" if task == "binary" else "the prediction"
+    return f"{head} {verb} {what} by {amount}"
+
+
+def _show(v) -> str:
+    if isinstance(v, float):
+        return "missing" if np.isnan(v) else f"{v:g}"
+    return str(v)
+
+
+def write_patient_reports(
+    bundle: ModelBundle,
+    X: pd.DataFrame,
+    predictions: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    top: int = 5,
+) -> list[Path]:
+    """One self-contained HTML report per patient: prediction with its conformal set or
+    interval, position in the training population, and the factors behind it.
+
+    Factors are the model-agnostic what-if contributions of :func:`explain_patient`, which need
+    only the bundle's typical values, not training data.
+    """
+    from pmed import plots
+    from pmed.plots.study import population_position
+    from pmed.report import patient_report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    task = bundle.task
+    col = "probability" if task == "binary" else "prediction"
+    conformal = bundle.manifest.get("conformal") or {}
+    paths = []
+    for pid in predictions.index:
+        value = float(predictions.loc[pid, col])
+        factors = explain_patient(bundle, X.loc[[pid]], top=top)
+        info = {
+            "id": pid,
+            "model": bundle.manifest.get("model", {}).get("name"),
+            "outcome": (f"Probability that {bundle.manifest['target']} = 1" if task == "binary"
+                        else f"Predicted {bundle.manifest['target']}"),
+            "prediction": value,
+            "percentile": bundle.percentile(value),
+            "factors": [_factor_sentence(r, task) for _, r in factors.iterrows()],
+            "factor_table": factors.to_dict("records"),
+        }
+        if task == "binary" and "prediction_set" in predictions:
+            s = predictions.loc[pid, "prediction_set"]
+            info["prediction_set"] = {"labels": s.split("|") if s else ["(empty)"],
+                                      "level": conformal.get("confidence_level"), "method": conformal.get("method")}
+        elif "interval_low" in predictions:
+            info["interval"] = {"low": float(predictions.loc[pid, "interval_low"]),
+                                "high": float(predictions.loc[pid, "interval_high"]),
+                                "level": conformal.get("confidence_level"), "method": conformal.get("method")}
+        fig = population_position(bundle.manifest.get("population_predictions") or [], value,
+                                  xlabel=col)
+        png = plots.save(fig, out / f".{pid}.population.png")
+        paths.append(patient_report(info, out / f"{pid}.html", figures={"population": png}))
+        png.unlink()
+    return paths

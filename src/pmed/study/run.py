@@ -24,6 +24,7 @@ import pandas as pd
 from pmed import __version__
 from pmed.cohort import Cohort
 from pmed.errors import StudyError, ValidationError
+from pmed.evaluate.conformal import conformal_from_oof
 from pmed.evaluate.cv import cv_metrics, make_splits, out_of_fold_predictions
 from pmed.evaluate.metrics import GREATER_IS_BETTER
 from pmed.io._atomic import write_text_atomic
@@ -262,6 +263,11 @@ def run_study(
     selected = max(scores, key=lambda k: (sign * np.nan_to_num(scores[k], nan=-np.inf), -list(scores).index(k)))
     sel_spec = next(s for s in study.models if s.label == selected)
 
+    sel_oof = oofs[list(results).index(selected)]
+    sel_oof = sel_oof[sel_oof["repeat"] == 0]
+    conformal = conformal_from_oof(sel_oof["outcome"], sel_oof["prediction"], sel_oof["fold"], task=task,
+                                   confidence_level=ev.confidence_level)
+
     X = features_of(sel_spec)
     final = build(sel_spec, X)
     final.fit(X, y.astype(int) if task == "binary" else y)
@@ -281,6 +287,7 @@ def run_study(
                "stratified": task == "binary", "bootstrap_resamples": ev.bootstrap},
         "select_by": sel_metric,
         "selected_model": selected,
+        "conformal": conformal,
         "models": results,
     }
     comparison = _comparison_table(results, task)
@@ -300,6 +307,8 @@ def run_study(
         metrics=results[selected], study_text=study.source_text, threshold=ev.threshold,
         extra={"model": {"name": selected, "family": sel_spec.family, "params": sel_spec.params},
                "reference_values": _reference_values(X),
+               "conformal": conformal,
+               "population_predictions": np.quantile(sel_oof["prediction"], np.linspace(0, 1, 101)).tolist(),
                "positive": study.target.positive},
     )
 
