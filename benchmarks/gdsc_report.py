@@ -185,7 +185,7 @@ def public_name(drug_id: int, decoded: str | None) -> str:
     if decoded:
         return f"{decoded} (DRUG_DECODE.csv)"
     if drug_id in PUBLIC_NAMES:
-        return f"{PUBLIC_NAMES[drug_id]} ({PUBLIC_NOTE})"
+        return f"{PUBLIC_NAMES[drug_id]} †"
     return "—"
 
 
@@ -202,6 +202,22 @@ def verdict(d: dict) -> str:
     return "no (CI includes 0)" if d["ci_high"] >= 0 else "no (worse)"
 
 
+def summary_text(runs: list[DrugRun]) -> list[str]:
+    """The verdicts of the summary table in words."""
+    beats = [r.name for r in runs if r.delta["ci_low"] > 0 and r.delta["b"] == "tissue_only"]
+    tissue = [r.name for r in runs if r.selected == "tissue_only"]
+    mean_r2 = [r.metrics["models"]["mean"]["metrics"]["r2"]["estimate"] for r in runs]
+    return [
+        f"- The selected model beats the tissue-only baseline for **{len(beats)} of {len(runs)}** "
+        f"drugs ({', '.join(beats) or 'none'}).",
+        f"- For **{len(tissue)}** ({', '.join(tissue) or 'none'}) tissue-only is itself the best "
+        "model: no model given the genomic features predicts ln(IC50) better than tissue of "
+        "origin alone.",
+        f"- The mean baseline's R² ranges {f3(min(mean_r2))} to {f3(max(mean_r2))} (≈ 0 or slightly "
+        "below, as a constant predicts out of fold).",
+    ]
+
+
 def summary_section(runs: list[DrugRun]) -> list[str]:
     rows = []
     for r in runs:
@@ -211,7 +227,6 @@ def summary_section(runs: list[DrugRun]) -> list[str]:
                      f"{f3(mm['mean']['metrics']['r2']['estimate'])}", ci(mm["tissue_only"]["metrics"]["r2"]),
                      f"{r.selected}: {ci(mm[r.selected]['metrics']['r2'])}",
                      f"{ci(r.delta)} vs {r.delta['b']}", verdict(r.delta), top5])
-    beats = sum(r.delta["ci_low"] > 0 and r.delta["b"] == "tissue_only" for r in runs)
     return [
         "## Summary: the selected model against the baselines", "",
         "R² of the pooled out-of-fold predictions with its 95% percentile-bootstrap CI (500 "
@@ -222,7 +237,7 @@ def summary_section(runs: list[DrugRun]) -> list[str]:
         *table(["drug", "target", "n lines", "mean R²", "tissue-only R² [95% CI]",
                 "selected model R² [95% CI]", "ΔR² [95% CI]", "beats tissue-only", "top-5 features"],
                rows),
-        "", f"The selected model beats the tissue-only baseline for **{beats} of {len(runs)}** drugs.",
+        "", *summary_text(runs),
         "",
     ]
 
@@ -245,7 +260,7 @@ def per_drug_section(runs: list[DrugRun]) -> list[str]:
     return out
 
 
-def nutlin_section(runs: list[DrugRun]) -> list[str]:
+def nutlin_section(runs: list[DrugRun], out: str) -> list[str]:
     run = next((r for r in runs if r.drug == NUTLIN), None)
     if run is None:
         return []
@@ -257,48 +272,86 @@ def nutlin_section(runs: list[DrugRun]) -> list[str]:
              if first == "TP53_mut" else f"**`TP53_mut` does not rank first (`{first}` does).**")
     tp53 = run.importance.set_index("feature")
     return ["## Nutlin-3a (Drug_1047, MDM2): feature importance", "",
-            f"Selected model: `{run.selected}`; top 10 of `OUT/Drug_1047/feature_importance.csv`. "
+            f"Selected model: `{run.selected}`; top 10 of `{out}/Drug_1047/feature_importance.csv`. "
             + claim + f" `loss_cnaPANCAN307_(CHD3,GPS2,TP53)` (loss of the TP53 locus) ranks "
             f"{int(tp53.loc['loss_cnaPANCAN307_(CHD3,GPS2,TP53)', 'rank'])}.", "",
             *table(["rank", "feature", "importance", "method"], rows), ""]
 
 
-def scan_section(scan: pd.DataFrame, decode: pd.Series, folds: int, seconds: float) -> list[str]:
-    top = scan[scan["braf_rank"] <= 3].sort_values(["braf_rank", "diff_mut_minus_wt"])
-    rows = [[r.drug.removesuffix("_IC50"), public_name(r.drug_id, decode.get(r.drug)),
-             f"{r.n} ({r.n_braf_mut})", str(r.braf_rank), f"{r.braf_importance:.3f}", f3(r.r2),
-             f"{r.diff_mut_minus_wt:+.2f}", pval(r.mw_p), pval(r.mw_q)] for r in top.itertuples()]
-    known = scan[scan["drug_id"].isin(list(PUBLIC_NAMES))].sort_values("drug_id")
-    known_rows = [[r.drug.removesuffix("_IC50"), PUBLIC_NAMES[r.drug_id], str(r.braf_rank),
-                   f"{r.diff_mut_minus_wt:+.2f}", pval(r.mw_p)] for r in known.itertuples()]
+def scan_row(r, decode: pd.Series, *, full: bool) -> list[str]:
+    """One drug of the scan as table cells (``full``: with n, importance, R², q)."""
+    cells = [r.drug.removesuffix("_IC50"), public_name(r.drug_id, decode.get(r.drug))]
+    if full:
+        cells.append(f"{r.n} ({r.n_braf_mut})")
+    cells += [str(r.braf_rank), f"`{r.top_feature}`"]
+    if full:
+        cells += [f"{r.braf_importance:.3f}", f3(r.r2)]
+    cells += [f"{r.diff_mut_minus_wt:+.2f}", pval(r.mw_p)]
+    return cells + ([pval(r.mw_q)] if full else [])
+
+
+def known_findings(known: pd.DataFrame) -> list[str]:
+    """BRAF_mut's rank and effect for the BRAF-inhibitor columns named in PUBLIC_NAMES."""
+    if known.empty:
+        return []
+    ranks = ", ".join(f"{r.braf_rank} for {PUBLIC_NAMES[r.drug_id].split(' (')[0]} "
+                      f"({r.drug.removesuffix('_IC50')})"
+                      for r in known.sort_values("drug_id").itertuples())
+    above = sorted(set(known.loc[known["braf_rank"] > 1, "top_feature"]))
+    return [
+        f"- For the {len(known)} known BRAF-inhibitor columns, `BRAF_mut` ranks {ranks}"
+        + (f" (ranked above it: {', '.join(f'`{f}`' for f in above)})" if above else "")
+        + f"; BRAF-mutant lines are more sensitive by {-known['diff_mut_minus_wt'].max():.2f} to "
+        f"{-known['diff_mut_minus_wt'].min():.2f} ln units (Mann–Whitney p ≤ "
+        f"{pval(known['mw_p'].max())}).",
+    ]
+
+
+def scan_findings(scan: pd.DataFrame) -> list[str]:
+    """What the scan finds for the BRAF inhibitors, stated from the numbers."""
+    known = scan[scan["drug_id"].isin(list(PUBLIC_NAMES))]
     first = scan[scan["braf_rank"] == 1]
-    strongest = scan.sort_values("mw_p").head(10)
+    only_known = set(first["drug_id"]) <= set(PUBLIC_NAMES)
+    unnamed = scan[(scan["braf_rank"] <= 3) & ~scan["drug_id"].isin(list(PUBLIC_NAMES))
+                   & (scan["mw_q"] < 0.05) & (scan["diff_mut_minus_wt"] < -1)]
+    return [
+        f"- `BRAF_mut` ranks first for **{len(first)}** of {len(scan)} drugs"
+        + (", all of them known BRAF inhibitors." if only_known and len(first) else "."),
+        *known_findings(known),
+        f"- **{len(unnamed)}** unnamed drugs also have `BRAF_mut` in the top 3 with BRAF-mutant lines "
+        "more sensitive by over 1 ln unit (BH q < 0.05): "
+        + ", ".join(r.drug.removesuffix("_IC50") for r in unnamed.sort_values("mw_p").itertuples())
+        + ". BRAF-mutant lines are known to be sensitive to MEK (and other MAPK-pathway) "
+        "inhibitors too; these IDs are not named here because the shared data do not name them.",
+    ]
+
+
+def scan_section(scan: pd.DataFrame, decode: pd.Series, folds: int, seconds: float) -> list[str]:
+    top = scan[scan["braf_rank"] <= 3].sort_values(["braf_rank", "mw_p"])
+    known = scan[scan["drug_id"].isin(list(PUBLIC_NAMES))].sort_values("drug_id")
+    strongest = scan.sort_values("mw_p").head(15)
+    short = ["drug", "identity", "BRAF_mut rank", "rank-1 feature", "Δ ln(IC50)", "MW p"]
     return [
         "## BRAF scan over all 265 drugs", "",
         f"For each drug: {folds}-fold CV of pmed's `{SCAN_FAMILY}` with its default parameters on "
-        "all 679 features (no bootstrap: R² is a point estimate), the model refitted on every "
-        "screened line, and the rank of `BRAF_mut` in its gain importance. Δ ln(IC50) is the mean "
-        "of BRAF-mutant minus wild-type lines (negative = mutant lines more sensitive), with a "
-        "two-sided Mann–Whitney p-value and its Benjamini–Hochberg q-value over the "
+        "all 679 features (fewer folds than the studies and no bootstrap, to keep the scan near "
+        "15 min on 2 cores: R² is a point estimate), the model refitted on every screened line, "
+        "and the rank of `BRAF_mut` in its gain importance. Δ ln(IC50) is the mean of BRAF-mutant "
+        "minus wild-type lines (negative = mutant lines more sensitive), with a two-sided "
+        "Mann–Whitney p-value and its Benjamini–Hochberg q-value over the "
         f"{int(scan['mw_p'].notna().sum())} drugs. Scan wall time: {seconds / 60:.1f} min.", "",
-        f"`BRAF_mut` ranks first for **{len(first)}** drugs and in the top 3 for "
-        f"**{len(top)}** (table below, n = screened lines with the BRAF-mutant count in brackets).", "",
-        *table(["drug", "identity", "n (BRAF-mut)", "BRAF_mut rank", "importance", "CV R²",
-                "Δ ln(IC50)", "MW p", "BH q"], rows), "",
+        *scan_findings(scan), "",
+        f"Drugs with `BRAF_mut` in the top 3 ({len(top)}; n = screened lines, BRAF-mutant in "
+        "brackets):", "",
+        *table(["drug", "identity", "n (BRAF-mut)", "BRAF_mut rank", "rank-1 feature", "importance",
+                "CV R²", "Δ ln(IC50)", "MW p", "BH q"],
+               [scan_row(r, decode, full=True) for r in top.itertuples()]), "",
         "Known BRAF inhibitors among the IC50 columns:", "",
-        *table(["drug", "identity (" + PUBLIC_NOTE + ")", "BRAF_mut rank", "Δ ln(IC50)", "MW p"],
-               known_rows), "",
-        "The ten drugs with the strongest BRAF-mutant association by Mann–Whitney p (ranks from "
-        "the model):", "",
-        *table(["drug", "identity", "BRAF_mut rank", "Δ ln(IC50)", "MW p"],
-               [[r.drug.removesuffix("_IC50"), public_name(r.drug_id, decode.get(r.drug)),
-                 str(r.braf_rank), f"{r.diff_mut_minus_wt:+.2f}", pval(r.mw_p)]
-                for r in strongest.itertuples()]), "",
-        "Drugs not identified above are listed by their GDSC1 ID only: the shared data name 11 "
-        "drugs, and identities not certain from the public list are not guessed here. BRAF-mutant "
-        "lines are known to be sensitive to MEK inhibitors as well, so several of the unnamed "
-        "IDs with a strong negative Δ are candidates for MEK inhibitors; confirming that needs "
-        "the public compound list.", "",
+        *table(short, [scan_row(r, decode, full=False) for r in known.itertuples()]), "",
+        "The 15 drugs with the strongest BRAF-mutant association by Mann–Whitney p:", "",
+        *table(short, [scan_row(r, decode, full=False) for r in strongest.itertuples()]), "",
+        f"† {PUBLIC_NOTE[0].upper()}{PUBLIC_NOTE[1:]}. Other drugs are listed by their GDSC1 ID only: the shared "
+        "data name 11 drugs, and identities that are not certain are not guessed here.", "",
     ]
 
 
@@ -377,7 +430,7 @@ def weak_section(runs: list[DrugRun], scan: pd.DataFrame) -> list[str]:
 
 def write_doc(path: Path, runs: list[DrugRun], scan: pd.DataFrame, decode: pd.Series,
               meta: dict) -> None:
-    lines = [*header_section(runs, meta), *summary_section(runs), *nutlin_section(runs),
+    lines = [*header_section(runs, meta), *summary_section(runs), *nutlin_section(runs, meta["out"]),
              *scan_section(scan, decode, meta["folds"], meta["scan"]), *per_drug_section(runs),
              *weak_section(runs, scan)]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,7 @@ data:
 target: {{column: {target}, task: {task}}}
 models:
 {model_lines}
-evaluation: {{folds: 4, repeats: 1, bootstrap: 50}}
+evaluation: {{folds: 4, repeats: 1, bootstrap: 50, coefficient_bootstrap: 0}}
 seed: 0
 {extra}"""
     p = folder / f"study_{target}.yaml"

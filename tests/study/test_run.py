@@ -114,7 +114,7 @@ def test_nested_tuning_and_recalibration_run_and_bundle(clinical_files, tmp_path
         "  - family: linear\n    grid: {C: [0.01, 1.0]}\n"
         "  - family: random_forest\n    name: rf_isotonic\n    params: {n_estimators: 30}\n"
         "    calibration: isotonic")
-    text = text.replace("bootstrap: 50}", "bootstrap: 50, groups: [sex], inner_folds: 2}")
+    text = text.replace("coefficient_bootstrap: 0}", "coefficient_bootstrap: 0, groups: [sex], inner_folds: 2}")
     study.write_text(text)
     r = run_study(study, tmp_path / "out")
     assert set(r.metrics["models"]) == {"linear", "rf_isotonic"}
@@ -125,3 +125,18 @@ def test_nested_tuning_and_recalibration_run_and_bundle(clinical_files, tmp_path
     assert (tmp_path / "out" / "evaluation" / "report.html").exists()
     pred = predict_patients(r.bundle_path, clinical_files["new"])
     assert pred["probability"].between(0, 1).all()
+
+
+def test_explanations_of_the_selected_model(clinical_files, tmp_path):
+    study = write_study(tmp_path, models=("linear",))
+    study.write_text(study.read_text().replace("coefficient_bootstrap: 0", "coefficient_bootstrap: 20"))
+    run_study(study, tmp_path / "lin")
+    coefs = pd.read_csv(tmp_path / "lin" / "evaluation" / "coefficients.csv")
+    age = coefs[coefs["term"] == "age"].iloc[0]
+    assert age["ci_low"] < age["coefficient"] < age["ci_high"] and age["coefficient"] > 0  # risk rises with age
+    study = write_study(tmp_path, models=("lightgbm",))
+    run_study(study, tmp_path / "gbm")
+    shap = pd.read_csv(tmp_path / "gbm" / "evaluation" / "shap_importance.csv")
+    assert set(shap["feature"]) == {"age", "sex", "bmi", "smoking", "diabetes", "crp"}  # grouped back
+    assert (tmp_path / "gbm" / "evaluation" / "plots" / "shap_beeswarm.png").exists()
+    assert "SHAP values of the selected model" in (tmp_path / "gbm" / "evaluation" / "report.html").read_text()

@@ -211,11 +211,13 @@ def write_evaluation(
     *,
     context: Mapping[str, Any] | None = None,
     roc_data: pd.DataFrame | None = None,
+    figures: Mapping[str, Path] | None = None,
     report: bool = True,
 ) -> dict[str, Path]:
     """Write ``metrics.json``, curve CSVs, plots and ``report.html`` into ``out_dir``.
 
-    ``roc_data`` (columns ``model, outcome, prediction``) adds ROC curves to the plots.
+    ``roc_data`` (columns ``model, outcome, prediction``) adds ROC curves to the plots;
+    ``figures`` adds PNGs made elsewhere (e.g. ``shap_beeswarm``) to the report.
     """
     from pmed import plots
     from pmed.io import write_table, write_text_atomic
@@ -233,7 +235,7 @@ def write_evaluation(
     paths["decision_curve"] = write_table(dca_all, out / "decision_curve.csv", index=False)
     paths["calibration_curve"] = write_table(cal_all, out / "calibration_curve.csv", index=False)
 
-    figures = {}
+    figures = dict(figures or {})
     first = next(iter(tables))
     fig = decision_curve_plot(tables[first]["decision_curve"], label=first,
                               models={m: t["decision_curve"] for m, t in tables.items() if m != first})

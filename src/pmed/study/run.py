@@ -318,14 +318,17 @@ def run_study(
     write_table(importance, out_dir / "feature_importance.csv", index=False)
     _write_plots(out_dir / "plots", task, oof_all, selected, importance, results)
     if task == "binary" and ev.report:
-        _clinical_evaluation(study, cohort, X, oof_all, results, selected, bundle_path, out_dir / "evaluation")
+        figures = _explanations(final, sel_spec.family, X, y, seed=study.seed, out=out_dir / "evaluation",
+                                n_boot=ev.coefficient_bootstrap)
+        _clinical_evaluation(study, cohort, X, oof_all, results, selected, bundle_path, out_dir / "evaluation",
+                             figures=figures)
     reporter.advance("wrote outputs")
     return StudyResult(study=study, out_dir=out_dir, cohort=cohort, metrics=metrics, comparison=comparison,
                        oof=oof_all, importance=importance, selected=selected, bundle_path=bundle_path)
 
 
 def _clinical_evaluation(study: Study, cohort: Cohort, X: pd.DataFrame, oof: pd.DataFrame, results: dict,
-                         selected: str, bundle_path: Path, out: Path) -> None:
+                         selected: str, bundle_path: Path, out: Path, *, figures: dict | None = None) -> None:
     """The same engine as ``pmed evaluate``, on the first repeat's out-of-fold predictions."""
     from pmed.evaluate.engine import evaluate_predictions, write_evaluation
 
@@ -365,8 +368,42 @@ def _clinical_evaluation(study: Study, cohort: Cohort, X: pd.DataFrame, oof: pd.
         "versions": {k: v for k, v in manifest["versions"].items() if v},
         "outcome": f"{study.target.column} (event = {study.target.positive if study.target.positive is not None else 1}).",
     }
-    write_evaluation(evaluation, tables, out, context=context,
+    write_evaluation(evaluation, tables, out, context=context, figures=figures,
                      roc_data=first[["model", "outcome", "prediction"]])
+
+
+def _explanations(final, family: str, X: pd.DataFrame, y: pd.Series, *, seed: int, out: Path,
+                  n_boot: int) -> dict:
+    """Explanations of the selected model, named as in the input.
+
+    SHAP (probability scale, one-hot columns summed back) where it is exact and fast: tree
+    models, or any model with at most 10 features; coefficients with bootstrap CIs for linear
+    models. Everything else keeps the permutation importance in ``feature_importance.csv``.
+    """
+    from pmed import plots
+    from pmed.models.importance import fitted_pipeline
+
+    out.mkdir(parents=True, exist_ok=True)
+    pipe = fitted_pipeline(final)
+    figures = {}
+    if family in ("random_forest", "lightgbm") or X.shape[1] <= 10:
+        from pmed.explain import explain, global_importance
+        from pmed.plots.explain import beeswarm
+
+        rng = np.random.default_rng(seed)
+        rows = rng.choice(len(X), size=min(200, len(X)), replace=False)
+        back = rng.choice(len(X), size=min(100, len(X)), replace=False)
+        expl = explain(pipe, X.iloc[np.sort(rows)], background=X.iloc[np.sort(back)], seed=seed)
+        write_table(global_importance(expl), out / "shap_importance.csv", index=False)
+        figures["shap_beeswarm"] = plots.save(
+            beeswarm(expl, title="SHAP values (probability scale), 200 patients"), out / "plots" / "shap_beeswarm.png")
+    if family in ("linear", "elastic_net") and n_boot > 0:
+        from pmed.explain import linear_coefficients
+
+        coefs = linear_coefficients(pipe, X, y.astype(int) if set(np.unique(y)) <= {0, 1} else y,
+                                    n_boot=n_boot, seed=seed)
+        write_table(coefs, out / "coefficients.csv", index=False)
+    return figures
 
 
 def _per_class(oof: pd.DataFrame, threshold: float) -> dict:

@@ -118,6 +118,8 @@ class EvaluationSpec(_Strict):
         description="sensitive attributes (sex, ancestry, age band, site): metrics per subgroup")
     min_group_size: int = Field(default=30, ge=1)
     inner_folds: int = Field(default=3, ge=2, le=20, description="inner CV folds for models with a grid")
+    coefficient_bootstrap: int = Field(default=100, ge=0, le=10_000,
+                                       description="refits for linear-model coefficient CIs (0: skip)")
     confidence_level: float = Field(default=0.9, gt=0, lt=1,
                                     description="coverage of conformal prediction sets / intervals")
     report: bool = Field(default=True, description="full clinical evaluation and HTML model report")
