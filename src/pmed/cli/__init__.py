@@ -121,6 +121,7 @@ def evaluate(
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for CIs")] = 500,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
     min_group_size: Annotated[int, typer.Option(help="smallest subgroup reported")] = 30,
+    task: Annotated[str, typer.Option(help="binary (probabilities) or continuous (values)")] = "binary",
 ) -> None:
     """Evaluate any predictions file: discrimination, calibration, utility, subgroups, report."""
     from pmed.evaluate.engine import evaluate_predictions, write_evaluation
@@ -129,12 +130,12 @@ def evaluate(
 
     df = read_predictions(predictions)
     with _progress() as p:
-        task = p.add_task("evaluating", total=None)
+        bar = p.add_task("evaluating", total=None)
         ev, tables = evaluate_predictions(
             df, outcome=outcome, score=score, model_col=model_col, groups=group or [], id_col=id_col,
             thresholds=threshold or [0.5], n_boot=bootstrap, seed=seed, min_group_size=min_group_size,
-            source=str(predictions))
-        p.update(task, description="writing report")
+            source=str(predictions), task=task)
+        p.update(bar, description="writing report")
         roc = df.assign(model=df[model_col] if model_col else "model").rename(
             columns={outcome: "outcome", score: "prediction"})
         write_evaluation(ev, tables, out, roc_data=roc[["model", "outcome", "prediction"]],

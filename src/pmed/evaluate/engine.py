@@ -24,7 +24,7 @@ from pmed.evaluate.metrics import binary_metrics
 from pmed.evaluate.predictions import check_predictions
 from pmed.evaluate.utility import decision_curve, select_threshold
 
-__all__ = ["evaluate_binary", "evaluate_predictions", "write_evaluation", "EVALUATION_SCHEMA_VERSION",
+__all__ = ["evaluate_binary", "evaluate_continuous", "evaluate_predictions", "write_evaluation", "EVALUATION_SCHEMA_VERSION",
            "NET_BENEFIT_THRESHOLDS"]
 
 EVALUATION_SCHEMA_VERSION = 1
@@ -99,6 +99,61 @@ def evaluate_binary(
     return block, tables
 
 
+def evaluate_continuous(
+    y: np.ndarray,
+    yhat: np.ndarray,
+    *,
+    groups: pd.DataFrame | None = None,
+    n_boot: int = 500,
+    seed: int = 0,
+    min_group_size: int = 30,
+) -> dict:
+    """Evaluate predictions of a continuous outcome.
+
+    ``metrics``: RMSE, MAE, R², Pearson and Spearman correlation (stratified-free percentile
+    bootstrap CIs), ``calibration_in_the_large`` (mean of observed − predicted) and
+    ``calibration_intercept``/``calibration_slope`` of the regression of observed on predicted
+    (Wald CIs; slope < 1 means predictions too extreme). ``groups``: the same per level, levels
+    smaller than ``min_group_size`` suppressed.
+    """
+    from scipy import stats as _stats
+
+    from pmed.evaluate.metrics import regression_metrics
+
+    y = np.asarray(y, dtype=float)
+    yhat = np.asarray(yhat, dtype=float)
+    metrics = regression_metrics(y, yhat, n_boot=n_boot, seed=seed)
+    fit = _stats.linregress(yhat, y)
+    tcrit = _stats.t.ppf(0.975, len(y) - 2)
+    wald = "ordinary least squares of observed on predicted; 95% Wald (t) CI"
+    resid = y - yhat
+    se_mean = resid.std(ddof=1) / np.sqrt(len(y))
+    metrics["calibration_in_the_large"] = {
+        "estimate": float(resid.mean()), "ci_low": float(resid.mean() - tcrit * se_mean),
+        "ci_high": float(resid.mean() + tcrit * se_mean), "method": "mean(observed − predicted); t CI"}
+    metrics["calibration_intercept"] = {
+        "estimate": float(fit.intercept), "ci_low": float(fit.intercept - tcrit * fit.intercept_stderr),
+        "ci_high": float(fit.intercept + tcrit * fit.intercept_stderr), "method": wald}
+    metrics["calibration_slope"] = {
+        "estimate": float(fit.slope), "ci_low": float(fit.slope - tcrit * fit.stderr),
+        "ci_high": float(fit.slope + tcrit * fit.stderr), "method": wald}
+    block: dict[str, Any] = {"n": int(len(y)), "metrics": metrics}
+    if groups is not None and groups.shape[1]:
+        block["groups"] = {}
+        for col in groups.columns:
+            levels = {}
+            for level, idx in groups.groupby(col, sort=True).indices.items():
+                if len(idx) < min_group_size:
+                    levels[str(level)] = {"suppressed": True,
+                                          "reason": f"fewer than {min_group_size} patients (min_group_size)"}
+                else:
+                    levels[str(level)] = {"n": int(len(idx)), "suppressed": False,
+                                          "metrics": regression_metrics(y[idx], yhat[idx],
+                                                                        n_boot=min(n_boot, 200), seed=seed)}
+            block["groups"][col] = levels
+    return block
+
+
 def evaluate_predictions(
     df: pd.DataFrame,
     *,
@@ -112,6 +167,7 @@ def evaluate_predictions(
     seed: int = 0,
     min_group_size: int = 30,
     source: str | None = None,
+    task: str = "binary",
 ) -> tuple[dict, dict[str, dict[str, pd.DataFrame]]]:
     """Evaluate a predictions table, one block per model, plus paired model comparisons.
 
@@ -141,11 +197,26 @@ def evaluate_predictions(
     """
     from pmed import __version__
 
-    df = check_predictions(df, outcome=outcome, score=score, model_col=model_col, groups=groups, source=source)
+    df = check_predictions(df, outcome=outcome, score=score, model_col=model_col, groups=groups, source=source,
+                           task=task)
     if id_col is None and "patient_id" in df.columns:
         id_col = "patient_id"
     parts = dict(tuple(df.groupby(model_col, sort=False))) if model_col else {"model": df}
     models, tables = {}, {}
+    if task == "continuous":
+        for name, d in parts.items():
+            g = d[list(groups)].astype(str).reset_index(drop=True) if groups else None
+            models[str(name)] = evaluate_continuous(d[outcome].to_numpy(), d[score].to_numpy(), groups=g,
+                                                    n_boot=n_boot, seed=seed, min_group_size=min_group_size)
+        return {
+            "schema": "pmed.evaluation", "version": EVALUATION_SCHEMA_VERSION, "pmed_version": __version__,
+            "task": "continuous",
+            "input": {"file": source, "outcome": outcome, "score": score, "model_col": model_col,
+                      "groups": list(groups), "id_col": id_col},
+            "n": next(iter(models.values()))["n"],
+            "settings": {"bootstrap_resamples": n_boot, "seed": seed, "min_group_size": min_group_size},
+            "models": models,
+        }, {}
     for name, d in parts.items():
         if d[outcome].nunique() < 2:
             raise ValidationError([f"model {name!r}: only one outcome class among its rows"], file=source)
@@ -174,6 +245,7 @@ def evaluate_predictions(
         "schema": "pmed.evaluation",
         "version": EVALUATION_SCHEMA_VERSION,
         "pmed_version": __version__,
+        "task": "binary",
         "input": {"file": source, "outcome": outcome, "score": score, "model_col": model_col,
                   "groups": list(groups), "id_col": id_col},
         "n": first["n"],
@@ -228,6 +300,12 @@ def write_evaluation(
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": write_text_atomic(
         out / "metrics.json", json.dumps(_finite(evaluation), indent=2, allow_nan=False) + "\n")}
+    if evaluation.get("task") == "continuous":
+        if roc_data is not None:  # model, outcome, prediction
+            for m, d in roc_data.groupby("model", sort=False):
+                paths[f"plot_{m}"] = plots.save(plots.predicted_vs_observed(d, title=str(m)),
+                                                out / "plots" / f"predicted_vs_observed_{m}.png")
+        return paths  # the HTML model report covers binary outcomes for now
     dca_all = pd.concat([t["decision_curve"].assign(model=m) for m, t in tables.items()], ignore_index=True)
     cal_all = pd.concat([t["calibration"].assign(model=m) for m, t in tables.items()], ignore_index=True)
     rel_all = pd.concat([t["reliability"].assign(model=m) for m, t in tables.items()], ignore_index=True)

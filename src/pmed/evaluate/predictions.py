@@ -39,6 +39,7 @@ def check_predictions(
     model_col: str | None = None,
     groups: Sequence[str] = (),
     source: str | None = None,
+    task: str = "binary",
 ) -> pd.DataFrame:
     """Validate a binary-outcome predictions table and return it with ``outcome`` as 0/1.
 
@@ -57,6 +58,20 @@ def check_predictions(
     if len(df) == 0:
         raise ValidationError(["the predictions file has no rows"], file=source)
 
+    if task == "continuous":
+        for col in (outcome, score):
+            v = pd.to_numeric(df[col], errors="coerce")
+            bad = v.isna().to_numpy()
+            if bad.any():
+                problems.append(f"column {col!r}: missing or non-numeric values at lines {format_rows(lines[bad])}")
+        problems += _group_problems(df, groups, lines)
+        if problems:
+            raise ValidationError(problems, file=source, fix="correct the predictions file and retry")
+        out = df.copy()
+        out[outcome] = pd.to_numeric(out[outcome]).astype(float)
+        out[score] = pd.to_numeric(out[score]).astype(float)
+        return out
+
     y = df[outcome]
     if y.isna().any():
         problems.append(f"column {outcome!r}: missing outcome at lines {format_rows(lines[y.isna().to_numpy()])}"
@@ -65,7 +80,7 @@ def check_predictions(
     as_num = pd.to_numeric(pd.Series(values), errors="coerce")
     if len(values) > 2 or as_num.isna().any() or not set(as_num.dropna()) <= {0.0, 1.0}:
         problems.append(f"column {outcome!r}: outcome must be binary 0/1, found values "
-                        f"{', '.join(map(repr, values[:6]))}"
+                        f"{', '.join(str(v) for v in values[:6])}"
                         " — recode the event as 1 and the non-event as 0")
     elif len(values) < 2:
         problems.append(f"column {outcome!r}: only one outcome class ({values[0]!r}) — discrimination "
@@ -80,6 +95,17 @@ def check_predictions(
         problems.append(f"column {score!r}: probabilities outside [0, 1] at lines "
                         f"{format_rows(lines[out_of_range])} (e.g. {p[out_of_range].iloc[0]:g})"
                         " — pass probabilities, not log-odds or percentages")
+    problems += _group_problems(df, groups, lines)
+    if problems:
+        raise ValidationError(problems, file=source, fix="correct the predictions file and retry")
+    out = df.copy()
+    out[outcome] = pd.to_numeric(out[outcome]).astype(int)
+    out[score] = p.astype(float)
+    return out
+
+
+def _group_problems(df: pd.DataFrame, groups: Sequence[str], lines: np.ndarray) -> list[str]:
+    problems = []
     for g in groups:
         s = df[g]
         if s.isna().any():
@@ -88,9 +114,4 @@ def check_predictions(
         if s.nunique(dropna=True) < 2:
             problems.append(f"group column {g!r}: a single level ({s.dropna().iloc[0]!r}) — a subgroup "
                             "comparison needs at least two groups")
-    if problems:
-        raise ValidationError(problems, file=source, fix="correct the predictions file and retry")
-    out = df.copy()
-    out[outcome] = pd.to_numeric(out[outcome]).astype(int)
-    out[score] = p.astype(float)
-    return out
+    return problems

@@ -55,8 +55,12 @@ def print_evaluation_summary(ev: dict, out_dir, console: Console) -> None:
     """Print the headline numbers of an evaluation (``metrics.json`` of ``pmed evaluate``)."""
     from rich.table import Table
 
-    console.print(f"{ev['n']} patients, {ev['n_events']} events ({ev['prevalence']:.1%})")
-    keys = ["auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ici"]
+    if ev.get("task") == "continuous":
+        console.print(f"{ev['n']} patients")
+        keys = ["r2", "rmse", "spearman", "calibration_intercept", "calibration_slope"]
+    else:
+        console.print(f"{ev['n']} patients, {ev['n_events']} events ({ev['prevalence']:.1%})")
+        keys = ["auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ici"]
     t = Table(title="Evaluation (95% CI)")
     t.add_column("model")
     for k in keys:
@@ -67,4 +71,6 @@ def print_evaluation_summary(ev: dict, out_dir, console: Console) -> None:
     for c in ev.get("comparisons", []):
         console.print(f"{c['model_a']} vs {c['model_b']}: AUROC difference {c['difference']:+.3f}, "
                       f"p = {c['p_value']:.3g} (paired DeLong)")
-    console.print(f"outputs in {out_dir}/ (metrics.json, report.html, decision_curve.csv, plots/)")
+    what = "metrics.json, plots/" if ev.get("task") == "continuous" else \
+        "metrics.json, report.html, decision_curve.csv, plots/"
+    console.print(f"outputs in {out_dir}/ ({what})")
