@@ -86,3 +86,19 @@ def test_continuous_predictions(tmp_path):
     assert set(ev["models"]["good"]["groups"]["site"]) == {"A", "B"}
     paths = write_evaluation(ev, {}, tmp_path, roc_data=long.rename(columns={"y": "outcome", "pred": "prediction"}))
     assert (tmp_path / "metrics.json").exists() and "report" not in paths
+
+
+def test_mitigation_and_pdf(preds, tmp_path):
+    import shutil
+
+    one = preds[preds["model"] == "good"]
+    one.to_csv(tmp_path / "one.csv", index=False)
+    args = ["evaluate", "--predictions", str(tmp_path / "one.csv"), "--outcome", "y", "--score", "p",
+            "--group", "sex", "--bootstrap", "30", "--mitigate", "equalized_odds", "--out", str(tmp_path / "ev")]
+    pdf = shutil.which("chromium") is not None
+    assert main(args + (["--pdf"] if pdf else [])) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())["models"]["model"]["mitigation"]
+    assert m["constraint"] == "equalized_odds" and {"before", "after"} <= set(m)
+    assert "threshold optimisation" in (tmp_path / "ev" / "report.html").read_text()
+    if pdf:
+        assert (tmp_path / "ev" / "report.pdf").read_bytes()[:5] == b"%PDF-"

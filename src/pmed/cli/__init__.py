@@ -93,6 +93,7 @@ def predict(
     out: Annotated[Path, typer.Option("--out", "-o", help="output CSV")] = Path("predictions.csv"),
     block: Annotated[list[str] | None, typer.Option("--block", "-b", help="NAME=FILE for modality blocks")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="folder for one HTML report per patient")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="also print each patient report to PDF (Chromium)")] = False,
 ) -> None:
     """Score new patients with a trained model bundle."""
     from pmed.study import load_bundle, predict_patients
@@ -105,6 +106,11 @@ def predict(
     if report is not None:
         X = new_patient_features(bundle, patients, blocks=blocks)
         paths = write_patient_reports(bundle, X, pred, report)
+        if pdf:
+            from pmed.report import html_to_pdf
+
+            for html in paths:
+                html_to_pdf(html, html.with_suffix(".pdf"))
         _console().print(f"wrote {len(paths)} patient reports to {report}/")
 
 
@@ -122,6 +128,9 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
     min_group_size: Annotated[int, typer.Option(help="smallest subgroup reported")] = 30,
     task: Annotated[str, typer.Option(help="binary (probabilities) or continuous (values)")] = "binary",
+    mitigate: Annotated[str | None, typer.Option(
+        help="fairness post-processing to assess: equalized_odds or demographic_parity")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="also print report.html to report.pdf (Chromium)")] = False,
 ) -> None:
     """Evaluate any predictions file: discrimination, calibration, utility, subgroups, report."""
     from pmed.evaluate.engine import evaluate_predictions, write_evaluation
@@ -134,12 +143,16 @@ def evaluate(
         ev, tables = evaluate_predictions(
             df, outcome=outcome, score=score, model_col=model_col, groups=group or [], id_col=id_col,
             thresholds=threshold or [0.5], n_boot=bootstrap, seed=seed, min_group_size=min_group_size,
-            source=str(predictions), task=task)
+            source=str(predictions), task=task, mitigate=mitigate)
         p.update(bar, description="writing report")
         roc = df.assign(model=df[model_col] if model_col else "model").rename(
             columns={outcome: "outcome", score: "prediction"})
-        write_evaluation(ev, tables, out, roc_data=roc[["model", "outcome", "prediction"]],
-                         context={"data_sources": [str(predictions)]})
+        paths = write_evaluation(ev, tables, out, roc_data=roc[["model", "outcome", "prediction"]],
+                                 context={"data_sources": [str(predictions)]})
+        if pdf and "report" in paths:
+            from pmed.report import html_to_pdf
+
+            html_to_pdf(paths["report"], out / "report.pdf")
     print_evaluation_summary(ev, out, _console())
 
 

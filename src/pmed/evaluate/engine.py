@@ -168,6 +168,7 @@ def evaluate_predictions(
     min_group_size: int = 30,
     source: str | None = None,
     task: str = "binary",
+    mitigate: str | None = None,
 ) -> tuple[dict, dict[str, dict[str, pd.DataFrame]]]:
     """Evaluate a predictions table, one block per model, plus paired model comparisons.
 
@@ -187,6 +188,12 @@ def evaluate_predictions(
         row order within each model).
     thresholds, n_boot, seed, min_group_size
         Classification thresholds, bootstrap resamples and seed, smallest reported subgroup.
+    task
+        ``"binary"`` (probabilities) or ``"continuous"`` (predicted values).
+    mitigate
+        ``"equalized_odds"`` or ``"demographic_parity"``: also assess fairlearn's threshold
+        optimiser over ``groups`` (cross-validated), reporting disparity and accuracy before
+        and after.
 
     Returns
     -------
@@ -224,6 +231,13 @@ def evaluate_predictions(
         models[str(name)], tables[str(name)] = evaluate_binary(
             d[outcome].to_numpy(), d[score].to_numpy(), groups=g, thresholds=thresholds,
             n_boot=n_boot, seed=seed, min_group_size=min_group_size)
+        if mitigate and g is not None:
+            from pmed.evaluate.subgroups import mitigate_thresholds
+
+            # group-specific thresholds fitted on training folds, judged on held-out folds
+            models[str(name)]["mitigation"] = mitigate_thresholds(
+                d[outcome].to_numpy(), d[score].to_numpy(), g, constraint=mitigate,
+                threshold=thresholds[0], cv=5, seed=seed)
 
     comparisons = []
     for a, b in combinations(parts, 2):
