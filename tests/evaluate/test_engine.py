@@ -102,3 +102,9 @@ def test_mitigation_and_pdf(preds, tmp_path):
     assert "threshold optimisation" in (tmp_path / "ev" / "report.html").read_text()
     if pdf:
         assert (tmp_path / "ev" / "report.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_repeated_rows_per_patient_are_refused(preds):
+    twice = pd.concat([preds, preds])
+    with pytest.raises(ValidationError, match="patient IDs repeat within model"):
+        evaluate_predictions(twice, outcome="y", score="p", model_col="model")

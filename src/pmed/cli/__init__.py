@@ -131,6 +131,8 @@ def evaluate(
     mitigate: Annotated[str | None, typer.Option(
         help="fairness post-processing to assess: equalized_odds or demographic_parity")] = None,
     pdf: Annotated[bool, typer.Option("--pdf", help="also print report.html to report.pdf (Chromium)")] = False,
+    repeat: Annotated[int | None, typer.Option(
+        help="keep only this repeat (column 'repeat' of pmed run's oof_predictions.csv)")] = None,
 ) -> None:
     """Evaluate any predictions file: discrimination, calibration, utility, subgroups, report."""
     from pmed.evaluate.engine import evaluate_predictions, write_evaluation
@@ -138,6 +140,10 @@ def evaluate(
     from pmed.study.report import print_evaluation_summary
 
     df = read_predictions(predictions)
+    if repeat is not None:
+        if "repeat" not in df.columns:
+            raise typer.BadParameter("the file has no 'repeat' column", param_hint="--repeat")
+        df = df[df["repeat"] == repeat]
     with _progress() as p:
         bar = p.add_task("evaluating", total=None)
         ev, tables = evaluate_predictions(

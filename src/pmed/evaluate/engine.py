@@ -209,6 +209,13 @@ def evaluate_predictions(
     if id_col is None and "patient_id" in df.columns:
         id_col = "patient_id"
     parts = dict(tuple(df.groupby(model_col, sort=False))) if model_col else {"model": df}
+    if id_col:
+        dup = [str(m) for m, d in parts.items() if d[id_col].duplicated().any()]
+        if dup:
+            raise ValidationError(
+                [f"patient IDs repeat within model(s) {', '.join(dup)} (column {id_col!r}): each patient "
+                 "must appear once per model"], file=source,
+                fix="for repeated cross-validation keep one repeat (pmed evaluate --repeat 0)")
     models, tables = {}, {}
     if task == "continuous":
         for name, d in parts.items():
