@@ -63,3 +63,4 @@ def test_predict_writes_patient_reports(clinical_files, tmp_path):
     html = (tmp_path / "rep" / "N0.html").read_text()
     assert "What drove this prediction" in html and "90% prediction set" in html
     assert "Higher than" in html and "data:image/png;base64," in html
+    assert "SHAP contributions on the probability scale" in html  # the per-patient waterfall

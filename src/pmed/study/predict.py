@@ -190,9 +190,11 @@ def write_patient_reports(
     col = "probability" if task == "binary" else "prediction"
     conformal = bundle.manifest.get("conformal") or {}
     paths = []
+    reference = _reference_row(bundle, X)
     for pid in predictions.index:
         value = float(predictions.loc[pid, col])
         factors = explain_patient(bundle, X.loc[[pid]], top=top)
+        sentences, waterfall_png = _shap_for_patient(bundle, X.loc[[pid]], reference, out, top=top)
         info = {
             "id": pid,
             "model": bundle.manifest.get("model", {}).get("name"),
@@ -200,7 +202,7 @@ def write_patient_reports(
                         else f"Predicted {bundle.manifest['target']}"),
             "prediction": value,
             "percentile": bundle.percentile(value),
-            "factors": [_factor_sentence(r, task) for _, r in factors.iterrows()],
+            "factors": sentences or [_factor_sentence(r, task) for _, r in factors.iterrows()],
             "factor_table": factors.to_dict("records"),
         }
         if task == "binary" and "prediction_set" in predictions:
@@ -214,6 +216,49 @@ def write_patient_reports(
         fig = population_position(bundle.manifest.get("population_predictions") or [], value,
                                   xlabel=col)
         png = plots.save(fig, out / f".{pid}.population.png")
-        paths.append(patient_report(info, out / f"{pid}.html", figures={"population": png}))
-        png.unlink()
+        figures = {"population": png}
+        if waterfall_png is not None:
+            figures["waterfall"] = waterfall_png
+        paths.append(patient_report(info, out / f"{pid}.html", figures=figures))
+        for f in figures.values():
+            f.unlink()
     return paths
+
+
+def _reference_row(bundle: ModelBundle, X: pd.DataFrame) -> pd.DataFrame:
+    """The training cohort's typical patient (medians, most frequent levels) as one row.
+
+    SHAP values against this single reference need no training data in the bundle (nothing
+    patient-level is stored), and they split the difference from the typical patient's
+    prediction among the features, interactions included.
+    """
+    ref = bundle.manifest.get("reference_values", {})
+    row = X.iloc[[0]].copy()
+    for c in X.columns:
+        v = ref.get(c)
+        if isinstance(row[c].dtype, pd.CategoricalDtype):
+            row[c] = pd.Categorical([v], categories=row[c].cat.categories)
+        else:
+            row[c] = np.nan if v is None else float(v)
+    return row.set_axis(["typical patient"])
+
+
+def _shap_for_patient(bundle: ModelBundle, x: pd.DataFrame, reference: pd.DataFrame, out: Path, *,
+                      top: int) -> tuple[list[str], Path | None]:
+    """Plain-language SHAP factors and a waterfall PNG, or nothing if the model can't be explained."""
+    import warnings
+
+    from pmed import plots
+    from pmed.explain import explain, top_factors
+    from pmed.models.importance import fitted_pipeline
+    from pmed.plots.explain import waterfall
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expl = explain(fitted_pipeline(bundle.pipeline), x, background=reference)
+            sentences = top_factors(expl, x.index[0], n=top, units=bundle.input_schema())
+            png = plots.save(waterfall(expl, x.index[0], max_display=top + 1), out / f".{x.index[0]}.waterfall.png")
+    except Exception:  # explanations are an aid: a model SHAP cannot handle still gets its report
+        return [], None
+    return sentences, png
