@@ -78,9 +78,11 @@ def out_of_fold_predictions(
     splits: list[tuple[int, int, np.ndarray, np.ndarray]],
     *,
     task: str,
-    on_fold: Callable[[], None] | None = None,
+    on_fold: Callable[[int, int, object], None] | None = None,
 ) -> pd.DataFrame:
     """Fit a fresh clone of ``pipeline`` on each training split and predict its test split.
+
+    ``on_fold(repeat, fold, fitted_estimator)`` is called after each split.
 
     Returns
     -------
@@ -101,7 +103,7 @@ def out_of_fold_predictions(
             "outcome": yv[te], "prediction": pred,
         }))
         if on_fold is not None:
-            on_fold()
+            on_fold(r, f, est)  # progress bars, or collecting each fold's fitted estimator
     return pd.concat(rows, ignore_index=True).sort_values(["repeat", "patient_id"], kind="mergesort",
                                                            ignore_index=True)
 

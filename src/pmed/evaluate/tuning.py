@@ -29,7 +29,7 @@ from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from pmed.errors import StudyError
-from pmed.evaluate.cv import cv_metrics, make_splits
+from pmed.evaluate.cv import cv_metrics, make_splits, out_of_fold_predictions
 
 __all__ = ["tuned", "nested_cv", "DEFAULT_SCORING"]
 
@@ -129,38 +129,6 @@ def tuned(
     )
 
 
-def _outer_loop(
-    search: GridSearchCV,
-    X: pd.DataFrame,
-    y: pd.Series,
-    splits: list[tuple[int, int, np.ndarray, np.ndarray]],
-    *,
-    task: str,
-    back: Mapping[str, str],
-) -> tuple[pd.DataFrame, list[dict]]:
-    """:func:`pmed.evaluate.cv.out_of_fold_predictions`, also keeping each fold's best parameters.
-
-    Same clone-per-split, same casting and the same output frame as that function (a test
-    checks they agree); it is repeated here only because that function does not hand back
-    its fitted estimators.
-    """
-    rows, chosen = [], []
-    yv = np.asarray(y, dtype=float)
-    for r, f, tr, te in splits:
-        est = clone(search).fit(X.iloc[tr], yv[tr] if task != "binary" else yv[tr].astype(int))
-        pred = est.predict_proba(X.iloc[te])[:, 1] if task == "binary" else est.predict(X.iloc[te])
-        rows.append(pd.DataFrame({
-            "patient_id": X.index[te], "repeat": r, "fold": f,
-            "outcome": yv[te], "prediction": pred,
-        }))
-        chosen.append({"repeat": r, "fold": f,
-                       "params": {back[k]: v for k, v in est.best_params_.items()},
-                       "inner_score": float(est.best_score_)})
-    oof = pd.concat(rows, ignore_index=True).sort_values(["repeat", "patient_id"], kind="mergesort",
-                                                          ignore_index=True)
-    return oof, chosen
-
-
 def nested_cv(
     pipeline: Pipeline,
     grid: Mapping[str, Sequence],
@@ -217,7 +185,13 @@ def nested_cv(
     _, back = _param_grid(pipeline, grid)
     metric = _PMED_METRIC[DEFAULT_SCORING[task]]
 
-    oof, per_fold = _outer_loop(search, X, y, splits, task=task, back=back)
+    per_fold: list[dict] = []
+
+    def keep_choice(r: int, f: int, est: GridSearchCV) -> None:
+        per_fold.append({"repeat": r, "fold": f, "params": {back[k]: v for k, v in est.best_params_.items()},
+                         "inner_score": float(est.best_score_)})
+
+    oof = out_of_fold_predictions(search, X, y, splits, task=task, on_fold=keep_choice)
     res = cv_metrics(oof, task=task, n_boot=n_boot, seed=seed)
     nested = res["metrics"][metric]
 

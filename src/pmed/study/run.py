@@ -244,7 +244,7 @@ def run_study(
         pipe = build(spec, Xm)
         try:
             oof = out_of_fold_predictions(pipe, Xm, y, splits, task=task,
-                                          on_fold=lambda s=spec: reporter.advance(f"cross-validating {s.label}"))
+                                          on_fold=lambda *_, s=spec: reporter.advance(f"cross-validating {s.label}"))
         except (ValueError, TypeError) as e:
             raise StudyError(f"model {spec.label!r} failed to fit: {e}", where="key models",
                              fix="check its params against the estimator's documentation") from None
