@@ -47,6 +47,8 @@ def input_feature_of_outputs(pipeline: Pipeline) -> list[str]:
 
 
 def _native_importance(model) -> tuple[np.ndarray, str] | None:
+    if type(model).__name__ in ("DummyClassifier", "DummyRegressor"):
+        return np.zeros(getattr(model, "n_features_in_", 0) or 1), "none (constant baseline)"
     if hasattr(model, "booster_"):  # LightGBM: total gain is more faithful than split counts
         return model.booster_.feature_importance(importance_type="gain"), "lightgbm_gain"
     if hasattr(model, "feature_importances_"):
