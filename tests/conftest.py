@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,6 +11,11 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+#: R reference outputs (pROC, rms::val.prob) made by tests/fixtures/r/make_r_fixtures.R
+R_FIXTURES = REPO / "tests" / "fixtures" / "r"
+R_REFERENCE = json.loads((R_FIXTURES / "r_reference.json").read_text())
 
 
 def shared_dir() -> Path:

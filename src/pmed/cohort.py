@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from pmed.errors import IDMismatchError, InputError, ValidationError
 from pmed.io._atomic import atomic_dir
+from pmed.io.jsonio import to_json
 from pmed.schema import TableSchema
 
 __all__ = ["Cohort", "Block", "STANDARD_BLOCKS", "COHORT_FORMAT_VERSION"]
@@ -312,7 +312,7 @@ class Cohort:
                 "sources": self.sources,
                 "schema": self.schema.to_dict() if self.schema else None,
             }
-            (tmp / "cohort.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
+            (tmp / "cohort.json").write_text(to_json(manifest))
         return path
 
     @classmethod
@@ -384,11 +384,3 @@ def _model_ready(X: pd.DataFrame) -> pd.DataFrame:
         else:  # free text / strings are categories for the model
             out[c] = s.astype("object").astype("category")
     return pd.DataFrame(out, index=X.index)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")

@@ -11,13 +11,13 @@ import json
 import shutil
 import subprocess
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit
 
+from conftest import R_FIXTURES, R_REFERENCE
 from pmed.errors import ValidationError
 from pmed.evaluate.calibration import (
     _lowess_curve,
@@ -28,8 +28,7 @@ from pmed.evaluate.calibration import (
 )
 from pmed.evaluate.discrimination import proportion_ci
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "r"
-REF = json.loads((FIXTURES / "r_reference.json").read_text())
+FIXTURES, REF = R_FIXTURES, R_REFERENCE
 DATASETS = sorted(REF["datasets"])
 CASES = [(name, score) for name in DATASETS for score in ("p1", "p2")]
 

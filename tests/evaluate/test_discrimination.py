@@ -6,14 +6,12 @@ tests/fixtures/r/make_r_fixtures.R (pROC, rms); R is not needed to run these tes
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
+from conftest import R_FIXTURES, R_REFERENCE
 from pmed.errors import ValidationError
 from pmed.evaluate.discrimination import (
     delong_auc,
@@ -23,8 +21,7 @@ from pmed.evaluate.discrimination import (
 )
 from pmed.evaluate.metrics import auroc, confusion
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "r"
-REF = json.loads((FIXTURES / "r_reference.json").read_text())
+FIXTURES, REF = R_FIXTURES, R_REFERENCE
 DATASETS = sorted(REF["datasets"])
 
 

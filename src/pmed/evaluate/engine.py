@@ -8,7 +8,6 @@ the HTML model report.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from itertools import combinations
 from pathlib import Path
@@ -23,6 +22,7 @@ from pmed.evaluate.discrimination import delong_auc, delong_test, threshold_metr
 from pmed.evaluate.metrics import binary_metrics
 from pmed.evaluate.predictions import check_predictions
 from pmed.evaluate.utility import decision_curve, select_threshold
+from pmed.io.jsonio import to_json
 
 __all__ = ["evaluate_binary", "evaluate_continuous", "evaluate_predictions", "write_evaluation", "EVALUATION_SCHEMA_VERSION",
            "NET_BENEFIT_THRESHOLDS"]
@@ -283,20 +283,6 @@ def evaluate_predictions(
     return evaluation, tables
 
 
-def _finite(o: Any) -> Any:
-    if isinstance(o, Mapping):
-        return {str(k): _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    if isinstance(o, (np.bool_, bool)):
-        return bool(o)
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (float, np.floating)):
-        return float(o) if np.isfinite(o) else None
-    return o
-
-
 def write_evaluation(
     evaluation: dict,
     tables: Mapping[str, Mapping[str, pd.DataFrame]],
@@ -320,7 +306,7 @@ def write_evaluation(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": write_text_atomic(
-        out / "metrics.json", json.dumps(_finite(evaluation), indent=2, allow_nan=False) + "\n")}
+        out / "metrics.json", to_json(evaluation))}
     if evaluation.get("task") == "continuous":
         if roc_data is not None:  # model, outcome, prediction
             for m, d in roc_data.groupby("model", sort=False):

@@ -26,6 +26,7 @@ import pandas as pd
 
 from pmed.errors import BundleError, ValidationError
 from pmed.io._atomic import atomic_dir
+from pmed.io.jsonio import to_json
 from pmed.schema import ColumnSpec, TableSchema
 
 __all__ = ["ModelBundle", "save_bundle", "load_bundle", "data_fingerprint", "BUNDLE_FORMAT_VERSION"]
@@ -229,7 +230,7 @@ def save_bundle(
             "metrics": metrics or {},
             **(extra or {}),
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
+        (tmp / "manifest.json").write_text(to_json(manifest))
         (tmp / "study.yaml").write_text(study_text)
     return path
 
@@ -286,11 +287,3 @@ def load_bundle(path: str | Path) -> ModelBundle:
                           file=pl, fix="only load bundles written by pmed")
     pipeline = sio.load(pl, trusted=sorted(untrusted))
     return ModelBundle(pipeline=pipeline, manifest=manifest, path=path)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")

@@ -28,6 +28,7 @@ from pmed.evaluate.conformal import conformal_from_oof
 from pmed.evaluate.cv import cv_metrics, make_splits, out_of_fold_predictions
 from pmed.evaluate.metrics import GREATER_IS_BETTER
 from pmed.io._atomic import write_text_atomic
+from pmed.io.jsonio import to_json
 from pmed.io.tables import read_table, write_table
 from pmed.models.importance import feature_importance
 from pmed.models.zoo import make_model
@@ -312,7 +313,7 @@ def run_study(
                "positive": study.target.positive},
     )
 
-    write_text_atomic(out_dir / "metrics.json", json.dumps(_finite(metrics), indent=2, default=_json_num, allow_nan=False) + "\n")
+    write_text_atomic(out_dir / "metrics.json", to_json(metrics))
     write_table(comparison, out_dir / "model_comparison.csv", index=False)
     write_table(oof_all, out_dir / "oof_predictions.csv", index=False)
     write_table(importance, out_dir / "feature_importance.csv", index=False)
@@ -447,20 +448,3 @@ def _write_plots(folder: Path, task: str, oof: pd.DataFrame, selected: str, impo
                                                                         title=selected)
     for name, fig in figs.items():
         plots.save(fig, folder / name)
-
-
-def _json_num(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(type(o))
-
-
-def _finite(o):
-    """Replace NaN/inf by None so metrics.json is strict JSON."""
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    if isinstance(o, (float, np.floating)):
-        return float(o) if np.isfinite(o) else None
-    return o
