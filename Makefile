@@ -9,9 +9,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# stamps re-install only when pyproject.toml changes
+# stamps re-install only when pyproject.toml changes; the demo scores a VCF (genomics extra)
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[genomics]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

@@ -55,3 +55,11 @@ def test_demo_recovers_the_cyp2c19_clopidogrel_effect(tmp_path):
         drop[drug] = (bundle.predict(wt)["probability"] - bundle.predict(pm)["probability"]).mean()
     assert drop["clopidogrel"] > 0.2
     assert drop["clopidogrel"] > 3 * abs(drop["ticagrelor"])
+
+    # the disease model: a polygenic score from `pmed prs score` adds to clinical risk factors
+    rep = pd.read_csv(tmp_path / "prs" / "match_report.tsv", sep="\t").iloc[0]
+    assert (rep["matched"], rep["excluded_strand_ambiguous"], rep["unmatched"]) == (14, 3, 0)
+    cad = json.loads((tmp_path / "cad" / "metrics.json").read_text())["models"]
+    assert "prs_PGS_SYNTH_CAD" in out["cad"].cohort.blocks["prs"].data.columns
+    gain = cad["clinical+PRS"]["metrics"]["auroc"]["estimate"] - cad["clinical"]["metrics"]["auroc"]["estimate"]
+    assert gain > 0.015

@@ -42,6 +42,33 @@ seed: {seed}
 """
 
 
+CAD_STUDY = """\
+# Written by `pmed demo`. Run it yourself with: pmed run {study} --out {out}
+name: coronary artery disease risk with a polygenic score (synthetic demo)
+description: >
+  Does a polygenic score add to clinical risk factors? The score was computed by
+  `pmed prs score` from the cohort's VCF and a PGS Catalog-format scoring file.
+data:
+  patients: data/patients.csv
+  schema: data/schema.yaml
+  outcomes: [response, ldl_mmol_l]
+  blocks:
+    prs: prs/scores.tsv
+target: {{column: cad, task: binary}}
+features:
+  blocks: [patients, prs]
+  exclude: [site, drug]
+models:
+  - {{family: linear, name: clinical, features: [{clinical}]}}
+  - {{family: linear, name: clinical+PRS}}
+evaluation: {{folds: 5, repeats: 1, select_by: auroc, bootstrap: 200}}
+seed: {seed}
+"""
+
+CLINICAL = ("age", "sex", "bmi", "smoking", "alcohol_units_week", "physical_activity_h_week",
+            "diabetes", "hypertension", "prior_mi", "pm25_ug_m3", "deprivation_index")
+
+
 def run_demo(
     out: str | Path = "pmed-demo",
     *,
@@ -133,8 +160,38 @@ def run_demo(
     reports = write_patient_reports(bundle, X_new, preds, out / "patient_reports")
     say(f"\nreports: {out / 'results' / 'evaluation' / 'report.html'} (model, TRIPOD+AI) and "
         f"{len(reports)} patient reports in {out / 'patient_reports'}/")
+    cad = _cad_with_prs(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
     say(f"\neverything is in {out}/ — rerun the study with: pmed run {study_path} --out {out / 'results'}")
-    return {"result": result, "predictions": preds, "factors": factors}
+    return {"result": result, "predictions": preds, "factors": factors, "cad": cad}
+
+
+def _cad_with_prs(out: Path, files: dict, *, seed: int, say, progress, reporter_cls):
+    """Score the cohort's VCF on a CAD polygenic score; compare clinical vs clinical + PRS."""
+    from pmed.genomics.prs import compute_scores
+    from pmed.io import write_text_atomic
+    from pmed.study import run_study
+    from pmed.study.spec import load_study
+
+    say("\n[bold]Disease risk[/bold]: a polygenic score for coronary artery disease")
+    prs = compute_scores([files["genotypes"]], [files["cad_scorefile"]], out=out / "prs")
+    r = prs.match.report.iloc[0]
+    say(f"  pmed prs score: {r['matched']} of {r['n_variants']} scoring-file variants matched "
+        f"({r['match_refalt']} weighting the REF allele, {r['match_altref']} the ALT allele), "
+        f"{r['excluded_strand_ambiguous']} "
+        f"strand-ambiguous excluded → {out / 'prs' / 'scores.tsv'}")
+    study_path = out / "cad_study.yaml"
+    write_text_atomic(study_path, CAD_STUDY.format(seed=seed, study=study_path, out=out / "cad",
+                                                   clinical=", ".join(CLINICAL)))
+    study = load_study(study_path)
+    if progress is not None:
+        with progress() as p:
+            result = run_study(study, out / "cad", reporter=reporter_cls(p))
+    else:
+        result = run_study(study, out / "cad")
+    for name in ("clinical", "clinical+PRS"):
+        a = result.metrics["models"][name]["metrics"]["auroc"]
+        say(f"  {name:<13} out-of-fold AUROC {a['estimate']:.3f} ({a['ci_low']:.3f}–{a['ci_high']:.3f})")
+    return result
 
 
 def _variant_labels(variants: pd.DataFrame) -> dict[str, str]:

@@ -125,11 +125,27 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     a = write_synthetic_cohort(tmp_path / "a", n_patients=150, n_new=3, seed=4)
     b = write_synthetic_cohort(tmp_path / "b", n_patients=150, n_new=3, seed=4)
     assert set(a) == {
-        "patients", "new_patients", "schema", "genotypes", "variants", "truth", "truth_table"
+        "patients", "new_patients", "schema", "genotypes", "variants", "truth", "truth_table",
+        "cad_scorefile",
     }  # fmt: skip
     for key in a:
         assert a[key].read_bytes() == b[key].read_bytes(), key
     assert "##fileDate" not in read_text_gz(a["genotypes"])
+
+
+def test_cad_scorefile_reads_as_a_pgs_catalog_file(tmp_path):
+    from pmed.genomics.prs import read_scorefile
+
+    files = write_synthetic_cohort(tmp_path, n_patients=50, n_new=1, seed=0)
+    sf = read_scorefile(files["cad_scorefile"])
+    assert sf.genome_build == "GRCh38" and sf.scores == ["PGS_SYNTH_CAD"]
+    variants = pd.read_csv(files["variants"])
+    trait = variants[(variants["role"] == "trait") & (variants["logor_cad"] != 0)]
+    assert len(sf.variants) == len(trait)
+    # every other row weights the REF allele with the sign reversed
+    v = sf.variants.set_index("rsid").loc[trait["id"]]
+    on_ref = (v["effect_allele"] == trait.set_index("id")["ref"]).to_numpy()
+    assert on_ref.sum() == len(trait) // 2
 
 
 def read_text_gz(path: Path) -> str:

@@ -196,6 +196,16 @@ def version() -> None:
     print(__version__)
 
 
+def _add_subcommands() -> None:
+    from pmed.cli import pgx, prs
+
+    app.add_typer(prs.app, name="prs")
+    app.add_typer(pgx.app, name="pgx")
+
+
+_add_subcommands()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning pmed errors into messages and exit codes."""
     try:

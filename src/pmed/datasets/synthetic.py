@@ -58,6 +58,7 @@ __all__ = [
     "PRS_SCALE",
     "OUTCOME_COLUMNS",
     "PATIENT_COLUMNS",
+    "cad_scorefile_text",
 ]
 
 GENERATOR_VERSION = 1
@@ -705,6 +706,36 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
+def cad_scorefile_text(variants: pd.DataFrame) -> str:
+    """A PGS Catalog scoring file (format 2.0, GRCh38) for the CAD trait SNPs.
+
+    Weights are the published per-allele log odds ratios (before :data:`PRS_SCALE`), as a GWAS
+    would report them; every other SNP is given on the REF allele with the sign reversed, as
+    scoring files often do, so that matching has swapped alleles to handle.
+    """
+    t = variants[(variants["role"] == "trait") & (variants["logor_cad"] != 0)].reset_index(drop=True)
+    w = t["logor_cad"] / PRS_SCALE
+    swap = (np.arange(len(t)) % 2) == 1
+    rows = pd.DataFrame({
+        "rsID": t["id"], "chr_name": t["chrom"], "chr_position": t["pos"],
+        "effect_allele": np.where(swap, t["ref"], t["alt"]),
+        "other_allele": np.where(swap, t["alt"], t["ref"]),
+        "effect_weight": np.where(swap, -w, w).round(6),
+    })
+    header = [
+        "###PGS CATALOG SCORING FILE - synthetic, written by pmed.datasets.synthetic",
+        "#format_version=2.0",
+        "##POLYGENIC SCORE (PGS) INFORMATION",
+        "#pgs_id=PGS_SYNTH_CAD",
+        "#pgs_name=synthetic_CAD_trait_SNPs",
+        "#trait_reported=Coronary artery disease",
+        "#weight_type=log(OR)",
+        "#genome_build=GRCh38",
+        f"#variants_number={len(rows)}",
+    ]
+    return "\n".join(header) + "\n" + rows.to_csv(sep="\t", index=False, lineterminator="\n")
+
+
 def write_synthetic_cohort(
     out_dir: str | Path,
     cohort: SyntheticCohort | None = None,
@@ -733,6 +764,7 @@ def write_synthetic_cohort(
         ``patients`` (``patients.csv``, the training cohort with outcomes), ``new_patients``
         (``new_patients.csv``, no outcome columns), ``schema`` (``schema.yaml``), ``genotypes``
         (``genotypes.vcf.gz``, BGZF, cohort then new patients), ``variants`` (``variants.csv``),
+        ``cad_scorefile`` (``cad_pgs.txt``, a PGS Catalog scoring file of the CAD SNPs),
         ``truth`` (``truth.json``) and ``truth_table`` (``truth_patients.csv``, per-patient
         truth for cohort and new patients, column ``set`` = ``train``/``new``).
 
@@ -773,6 +805,7 @@ def write_synthetic_cohort(
     paths["variants"] = _write_text(
         out / "variants.csv", cohort.variants.to_csv(index=False, lineterminator="\n")
     )
+    paths["cad_scorefile"] = _write_text(out / "cad_pgs.txt", cad_scorefile_text(cohort.variants))
     truth = dict(cohort.truth)
     truth["n_new"] = int(n_new)
     truth["files"] = {
@@ -783,6 +816,7 @@ def write_synthetic_cohort(
         "variants": "variants.csv",
         "truth": "truth.json",
         "truth_table": "truth_patients.csv",
+        "cad_scorefile": "cad_pgs.txt",
     }
     paths["truth"] = _write_text(
         out / "truth.json", json.dumps(truth, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,65 @@
+"""``pmed prs``: polygenic scores. Parsing and printing only; the work is in :mod:`pmed.genomics.prs`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Polygenic scores: PGS Catalog scoring files × PLINK/VCF genotypes.",
+                  no_args_is_help=True)
+
+
+@app.command()
+def score(
+    target: Annotated[list[str], typer.Option(
+        "--target", "-t", help="genotypes: .pgen, .bed, .vcf.gz or .bcf (repeatable; glob patterns "
+                               "such as 'chr*.pgen' for one file per chromosome)")],
+    scorefile: Annotated[list[Path], typer.Option(
+        "--scorefile", "-s", help="PGS Catalog or plink2-style scoring file (repeatable)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("prs-out"),
+    min_overlap: Annotated[float, typer.Option(help="smallest fraction of a score's variants that must match")] = 0.75,
+    keep_ambiguous: Annotated[bool, typer.Option(help="keep strand-ambiguous (A/T, C/G) variants")] = False,
+    keep_multiallelic: Annotated[bool, typer.Option(help="keep matches at multi-allelic sites")] = False,
+    keep_first_match: Annotated[bool, typer.Option(help="of duplicated score rows, keep the first")] = False,
+    impute: Annotated[str, typer.Option(help="missing genotypes: mean (cohort frequency), file (allelefrequency_effect) or none")] = "mean",
+    dosage: Annotated[str, typer.Option(help="VCF field to score: GT (hardcalls) or DS (dosages)")] = "GT",
+    build: Annotated[str | None, typer.Option(help="genome build of the genotypes if their files do not say (GRCh37/GRCh38)")] = None,
+    threads: Annotated[int, typer.Option(help="threads for reading and multiplying")] = 1,
+    block_size: Annotated[int | None, typer.Option(help="variants per streamed block (default: about 2.5 million genotypes)")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="run on Dask: 'local' or a scheduler address tcp://host:8786")] = None,
+    reference: Annotated[Path | None, typer.Option(help="reference panel genotypes for ancestry-aware scores (PCA, most similar population, Z)")] = None,
+    ref_populations: Annotated[Path | None, typer.Option(help="table with IID and the population column (default: the reference's .psam)")] = None,
+    population_column: Annotated[str, typer.Option(help="population column of the reference labels")] = "SuperPop",
+) -> None:
+    """Score samples on polygenic scores; write DIR/scores.tsv and DIR/match_report.tsv."""
+    from pmed.cli import _console, _progress
+    from pmed.genomics.prs import compute_scores
+
+    with _progress() as p:
+        bar = p.add_task("scoring variants", total=None)
+        res = compute_scores(
+            target, scorefile, out=out, min_overlap=min_overlap, keep_ambiguous=keep_ambiguous,
+            keep_multiallelic=keep_multiallelic, keep_first_match=keep_first_match, impute=impute,
+            dosage_field=dosage, target_build=build, threads=threads, block_size=block_size,
+            scheduler=scheduler, reference=reference, reference_populations=ref_populations,
+            population_column=population_column,
+            progress=lambda done, total: p.update(bar, completed=done, total=total))
+    con = _console()
+    rep = res.match.report
+    for _, r in rep.iterrows():
+        con.print(f"[bold]{r['PGS']}[/bold]: {r['matched']}/{r['n_variants']} variants matched "
+                  f"({r['overlap']:.1%}); excluded {r['excluded']} (strand-ambiguous "
+                  f"{r['excluded_strand_ambiguous']}, multi-allelic {r['excluded_multiallelic']}, "
+                  f"duplicate {r['excluded_duplicate_ID']}), not found {r['unmatched']}, "
+                  f"unscorable {r['unscorable']}")
+    con.print(f"{res.provenance['n_samples']} samples × {len(rep)} scores → {out / 'scores.tsv'} "
+              f"(match report: {out / 'match_report.tsv'})")
+    if res.ancestry is not None:
+        pops = res.ancestry.assignment["MostSimilarPop"].value_counts()
+        con.print(f"ancestry: {res.ancestry.n_pca_variants} shared SNVs; most similar population "
+                  + ", ".join(f"{k} {v}" for k, v in pops.items())
+                  + f" → {out / 'scores_adjusted.tsv'} (percentile, Z_MostSimilarPop, Z_norm1, Z_norm2)")

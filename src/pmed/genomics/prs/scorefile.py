@@ -1,0 +1,410 @@
+"""Read polygenic scoring files: PGS Catalog format (1.0/2.0, harmonized or not) and plink2-style.
+
+Every file becomes one long table with a row per (score, variant)::
+
+    score  row  rsid  chr  pos  effect_allele  other_allele  weight  effect_type  af
+
+``row`` is the 1-based line number in the file, so every problem can be traced back to it.
+Rows that cannot be scored as an allele dosage (``dosage_N_weight`` models, haplotypes, complex
+alleles such as APOE ε4 or HLA types, missing weights) go to a separate ``unscorable`` table with
+the reason, and are reported in the match report, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pmed.errors import InputError
+
+__all__ = ["ScoringFile", "read_scorefile", "normalize_build", "normalize_chrom", "COLUMNS"]
+
+#: Columns of :attr:`ScoringFile.variants`.
+COLUMNS = ["score", "row", "rsid", "chr", "pos", "effect_allele", "other_allele", "weight",
+           "effect_type", "af"]
+
+_BUILDS = {
+    "grch37": "GRCh37", "hg19": "GRCh37", "b37": "GRCh37", "37": "GRCh37",
+    "grch38": "GRCh38", "hg38": "GRCh38", "b38": "GRCh38", "38": "GRCh38",
+    "ncbi36": "NCBI36", "hg18": "NCBI36", "36": "NCBI36",
+}
+_ALLELE = re.compile(r"^[ACGT]+$")
+_ID_ALLELES = re.compile(r"^(?:chr)?([0-9XYMT]+)[:_](\d+)[:_]([ACGTN]+)[:_]([ACGTN]+)$", re.I)
+
+
+def normalize_build(build: str | None) -> str | None:
+    """``hg19``/``GRCh37``/``37`` → ``GRCh37`` (and likewise for 38, 36); None when unknown."""
+    if build is None:
+        return None
+    b = str(build).strip()
+    if not b or b.upper() in ("NR", "NA", "NONE"):
+        return None
+    return _BUILDS.get(b.lower(), b)
+
+
+_CHR_ALIASES = {"23": "X", "24": "Y", "25": "XY", "26": "MT", "M": "MT"}
+
+
+def _chrom_name(x):
+    if not isinstance(x, str):
+        return x
+    c = re.sub(r"^chr", "", x.strip(), flags=re.I).upper()
+    return _CHR_ALIASES.get(c, c)
+
+
+def normalize_chrom(chrom) -> pd.Series:
+    """``chr22``/``22``, ``chrX``/``23``/``X``, ``chrM``/``MT`` → one spelling (``22``, ``X``, ``MT``).
+
+    Returns a categorical Series (the work is done once per distinct name).
+    """
+    if isinstance(chrom, pd.Series) and isinstance(chrom.dtype, pd.CategoricalDtype):
+        return pd.Series(cat_map(chrom, _chrom_name), index=chrom.index)
+    s = pd.Series(chrom)
+    return pd.Series(cat_map(pd.Categorical(s.astype(object).where(s.notna(), None)), _chrom_name),
+                     index=s.index)
+
+
+@dataclass
+class ScoringFile:
+    """A parsed scoring file.
+
+    Attributes
+    ----------
+    path : Path
+    header : dict
+        ``#key=value`` metadata (PGS Catalog format), e.g. ``pgs_id``, ``genome_build``.
+    genome_build : str or None
+        Normalised build of the positions used (``HmPOS_build`` for harmonized files).
+    variants : DataFrame
+        One row per scorable (score, variant); columns :data:`COLUMNS`.
+    unscorable : DataFrame
+        ``score``, ``row``, ``rsid``, ``reason`` for every row that cannot be scored.
+    """
+
+    path: Path
+    header: dict = field(default_factory=dict)
+    genome_build: str | None = None
+    variants: pd.DataFrame = field(default_factory=pd.DataFrame)
+    unscorable: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def scores(self) -> list[str]:
+        """Names of the scores in the file, in file order."""
+        names = list(dict.fromkeys(self.variants["score"].astype(str)))
+        extra = [s for s in dict.fromkeys(self.unscorable.get("score", pd.Series(dtype=str)))
+                 if s not in names]
+        return names + extra
+
+
+def _open_text(path: Path):
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _read_header(path: Path) -> tuple[dict, int, list[str]]:
+    """Metadata lines (``#key=value``), the number of lines before the column header, its names."""
+    header: dict[str, str] = {}
+    n = 0
+    try:
+        with _open_text(path) as fh:
+            for line in fh:
+                n += 1
+                if line.startswith("#"):
+                    body = line.lstrip("#").strip()
+                    if "=" in body:
+                        k, v = body.split("=", 1)
+                        header[k.strip()] = v.strip()
+                    continue
+                if not line.strip():
+                    continue
+                return header, n - 1, line.rstrip("\r\n").split("\t")
+    except (OSError, UnicodeDecodeError, EOFError) as e:
+        raise InputError(f"cannot read scoring file: {e}", file=path,
+                         fix="give a PGS Catalog scoring file (.txt or .txt.gz) or a plink2 --score file") from e
+    raise InputError("the scoring file has no column header line", file=path,
+                     fix="a PGS Catalog scoring file has '#' metadata lines, then a tab-separated header")
+
+
+def read_scorefile(path: str | Path, *, name: str | None = None) -> ScoringFile:
+    """Parse a scoring file.
+
+    Two layouts are recognised from the column header:
+
+    - **PGS Catalog** (``effect_allele`` and ``effect_weight`` columns, located by ``rsID`` and/or
+      ``chr_name``/``chr_position``, or by ``hm_chr``/``hm_pos`` in harmonized files). One score
+      per file, named by ``pgs_id`` (or ``name``, or the file name). ``is_dominant`` /
+      ``is_recessive`` give the effect type; ``allelefrequency_effect`` is kept for imputation.
+    - **plink2-style**: an ``ID`` column, an ``effect_allele`` (or ``A1``) column, optional
+      ``other_allele``, then one numeric weight column per score. IDs written as
+      ``chr:pos:a1:a2`` are also located by position.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, no ``effect_allele`` column, no weight column, or no way to locate variants.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("scoring file not found", file=path, fix="check the path")
+    header, skip, cols = _read_header(path)
+    lower = {c.lower(): c for c in cols}
+    ea_col = lower.get("effect_allele") or lower.get("a1")
+    if ea_col is None:
+        raise InputError(
+            "the scoring file has no 'effect_allele' column",
+            file=path, where=f"line {skip + 1} (column header: {', '.join(cols[:8])})",
+            fix="name the column of the allele the weight refers to 'effect_allele' "
+                "(PGS Catalog format) or 'A1' (plink2 style)")
+    df = _read_body(path, skip, cols)
+    df["__row"] = np.arange(len(df)) + skip + 2  # 1-based line numbers
+    if "effect_weight" in lower:
+        sf = _pgs_catalog(path, df, header, lower, ea_col, name)
+    else:
+        sf = _plink_style(path, df, header, lower, ea_col)
+    return sf
+
+
+def _read_body(path: Path, skip: int, cols: list[str]) -> pd.DataFrame:
+    """The table below the header, every column as a pandas Categorical (strings stored once).
+
+    pyarrow's multi-threaded CSV reader, then dictionary encoding: a million-row file takes
+    about a second and little memory, since alleles and chromosomes repeat.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    if len(set(cols)) != len(cols):
+        raise InputError("duplicated column names in the header", file=path,
+                         where=f"line {skip + 1}", fix="give every column a distinct name")
+    try:
+        src = pa.input_stream(str(path), compression="gzip" if _is_gz(path) else None)
+        table = pcsv.read_csv(
+            src,
+            read_options=pcsv.ReadOptions(skip_rows=skip + 1, column_names=cols, block_size=1 << 24),
+            parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False),
+            convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in cols},
+                                                strings_can_be_null=True))
+    except (pa.ArrowInvalid, OSError, EOFError) as e:
+        raise InputError(f"cannot parse the scoring file: {e}", file=path,
+                         fix="the file must be tab-separated with one header line") from e
+    out = pd.DataFrame({c: _column(table.column(c)) for c in cols})
+    del table
+    pa.default_memory_pool().release_unused()  # give the parse buffers back to the system
+    return out
+
+
+def _column(arr):
+    """Low-cardinality text → Categorical; numbers → float64; other text → Arrow strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(arr)
+    head = arr.slice(0, 20_000)  # cardinality judged on a sample: a full hash pass costs more
+    if n == 0 or pc.count_distinct(head).as_py() <= max(64, len(head) // 10):
+        return _categorical(arr)
+    try:
+        return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.arrays.ArrowStringArray(pc.utf8_trim_whitespace(arr).combine_chunks())
+
+
+def _is_gz(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _categorical(arr) -> pd.Categorical:
+    import pyarrow.compute as pc
+
+    d = arr.dictionary_encode().combine_chunks()
+    codes = pc.fill_null(d.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
+    cats = pd.Index(d.dictionary.to_pylist(), dtype=object)
+    return _recode(codes, cats)
+
+
+def _recode(codes: np.ndarray, cats: pd.Index, fn=None) -> pd.Categorical:
+    """A Categorical from codes and (possibly transformed, possibly colliding) categories."""
+    if fn is not None:
+        cats = pd.Index([fn(c) for c in cats], dtype=object)
+    keep = pd.notna(cats) & (cats != "")
+    inv, uniq = pd.factorize(np.asarray(cats.where(keep, None), dtype=object), use_na_sentinel=True)
+    remap = np.append(inv, -1).astype(np.int32)  # index -1 → -1
+    return pd.Categorical.from_codes(remap[codes], categories=pd.Index(uniq, dtype=object))
+
+
+def cat_map(c, fn) -> pd.Categorical:
+    """Apply ``fn`` to the categories of a Categorical (or categorical Series) only."""
+    c = c.array if isinstance(c, pd.Series) else c
+    return _recode(np.asarray(c.codes, dtype=np.int32), pd.Index(c.categories, dtype=object), fn)
+
+
+def cat_test(c, fn) -> np.ndarray:
+    """Boolean per element: ``fn(category)``; missing values give False."""
+    c = c.array if isinstance(c, pd.Series) else c
+    if not isinstance(c, pd.Categorical):
+        c = pd.Categorical(np.asarray(c, dtype=object))
+    ok = np.array([bool(fn(x)) for x in c.categories] + [False], dtype=bool)
+    return ok[np.asarray(c.codes)]
+
+
+def _upper_strip(x):
+    return x.strip().upper() if isinstance(x, str) else x
+
+
+def _bool_col(df: pd.DataFrame, col: str | None) -> np.ndarray:
+    if col is None:
+        return np.zeros(len(df), dtype=bool)
+    return cat_test(df[col], lambda x: str(x).strip().lower() in ("true", "1", "t", "yes"))
+
+
+def _to_num(s: pd.Series) -> pd.Series:
+    if not isinstance(s.dtype, pd.CategoricalDtype):
+        return pd.to_numeric(s, errors="coerce").astype(np.float64)
+    c = s.array
+    vals = pd.to_numeric(pd.Series(c.categories, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    return pd.Series(np.append(vals, np.nan)[np.asarray(c.codes)], index=s.index)
+
+
+_REASONS = ["", "dosage_N_weight model (genotype-specific weights)", "haplotype/diplotype effect",
+            "complex or missing effect allele (e.g. APOE/HLA)", "missing or non-numeric effect_weight",
+            "both is_dominant and is_recessive", "no position and no rsID", "zero weight"]
+
+
+def _flag(reasons: np.ndarray, mask: np.ndarray, code: int) -> None:
+    reasons[np.asarray(mask, dtype=bool) & (reasons == 0)] = code
+
+
+def _is_allele(x) -> bool:
+    return isinstance(x, str) and _ALLELE.fullmatch(x) is not None
+
+
+def _text(col: pd.Series):
+    """A text column as it was read (categories stripped of spaces)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return cat_map(col, lambda x: x.strip() if isinstance(x, str) else x)
+    return col.array
+
+
+def _na_cat(n: int) -> pd.Categorical:
+    return pd.Categorical.from_codes(np.full(n, -1, np.int32), categories=pd.Index([], dtype=object))
+
+
+def _pgs_catalog(path, df, header, lower, ea_col, name) -> ScoringFile:
+    score = name or header.get("pgs_id") or header.get("pgs_name") or path.name.split(".")[0]
+    harmonized = "hm_chr" in lower and "hm_pos" in lower
+    chr_col = lower.get("hm_chr") if harmonized else lower.get("chr_name")
+    pos_col = lower.get("hm_pos") if harmonized else lower.get("chr_position")
+    rsid_col = lower.get("hm_rsid") if harmonized and "hm_rsid" in lower else lower.get("rsid")
+    if (chr_col is None or pos_col is None) and rsid_col is None:
+        raise InputError("the scoring file has neither chr_name/chr_position nor rsID columns",
+                         file=path, fix="PGS Catalog files locate variants by chr_name + chr_position "
+                                        "(or hm_chr + hm_pos), or by rsID")
+    build = normalize_build(header.get("HmPOS_build") if harmonized else header.get("genome_build"))
+    n = len(df)
+    oa_col = lower.get("other_allele")
+    if oa_col is None and harmonized:
+        oa_col = lower.get("hm_inferotherallele")
+    ea = cat_map(df[ea_col], _upper_strip)
+    # other alleles with several options ("A/G") carry no single allele: treat as absent
+    oa = cat_map(df[oa_col], lambda x: x.strip().upper() if _is_allele(_upper_strip(x)) else None) \
+        if oa_col else _na_cat(n)
+    out = pd.DataFrame({
+        "score": pd.Categorical.from_codes(np.zeros(n, np.int32), categories=[score]),
+        "row": df["__row"].to_numpy(),
+        "rsid": _text(df[rsid_col]) if rsid_col else _na_cat(n),
+        "chr": normalize_chrom(df[chr_col]).array if chr_col else _na_cat(n),
+        "pos": _to_num(df[pos_col]).to_numpy() if pos_col else np.full(n, np.nan),
+        "effect_allele": ea,
+        "other_allele": oa,
+        "weight": _to_num(df[lower["effect_weight"]]).to_numpy(),
+        "af": _to_num(df[lower["allelefrequency_effect"]]).to_numpy() if "allelefrequency_effect" in lower
+        else np.full(n, np.nan),
+    })
+    dom = _bool_col(df, lower.get("is_dominant"))
+    rec = _bool_col(df, lower.get("is_recessive"))
+    out["effect_type"] = pd.Categorical.from_codes(
+        np.where(dom, 1, np.where(rec, 2, 0)).astype(np.int32), categories=["additive", "dominant", "recessive"])
+
+    reasons = np.zeros(n, np.int8)
+    w_na = np.isnan(out["weight"].to_numpy())
+    dosage_cols = [c for c in df.columns if re.fullmatch(r"dosage_\d_weight", c, flags=re.I)]
+    if dosage_cols:
+        has = np.any([df[c].notna().to_numpy() for c in dosage_cols], axis=0)
+        _flag(reasons, has & w_na, 1)
+    _flag(reasons, _bool_col(df, lower.get("is_haplotype")) | _bool_col(df, lower.get("is_diplotype")), 2)
+    _flag(reasons, ~cat_test(ea, _is_allele), 3)
+    _flag(reasons, w_na, 4)
+    _flag(reasons, dom & rec, 5)
+    no_loc = np.isnan(out["pos"].to_numpy()) & out["rsid"].isna().to_numpy()
+    _flag(reasons, no_loc, 6)
+    return _split(path, header, build, out, reasons)
+
+
+def _plink_style(path, df, header, lower, ea_col) -> ScoringFile:
+    id_col = lower.get("id") or lower.get("snp") or lower.get("variant_id")
+    if id_col is None:
+        raise InputError("the plink2-style scoring file has no 'ID' column", file=path,
+                         fix="first column 'ID', then 'effect_allele', then one weight column per score")
+    oa_col = lower.get("other_allele") or lower.get("a2")
+    used = {id_col, ea_col, oa_col, "__row"}
+    weight_cols = [c for c in df.columns if c not in used and c.lower() not in ("chr", "pos", "chr_name", "chr_position")]
+    weights = {c: _to_num(df[c]) for c in weight_cols}
+    weight_cols = [c for c in weight_cols if weights[c].notna().any()]
+    if not weight_cols:
+        raise InputError("the scoring file has no numeric weight column", file=path,
+                         fix="add one column of effect weights per score after effect_allele")
+    n = len(df)
+    ids = df[id_col].astype(object)
+    parsed = ids.str.extract(_ID_ALLELES)
+    ea = cat_map(df[ea_col], _upper_strip)
+    if oa_col:
+        oa = cat_map(df[oa_col], _upper_strip)
+    else:  # chr:pos:a:b IDs name both alleles: the other one is whichever is not the effect allele
+        a, b = parsed[2].str.upper(), parsed[3].str.upper()
+        e = pd.Series(np.asarray(ea), dtype=object)
+        oa = pd.Categorical(np.where(e == a, b, np.where(e == b, a, None)))
+    base = pd.DataFrame({
+        "row": df["__row"].to_numpy(), "rsid": _text(df[id_col]),
+        "chr": normalize_chrom(parsed[0]).array, "pos": pd.to_numeric(parsed[1]).to_numpy(dtype=float),
+        "effect_allele": ea, "other_allele": oa,
+        "effect_type": pd.Categorical.from_codes(np.zeros(n, np.int32), categories=["additive", "dominant", "recessive"]),
+        "af": np.full(n, np.nan),
+    })
+    parts, reasons = [], []
+    bad_ea = ~cat_test(ea, _is_allele)
+    for c in weight_cols:
+        part = base.copy()
+        part.insert(0, "score", c)
+        w = weights[c].to_numpy()
+        part["weight"] = w
+        r = np.zeros(n, np.int8)
+        _flag(r, bad_ea, 3)
+        _flag(r, np.isnan(w), 4)
+        # plink2 files list every variant in every column; a zero weight means "not in this score"
+        _flag(r, w == 0, 7)
+        parts.append(part)
+        reasons.append(r)
+    out = pd.concat(parts, ignore_index=True)
+    out["score"] = pd.Categorical(out["score"], categories=weight_cols)
+    build = normalize_build(header.get("genome_build"))
+    return _split(path, header, build, out, np.concatenate(reasons))
+
+
+def _split(path, header, build, out, reasons: np.ndarray) -> ScoringFile:
+    zero = reasons == 7  # zero weights are not unscorable: the variant is not in that score
+    if zero.any():
+        out, reasons = out[~zero].reset_index(drop=True), reasons[~zero]
+    bad = reasons > 0
+    variants = out.loc[~bad, COLUMNS].reset_index(drop=True)
+    unscorable = out.loc[bad, ["score", "row", "rsid"]].astype({"score": str, "rsid": object})
+    unscorable = unscorable.assign(reason=np.asarray(_REASONS, dtype=object)[reasons[bad]])
+    return ScoringFile(path=path, header=header, genome_build=build,
+                       variants=variants, unscorable=unscorable.reset_index(drop=True))

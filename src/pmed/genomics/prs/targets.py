@@ -1,0 +1,561 @@
+"""Genotype targets: PLINK 2 (pgen/pvar/psam), PLINK 1 (bed/bim/fam) and VCF/BCF, read in blocks.
+
+A :class:`Target` knows its samples and variants (``chr``, ``pos``, ``id``, ``ref``, ``alt``,
+one row per ALT allele so multi-allelic sites appear once per allele) and hands out effect-allele
+dosages for any list of variants as a ``variants × samples`` float32 block, with ``NaN`` for
+missing calls. Scoring never holds more than one block of the genotype matrix.
+
+The readers are the field's own: pgenlib (plink2's library), bed-reader and cyvcf2 (htslib), each
+imported only when a file of its kind is opened.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pmed.errors import InputError
+from pmed.genomics.prs.scorefile import normalize_build, normalize_chrom
+
+__all__ = ["Target", "open_target", "open_targets", "PgenTarget", "BedTarget", "VcfTarget",
+           "ArrayTarget"]
+
+VARIANT_COLUMNS = ["chr", "pos", "id", "ref", "alt", "allele_idx", "n_alt", "var_idx"]
+
+
+class Target:
+    """Base class: a genotype file set with ``samples`` and ``variants`` tables.
+
+    Attributes
+    ----------
+    path : Path
+        The file that was opened (``.pgen``, ``.bed``, ``.vcf.gz``…).
+    samples : DataFrame
+        ``IID`` (and ``FID`` when the file has it), in file order.
+    variants : DataFrame
+        One row per ALT allele: ``chr`` (``chr`` prefix removed), ``pos``, ``id``, ``ref``,
+        ``alt``, ``allele_idx`` (1 for the first ALT), ``n_alt`` (number of ALT alleles at the
+        site) and ``var_idx`` (the record's index in the file).
+    genome_build : str or None
+        Declared in the file's header (``##reference``/``##contig assembly``), when it is.
+    """
+
+    kind = "target"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.samples: pd.DataFrame = pd.DataFrame()
+        self.variants: pd.DataFrame = pd.DataFrame(columns=VARIANT_COLUMNS)
+        self.genome_build: str | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.samples)
+
+    #: ``int8`` for hardcalls (ALT allele count, negative = missing), ``float32`` for dosages (NaN).
+    dtype = np.int8
+    #: The value a missing hardcall holds in int8 blocks.
+    missing_code = -9
+
+    def read_alt_dosages(self, var_idx: np.ndarray, allele_idx: np.ndarray, out: np.ndarray,
+                         samples: slice | None = None) -> None:
+        """Fill ``out`` (``len(var_idx) × n`` of :attr:`dtype`) with ALT-allele dosages.
+
+        ``var_idx`` must be increasing; ``allele_idx`` picks the ALT allele at multi-allelic
+        sites; ``samples`` restricts to a contiguous range of samples (default: all).
+        """
+        raise NotImplementedError
+
+    def iter_blocks(self, var_idx: np.ndarray, allele_idx: np.ndarray, block: int = 1000,
+                    samples: slice | None = None):
+        """Yield ``(start, dosages)`` over ``var_idx`` (sorted) in blocks of ``block`` variants.
+
+        ``dosages`` is a reused buffer of :attr:`dtype`: use it before the next step.
+        """
+        n = len(range(*(samples or slice(0, self.n_samples)).indices(self.n_samples)))
+        buf = np.empty((min(block, max(len(var_idx), 1)), n), dtype=self.dtype)
+        for s in range(0, len(var_idx), block):
+            e = min(s + block, len(var_idx))
+            self.read_alt_dosages(var_idx[s:e], allele_idx[s:e], buf, samples)
+            yield s, buf[: e - s]
+
+    def fork(self) -> Target:
+        """A copy with its own file handle, for reading from another thread."""
+        return self
+
+    def close(self) -> None:  # pragma: no cover - trivial
+        pass
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, {self.n_samples} samples, {len(self.variants)} variants)"
+
+
+# ---------------------------------------------------------------------- helpers
+def _header_lines(path: Path, prefix: str = "##") -> tuple[list[str], int]:
+    """Leading lines starting with ``prefix`` and how many there are."""
+    opener = gzip.open if _is_gzip(path) else open
+    lines = []
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.startswith(prefix):
+                lines.append(line.rstrip("\n"))
+            else:
+                break
+    return lines, len(lines)
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _build_from_header(lines: Sequence[str]) -> str | None:
+    for line in lines:
+        low = line.lower()
+        if low.startswith("##reference=") or "assembly=" in low:
+            for key in ("grch38", "hg38", "grch37", "hg19", "b37", "hs37", "ncbi36", "hg18"):
+                if key in low:
+                    return normalize_build({"hs37": "GRCh37"}.get(key, key))
+    return None
+
+
+def _explode_alts(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per ALT allele; ``allele_idx`` counts ALT alleles from 1. Strings → categoricals."""
+    from pmed.genomics.prs.scorefile import cat_test
+
+    df = df.reset_index(drop=True)
+    for c in ("chr", "ref", "alt"):
+        if not isinstance(df[c].dtype, pd.CategoricalDtype):
+            df[c] = pd.Categorical(df[c].astype(object))
+    df["var_idx"] = np.arange(len(df), dtype=np.int64)
+    df["n_alt"] = np.ones(len(df), np.int8)
+    df["allele_idx"] = np.ones(len(df), np.int8)
+    multi = cat_test(df["alt"], lambda a: "," in str(a))
+    if multi.any():  # rare: expand those rows only
+        ex = df.loc[multi].copy()
+        parts = ex["alt"].astype(object).str.split(",")
+        ex["n_alt"] = parts.str.len().astype(np.int8)
+        ex = ex.assign(alt=parts).explode("alt")
+        ex["allele_idx"] = (ex.groupby(level=0).cumcount() + 1).astype(np.int8)
+        df["alt"] = df["alt"].astype(object)
+        df = pd.concat([df.loc[~multi], ex]).sort_values(["var_idx", "allele_idx"], kind="stable")
+        df = df.reset_index(drop=True)
+        df["alt"] = pd.Categorical(df["alt"].astype(object))
+    df["chr"] = normalize_chrom(df["chr"])
+    return df[VARIANT_COLUMNS]
+
+
+def _read_variant_table(path: Path, names: list[str], usecols: list[int], skip: int) -> pd.DataFrame:
+    """Read selected columns of a .pvar/.bim with pyarrow: strings become categoricals."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from pmed.genomics.prs.scorefile import _categorical
+
+    with open(path, "rb") as fh:
+        for _ in range(skip):
+            fh.readline()
+        first = fh.readline().decode("utf-8", "replace")
+    delim = "\t" if "\t" in first else " "
+    n_cols = len(first.rstrip("\n").split(delim))
+    col_names = [f"c{i}" for i in range(n_cols)]
+    want = dict(zip(usecols, names, strict=True))
+    try:
+        table = pcsv.read_csv(
+            str(path),
+            read_options=pcsv.ReadOptions(skip_rows=skip, column_names=col_names, block_size=1 << 24),
+            parse_options=pcsv.ParseOptions(delimiter=delim, quote_char=False,
+                                            ignore_empty_lines=True),
+            convert_options=pcsv.ConvertOptions(
+                include_columns=[f"c{i}" for i in sorted(want)],
+                column_types={f"c{i}": (pa.int64() if want[i] == "pos" else pa.string())
+                              for i in want}))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(f"cannot parse the variant file: {e}", file=path,
+                         fix="regenerate it with plink2 (--make-pgen / --make-bed)") from e
+    out = {}
+    for i, name in want.items():
+        col = table.column(f"c{i}")
+        if name == "pos":
+            if col.null_count:
+                raise InputError("missing position", file=path, fix="positions must be integers")
+            out[name] = col.to_numpy()
+        elif name == "id":
+            out[name] = pd.arrays.ArrowStringArray(col.combine_chunks())
+        else:
+            out[name] = _categorical(col)
+    del table
+    pa.default_memory_pool().release_unused()
+    return pd.DataFrame(out)[names]
+
+
+# ---------------------------------------------------------------------- PLINK 2
+class PgenTarget(Target):
+    """PLINK 2 fileset (``.pgen`` + ``.pvar``/``.pvar.zst`` is not supported + ``.psam``), via pgenlib."""
+
+    kind = "pgen"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        stem = path.with_suffix("")
+        pvar, psam = stem.with_suffix(".pvar"), stem.with_suffix(".psam")
+        for f in (path, pvar, psam):
+            if not f.exists():
+                raise InputError("PLINK 2 fileset incomplete: missing file", file=f,
+                                 fix="a .pgen needs its .pvar and .psam beside it (same name)")
+        lines, skip = _header_lines(pvar)
+        self.genome_build = _build_from_header(lines)
+        with open(pvar, encoding="utf-8") as fh:
+            for _ in range(skip):
+                fh.readline()
+            head = fh.readline().rstrip("\n").split("\t")
+        if head and head[0].startswith("#"):
+            cols = [c.lstrip("#").upper() for c in head]
+            want = {"CHROM": "chr", "POS": "pos", "ID": "id", "REF": "ref", "ALT": "alt"}
+            missing = [k for k in want if k not in cols]
+            if missing:
+                raise InputError(f"the .pvar header lacks {', '.join(missing)}", file=pvar,
+                                 where=f"line {skip + 1}", fix="regenerate the .pvar with plink2")
+            usecols = [cols.index(k) for k in want]
+            order = sorted(range(5), key=lambda i: usecols[i])
+            names = [list(want.values())[i] for i in order]
+            table = _read_variant_table(pvar, names, sorted(usecols), skip + 1)
+        else:  # header-less .pvar is a .bim in disguise
+            table = _read_variant_table(pvar, ["chr", "id", "pos", "alt", "ref"], [0, 1, 3, 4, 5], skip)
+        self.variants = _explode_alts(table[["chr", "pos", "id", "ref", "alt"]].copy())
+        self.samples = _read_psam(psam)
+        import pgenlib
+
+        try:
+            self._reader = pgenlib.PgenReader(str(path).encode(), raw_sample_ct=len(self.samples))
+        except Exception as e:  # pgenlib raises RuntimeError with plink2's text
+            raise InputError(f"pgenlib cannot open the file: {e}", file=path,
+                             fix="check the file is a complete .pgen matching its .psam/.pvar") from e
+        if self._reader.get_variant_ct() != self.variants["var_idx"].nunique():
+            raise InputError(
+                f".pgen has {self._reader.get_variant_ct()} variants but the .pvar lists "
+                f"{self.variants['var_idx'].nunique()}", file=path,
+                fix="the .pgen and .pvar come from different runs; regenerate them together")
+        self._subset_readers: dict = {}
+
+    def fork(self) -> PgenTarget:
+        import copy
+
+        import pgenlib
+
+        twin = copy.copy(self)
+        twin._reader = pgenlib.PgenReader(str(self.path).encode(), raw_sample_ct=self.n_samples)
+        twin._subset_readers = {}
+        return twin
+
+    def _reader_for(self, samples: slice | None):
+        if samples is None or (samples.start in (0, None) and samples.stop in (None, self.n_samples)):
+            return self._reader
+        key = (samples.start, samples.stop)
+        if key not in self._subset_readers:
+            import pgenlib
+
+            subset = np.arange(self.n_samples, dtype=np.uint32)[samples]
+            self._subset_readers[key] = pgenlib.PgenReader(
+                str(self.path).encode(), raw_sample_ct=self.n_samples, sample_subset=subset)
+        return self._subset_readers[key]
+
+    def read_alt_dosages(self, var_idx, allele_idx, out, samples=None) -> None:
+        n = len(var_idx)
+        reader = self._reader_for(samples)
+        idx = np.ascontiguousarray(var_idx, dtype=np.uint32)
+        buf = out[:n]
+        if np.all(allele_idx == 1):
+            if n and idx[-1] - idx[0] == n - 1:
+                reader.read_range(int(idx[0]), int(idx[-1]) + 1, buf)
+            else:
+                reader.read_list(idx, buf)
+            return
+        for k in np.unique(allele_idx):
+            sel = np.flatnonzero(allele_idx == k)
+            tmp = np.empty((len(sel), out.shape[1]), dtype=np.int8)
+            reader.read_list(idx[sel], tmp, int(k))
+            buf[sel] = tmp
+
+    def close(self) -> None:
+        self._reader.close()
+        for r in self._subset_readers.values():
+            r.close()
+
+
+def _read_psam(psam: Path) -> pd.DataFrame:
+    with open(psam, encoding="utf-8") as fh:
+        first = fh.readline()
+    if first.startswith("#"):
+        df = pd.read_csv(psam, sep="\t", dtype=str, keep_default_na=False)
+        df.columns = [c.lstrip("#") for c in df.columns]
+        if "IID" not in df.columns:
+            raise InputError("the .psam header has no IID column", file=psam, where="line 1",
+                             fix="the first line must be '#FID IID ...' or '#IID ...'")
+        cols = [c for c in ("FID", "IID") if c in df.columns]
+        return df[cols].reset_index(drop=True)
+    df = pd.read_csv(psam, sep=r"\s+", header=None, dtype=str, usecols=[0, 1], names=["FID", "IID"])
+    return df
+
+
+# ---------------------------------------------------------------------- PLINK 1
+class BedTarget(Target):
+    """PLINK 1 fileset (``.bed/.bim/.fam``), via bed-reader (multi-threaded Rust)."""
+
+    kind = "bed"
+    missing_code = -127
+
+    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+        super().__init__(path)
+        stem = path.with_suffix("")
+        bim, fam = stem.with_suffix(".bim"), stem.with_suffix(".fam")
+        for f in (path, bim, fam):
+            if not f.exists():
+                raise InputError("PLINK 1 fileset incomplete: missing file", file=f,
+                                 fix="a .bed needs its .bim and .fam beside it (same name)")
+        # .bim: chr id cm pos A1 A2; plink writes A1 = ALT (minor/counted), A2 = REF
+        table = _read_variant_table(bim, ["chr", "id", "pos", "alt", "ref"], [0, 1, 3, 4, 5], 0)
+        self.variants = _explode_alts(table[["chr", "pos", "id", "ref", "alt"]].copy())
+        fam_df = pd.read_csv(fam, sep=r"\s+", header=None, dtype=str, usecols=[0, 1],
+                             names=["FID", "IID"])
+        self.samples = fam_df
+        from bed_reader import open_bed
+
+        try:
+            self._bed = open_bed(path, iid_count=len(fam_df), sid_count=len(table),
+                                 num_threads=threads, count_A1=True)
+        except Exception as e:
+            raise InputError(f"bed-reader cannot open the file: {e}", file=path,
+                             fix="check the .bed is complete and matches its .bim/.fam") from e
+        self._threads = threads
+
+    def read_alt_dosages(self, var_idx, allele_idx, out, samples=None) -> None:
+        n = len(var_idx)
+        rows = samples if samples is not None else slice(None)
+        try:
+            g = self._bed.read(index=np.s_[rows, np.asarray(var_idx, dtype=np.intp)], dtype="int8",
+                               order="F", num_threads=self._threads)
+        except Exception as e:
+            raise InputError(f"cannot read genotypes: {e}", file=self.path,
+                             fix="the .bed may be truncated; regenerate it") from e
+        out[:n] = g.T  # missing is -127
+
+    def close(self) -> None:
+        self._bed.__exit__(None, None, None)
+
+
+# ---------------------------------------------------------------------- VCF / BCF
+class VcfTarget(Target):
+    """VCF/BCF (bgzipped or plain) via cyvcf2: GT hardcalls by default, ``DS`` dosages on request.
+
+    The variant table comes from one pass over the file; genotypes are decoded in a second pass,
+    only for the records a score uses.
+    """
+
+    kind = "vcf"
+
+    def __init__(self, path: Path, *, field: str = "GT", threads: int = 1) -> None:
+        super().__init__(path)
+        self.dtype = np.float32 if field == "DS" else np.int8
+        if field not in ("GT", "DS"):
+            raise InputError(f"unknown genotype field {field!r}", file=path, fix="use GT or DS")
+        self.field = field
+        self.threads = threads
+        from cyvcf2 import VCF
+
+        vcf = self._open(VCF, gts012=True)
+        self.genome_build = _build_from_header(vcf.raw_header.splitlines())
+        if field == "DS" and "DS" not in {h.get("ID") for h in vcf.header_iter() if h.type == "FORMAT"}:
+            raise InputError("the VCF has no FORMAT/DS field", file=path,
+                             fix="score hardcalls (GT, the default) or add dosages (e.g. from imputation)")
+        self.samples = pd.DataFrame({"IID": list(vcf.samples)})
+        chrom, pos, ids, ref, alt = [], [], [], [], []
+        n = 0
+        try:
+            for rec in vcf:
+                chrom.append(rec.CHROM)
+                pos.append(rec.POS)
+                ids.append(rec.ID or ".")
+                ref.append(rec.REF)
+                alt.append(",".join(rec.ALT) if rec.ALT else ".")
+                n += 1
+        except Exception as e:
+            raise self._truncated(e, n, chrom, pos) from e
+        finally:
+            vcf.close()
+        if not vcf.samples:
+            raise InputError("the VCF has no samples", file=path, fix="give a VCF with genotype columns")
+        table = pd.DataFrame({"chr": chrom, "pos": pos, "id": ids, "ref": ref, "alt": alt})
+        self.variants = _explode_alts(table)
+
+    def _open(self, VCF, **kw):
+        try:
+            return VCF(str(self.path), threads=self.threads, lazy=True, **kw)
+        except (OSError, ValueError, Exception) as e:
+            raise InputError(f"cannot open the VCF: {e}", file=self.path,
+                             fix="give a bgzipped or plain VCF, or a BCF") from e
+
+    def _truncated(self, e, n, chrom, pos) -> InputError:
+        after = f" after record {n} ({chrom[-1]}:{pos[-1]})" if n else " before the first record"
+        return InputError(f"the VCF is truncated or corrupt: reading stopped{after}: {e}",
+                          file=self.path, where=f"record {n + 1}",
+                          fix="the file was probably cut short: re-download or re-export it and "
+                              "check it with 'bgzip -t' / 'bcftools view'")
+
+    def read_alt_dosages(self, var_idx, allele_idx, out, samples=None) -> None:
+        for s, blk in self.iter_blocks(var_idx, allele_idx, block=len(var_idx), samples=samples):
+            out[s: s + len(blk)] = blk
+
+    def iter_blocks(self, var_idx, allele_idx, block: int = 1000, samples=None):
+        """One pass over the file: decode only the wanted records, yield them in blocks."""
+        var_idx = np.asarray(var_idx)
+        cols = samples if samples is not None else slice(None)
+        n = len(range(*(samples or slice(0, self.n_samples)).indices(self.n_samples)))
+        buf = np.empty((min(block, max(len(var_idx), 1)), n), dtype=self.dtype)
+        k = 0  # position in var_idx
+        start = 0
+        records = self._iter(np.unique(var_idx).tolist())
+        rec_i, rec = next(records, (None, None))
+        while k < len(var_idx):
+            # several rows may share a record (multi-allelic sites)
+            while rec_i is not None and rec_i < var_idx[k]:
+                rec_i, rec = next(records, (None, None))
+            if rec_i != var_idx[k]:  # pragma: no cover - var_idx come from our own table
+                raise InputError("the VCF changed while it was read", file=self.path,
+                                 fix="do not modify input files during scoring")
+            self._fill(rec, int(allele_idx[k]), buf[k - start], cols)
+            k += 1
+            if k - start == len(buf) or k == len(var_idx):
+                yield start, buf[: k - start]
+                start = k
+        records.close()
+
+    def _iter(self, sorted_idx: Sequence[int]):
+        """Yield (var_idx, record) for the wanted records, in file order."""
+        from cyvcf2 import VCF
+
+        vcf = self._open(VCF, gts012=True)
+        want = iter(sorted_idx)
+        nxt = next(want, None)
+        i = -1
+        chrom, pos = [], []
+        try:
+            for rec in vcf:
+                i += 1
+                if nxt is None:
+                    break
+                if i == nxt:
+                    chrom.append(rec.CHROM)
+                    pos.append(rec.POS)
+                    yield i, rec
+                    nxt = next(want, None)
+        except InputError:
+            raise
+        except Exception as e:
+            raise self._truncated(e, i, chrom or ["?"], pos or ["?"]) from e
+        finally:
+            vcf.close()
+
+    def _fill(self, rec, allele: int, row: np.ndarray, cols: slice) -> None:
+        if self.field == "DS":
+            ds = rec.format("DS")
+            if ds is None:
+                row[:] = np.nan
+                return
+            v = ds[cols, allele - 1].astype(np.float32)
+            v[(v < -1e30) | np.isnan(v)] = np.nan  # htslib's missing float
+            row[:] = v
+            return
+        if len(rec.ALT) <= 1:
+            gt = rec.gt_types[cols]  # 0 hom-ref, 1 het, 2 hom-alt, 3 unknown (gts012)
+            row[:] = gt
+            row[gt == 3] = -9
+            return
+        arr = rec.genotype.array()[cols, :-1]  # allele indices per ploidy slot; -1 missing
+        miss = (arr < 0).any(axis=1)
+        row[:] = (arr == allele).sum(axis=1)
+        row[miss] = -9
+
+
+# ---------------------------------------------------------------------- in memory
+class ArrayTarget(Target):
+    """Genotypes already in memory: ALT dosages (variants × samples, int8 with negative =
+    missing, or float with NaN), e.g. a Cohort's ``genotypes`` block or a test fixture."""
+
+    kind = "array"
+
+    def __init__(self, variants: pd.DataFrame, dosages: np.ndarray, samples, *, name: str = "<array>",
+                 genome_build: str | None = None) -> None:
+        super().__init__(Path(name))
+        dosages = np.asarray(dosages)
+        if dosages.shape != (len(variants), len(samples)):
+            raise InputError(f"dosages have shape {dosages.shape}, expected "
+                             f"{(len(variants), len(samples))} (variants × samples)", file=name)
+        self.dtype = np.int8 if np.issubdtype(dosages.dtype, np.integer) else np.float32
+        self._G = dosages.astype(self.dtype)
+        v = variants.rename(columns={"chrom": "chr"})[["chr", "pos", "id", "ref", "alt"]].copy()
+        self.variants = _explode_alts(v.astype({"pos": "int64", "chr": str}))
+        self.samples = pd.DataFrame({"IID": [str(x) for x in samples]})
+        self.genome_build = genome_build
+
+    def read_alt_dosages(self, var_idx, allele_idx, out, samples=None) -> None:
+        cols = samples if samples is not None else slice(None)
+        out[: len(var_idx)] = self._G[np.asarray(var_idx)][:, cols]
+
+
+# ---------------------------------------------------------------------- opening
+_SUFFIXES = {".pgen": "pgen", ".bed": "bed", ".vcf": "vcf", ".bcf": "vcf", ".gz": "vcf", ".bgz": "vcf"}
+
+
+def open_target(path: str | Path, *, dosage_field: str = "GT", threads: int | None = None) -> Target:
+    """Open one genotype file set, recognised by its suffix (``.pgen``, ``.bed``, ``.vcf[.gz]``, ``.bcf``).
+
+    A path without a suffix is tried as a PLINK prefix (``PREFIX.pgen``, then ``PREFIX.bed``).
+    """
+    path = Path(path)
+    if not path.exists():
+        for suffix in (".pgen", ".bed", ".vcf.gz", ".bcf"):
+            alt = Path(str(path) + suffix)
+            if alt.exists():
+                path = alt
+                break
+        else:
+            raise InputError("genotype file not found", file=path,
+                             fix="give a .pgen, .bed, .vcf.gz or .bcf file (or a PLINK prefix)")
+    kind = _SUFFIXES.get(path.suffix.lower())
+    if kind == "vcf" and path.suffix.lower() in (".gz", ".bgz") and not re.search(r"\.vcf\.b?gz$", path.name, re.I):
+        kind = None
+    if kind == "pgen":
+        return PgenTarget(path)
+    if kind == "bed":
+        return BedTarget(path, threads=threads)
+    if kind == "vcf":
+        return VcfTarget(path, field=dosage_field, threads=max(1, threads or 1))
+    raise InputError(f"unrecognised genotype file type {path.suffix!r}", file=path,
+                     fix="supported: PLINK 2 .pgen, PLINK 1 .bed, VCF (.vcf, .vcf.gz) and .bcf")
+
+
+def open_targets(paths: str | Path | Sequence[str | Path], **kw) -> list[Target]:
+    """Open several files (e.g. one per chromosome; glob patterns allowed) sharing the same samples."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    expanded: list[str] = []
+    for p in paths:
+        hits = sorted(glob.glob(str(p))) if any(ch in str(p) for ch in "*?[") else [str(p)]
+        if not hits:
+            raise InputError("no genotype file matches the pattern", file=p, fix="check the pattern")
+        expanded.extend(hits)
+    targets = [open_target(p, **kw) for p in expanded]
+    first = targets[0]
+    for t in targets[1:]:
+        if not t.samples["IID"].equals(first.samples["IID"]):
+            raise InputError(
+                "genotype files do not list the same samples in the same order",
+                file=t.path, fix=f"split files must share their samples with {first.path.name}")
+    return targets

@@ -1,0 +1,145 @@
+"""VCF input: representation normalisation, chr prefixes, phasing, errors."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from pmed.errors import InputError
+from pmed.genomics.pgx import call_vcf, read_pgx_vcf
+
+HEADER = "##fileformat=VCFv4.2\n"
+COLS = "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT"
+
+
+def _vcf(tmp_path, records: list[str], samples=("S1",), header: str = HEADER, name="x.vcf"):
+    text = header + COLS + "\t" + "\t".join(samples) + "\n" + "".join(r + "\n" for r in records)
+    p = tmp_path / name
+    if name.endswith(".gz"):
+        with gzip.open(p, "wt") as fh:
+            fh.write(text)
+    else:
+        p.write_text(text)
+    return p
+
+
+def _rec(chrom, pos, ref, alt, *gts, rsid="."):
+    return "\t".join([chrom, str(pos), rsid, ref, alt, ".", "PASS", ".", "GT", *gts])
+
+
+def _cyp2c19(res, sample=0):
+    return res.samples[sample].genes["CYP2C19"]
+
+
+CYP2C19_2_HET = [  # *2 on a *1 backbone: rs12769205, rs4244285 het and rs3758581 G/G
+    ("chr10", 94781858, "C", "T"),  # placeholder, replaced below
+]
+
+
+def _star2_records(prefix="chr", gt="0/1"):
+    return [
+        _rec(f"{prefix}10", 94775367, "A", "G", gt),   # rs12769205
+        _rec(f"{prefix}10", 94781859, "G", "A", gt),   # rs4244285 (*2)
+        _rec(f"{prefix}10", 94842866, "A", "G", "1/1"),  # rs3758581 (*1 backbone)
+    ]
+
+
+@pytest.mark.parametrize("prefix", ["chr", ""])
+def test_chr_prefix_and_missing_to_ref(tmp_path, prefix):
+    p = _vcf(tmp_path, _star2_records(prefix))
+    res = call_vcf(p, genes=["CYP2C19"], missing_to_ref=True)
+    assert _cyp2c19(res).diplotypes == [("*1", "*2")]
+    assert res.calls_table().loc[0, "phenotype"] == "Intermediate Metabolizer"
+    # without --missing-to-ref the 32 absent positions are missing, the call still narrows
+    res2 = call_vcf(p, genes=["CYP2C19"])
+    gc = _cyp2c19(res2)
+    assert len(gc.missing_positions) == 32
+    assert ("*1", "*2") in gc.diplotypes
+
+
+def test_bgzip_and_multisample(tmp_path):
+    recs = [
+        _rec("chr10", 94775367, "A", "G", "0/1", "1/1", "0/0"),
+        _rec("chr10", 94781859, "G", "A", "0/1", "1/1", "0/0"),
+        _rec("chr10", 94842866, "A", "G", "1/1", "1/1", "0/0"),
+    ]
+    p = _vcf(tmp_path, recs, samples=("A", "B", "C"), name="m.vcf.gz")
+    res = call_vcf(p, genes=["CYP2C19"], missing_to_ref=True)
+    got = [s.genes["CYP2C19"].diplotypes for s in res.samples]
+    assert got == [[("*1", "*2")], [("*2", "*2")], [("*38", "*38")]]
+    only_b = call_vcf(p, genes=["CYP2C19"], missing_to_ref=True, samples=["B"])
+    assert [s.sample for s in only_b.samples] == ["B"]
+
+
+def test_ugt1a1_ta_repeat_representations(tmp_path):
+    # the definition: chr2:233760233 CAT > C,CATAT,CATATAT (TA6/TA8/TA9); *28 = TA(8)
+    norm = _vcf(tmp_path, [_rec("chr2", 233760233, "CAT", "CATAT", "0/1")], name="a.vcf")
+    # a multi-allelic record with another ALT order
+    multi = _vcf(tmp_path, [_rec("chr2", 233760233, "CAT", "C,CATAT", "0/2")], name="b.vcf")
+    # not left-aligned: the same TA insertion written two bases to the right
+    shifted = _vcf(tmp_path, [_rec("chr2", 233760235, "T", "TAT", "0/1")], name="c.vcf")
+    for p in (norm, multi, shifted):
+        res = call_vcf(p, genes=["UGT1A1"], missing_to_ref=True)
+        assert res.samples[0].genes["UGT1A1"].diplotypes == [("*1", "*28")], p.name
+
+
+def test_split_multiallelic_records(tmp_path):
+    recs = [_rec("chr2", 233760233, "CAT", "C", "0/0"), _rec("chr2", 233760233, "CAT", "CATAT", "1/1")]
+    res = call_vcf(_vcf(tmp_path, recs), genes=["UGT1A1"], missing_to_ref=True)
+    assert res.samples[0].genes["UGT1A1"].diplotypes == [("*28", "*28")]
+
+
+def test_phased_with_phase_set(tmp_path):
+    recs = [
+        "\t".join(["chr2", "233759924", ".", "C", "T", ".", "PASS", ".", "GT:PS", "1|0:100"]),
+        "\t".join(["chr2", "233760233", ".", "CAT", "CATAT", ".", "PASS", ".", "GT:PS", "1|0:100"]),
+    ]
+    res = call_vcf(_vcf(tmp_path, recs), genes=["UGT1A1"], missing_to_ref=True)
+    gc = res.samples[0].genes["UGT1A1"]
+    assert gc.phased and gc.diplotypes == [("*1", "*80+*28")]
+
+
+def test_grch37_refused_by_header(tmp_path):
+    hdr = HEADER + "##contig=<ID=1,length=249250621>\n"
+    p = _vcf(tmp_path, _star2_records(""), header=hdr)
+    with pytest.raises(InputError, match="GRCh37"):
+        read_pgx_vcf(p)
+    hdr2 = HEADER + "##reference=file:///refs/human_g1k_v37.fasta\n"
+    with pytest.raises(InputError, match="GRCh37"):
+        read_pgx_vcf(_vcf(tmp_path, _star2_records(""), header=hdr2, name="y.vcf"))
+
+
+def test_grch37_refused_by_reference_bases(tmp_path):
+    # GRCh37 coordinates of GRCh38 positions carry other bases: most REFs disagree
+    recs = [_rec("chr10", p, "T", "C", "0/1") for p in
+            (94761900, 94762706, 94775367, 94781859, 94842866, 94942290)]
+    with pytest.raises(InputError, match="GRCh37"):
+        read_pgx_vcf(_vcf(tmp_path, recs))
+
+
+def test_malformed_lines_name_line_and_column(tmp_path):
+    bad_pos = _vcf(tmp_path, ["chr10\tabc\t.\tA\tG\t.\tPASS\t.\tGT\t0/1"], name="p.vcf")
+    with pytest.raises(InputError) as e:
+        read_pgx_vcf(bad_pos)
+    assert "line 3" in str(e.value) and "POS" in str(e.value)
+    bad_gt = _vcf(tmp_path, [_rec("chr10", 94781859, "G", "A", "0/x")], name="g.vcf")
+    with pytest.raises(InputError, match="line 3, column 'S1'"):
+        read_pgx_vcf(bad_gt)
+    short = _vcf(tmp_path, ["chr10\t94781859\t.\tG\tA"], name="s.vcf")
+    with pytest.raises(InputError, match="columns"):
+        read_pgx_vcf(short)
+    no_samples = tmp_path / "n.vcf"
+    no_samples.write_text(HEADER + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+    with pytest.raises(InputError, match="no sample columns"):
+        read_pgx_vcf(no_samples)
+
+
+def test_sample_without_calls_is_an_error(tmp_path):
+    p = _vcf(tmp_path, [_rec("chr10", 94781859, "G", "A", "./.")])
+    with pytest.raises(InputError, match="no genotype call"):
+        call_vcf(p)
+    # unrelated positions only: same error
+    q = _vcf(tmp_path, [_rec("chr5", 1000, "G", "A", "0/1")], name="q.vcf")
+    with pytest.raises(InputError, match="no genotype call"):
+        call_vcf(q)
