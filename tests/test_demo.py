@@ -21,7 +21,12 @@ def test_demo_recovers_the_cyp2c19_clopidogrel_effect(tmp_path):
     assert best["estimate"] > 0.65 and best["ci_low"] > 0.6
     # known truth: CYP2C19*2 (rs4244285) and the drug given drive response
     top = result.importance["feature"].head(5).tolist()
-    assert "rs4244285" in top and "drug" in top
+    assert "CYP2C19_phenotype" in top and "drug" in top
+    # the pharmacogenomic calls of the cohort: CYP2C19 phenotypes as features, recommendations
+    pgx = pd.read_csv(tmp_path / "pgx" / "features.csv")
+    assert pgx["CYP2C19_phenotype"].str.contains("Poor Metabolizer").sum() >= 3
+    calls = pd.read_csv(tmp_path / "pgx" / "calls.tsv", sep="\t")
+    assert {"sample", "gene", "diplotypes", "phenotype", "activity_score"} <= set(calls.columns)
     # the new patients' predictions, and a factor table whose CYP2C19 effect has the right sign
     preds = pd.read_csv(tmp_path / "new_patient_predictions.csv")
     assert len(preds) == 5 and preds["probability"].between(0, 1).all()
@@ -41,17 +46,18 @@ def test_demo_recovers_the_cyp2c19_clopidogrel_effect(tmp_path):
             assert png.stat().st_size > 10_000
             assert not [ln for ln in log.splitlines() if "CONSOLE" in ln and "error" in ln.lower()]
 
-    # what the model learned: two CYP2C19*2 alleles lower the predicted response to
+    # what the model learned: a CYP2C19 poor metabolizer phenotype lowers the predicted response to
     # clopidogrel far more than to ticagrelor (the generating truth: only clopidogrel)
     from pmed.study import load_bundle
 
     bundle = load_bundle(tmp_path / "results" / "model")
-    X = result.cohort.features(["patients", "genotypes"], exclude=["site"])[bundle.feature_names]
-    base = X[(X["rs4244285"] == 0) & (X["rs4986893"] == 0)].head(200)
+    X = result.cohort.features(["patients", "genotypes", "pgx"])[bundle.feature_names]
+    base = X[X["CYP2C19_phenotype"] == "Normal Metabolizer"].head(200)
     drop = {}
     for drug in ("clopidogrel", "ticagrelor"):
         wt = base.assign(drug=pd.Categorical([drug] * len(base), categories=X["drug"].cat.categories))
-        pm = wt.assign(rs4244285=2.0)
+        pm = wt.assign(CYP2C19_phenotype=pd.Categorical(
+            ["Poor Metabolizer"] * len(wt), categories=X["CYP2C19_phenotype"].cat.categories))
         drop[drug] = (bundle.predict(wt)["probability"] - bundle.predict(pm)["probability"]).mean()
     assert drop["clopidogrel"] > 0.2
     assert drop["clopidogrel"] > 3 * abs(drop["ticagrelor"])

@@ -18,8 +18,8 @@ DEMO_STUDY = """\
 # Written by `pmed demo`. Run it yourself with: pmed run {study} --out {out}
 name: clopidogrel-response (synthetic demo)
 description: >
-  Adequate response to antiplatelet therapy from clinical history, lifestyle, environment
-  and genotypes at pharmacogene and trait loci. Synthetic data with a known answer: CYP2C19
+  Adequate response to antiplatelet therapy from clinical history, lifestyle, environment,
+  pharmacogene phenotypes called from the VCF (PharmCAT's rules) and genotypes at other loci. Synthetic data with a known answer: CYP2C19
   loss-of-function alleles lower the response to clopidogrel but not to ticagrelor.
 data:
   patients: data/patients.csv
@@ -27,10 +27,12 @@ data:
   outcomes: [cad, ldl_mmol_l]
   blocks:
     genotypes: data/genotypes.vcf.gz
+    pgx: pgx/features.csv
 target: {{column: response, task: binary}}
 features:
-  blocks: [patients, genotypes]
-  exclude: [site]
+  blocks: [patients, genotypes, pgx]
+  # the called CYP2C19 phenotype stands for its defining variants
+  exclude: [site, rs4244285, rs4986893, rs12248560, rs12769205, rs3758581]
 models:
   - family: linear
   - family: elastic_net
@@ -120,6 +122,8 @@ def run_demo(
     say(f"        drugs: {', '.join(f'{k} {v}' for k, v in drug.items())}; "
         f"adequate response {patients['response'].mean():.1%}\n")
 
+    pgx_features, pgx_recs = _pharmacogenomics(out, files, say=say)
+
     study_path = out / "study.yaml"
     write_text_atomic(study_path, DEMO_STUDY.format(seed=seed, study=study_path, out=out / "results"))
     study = load_study(study_path)
@@ -133,7 +137,7 @@ def run_demo(
 
     # a new patient: the model bundle is loaded back from disk, as a user would
     bundle = load_bundle(result.bundle_path)
-    blocks = {"genotypes": files["genotypes"]}
+    blocks = {"genotypes": files["genotypes"], "pgx": pgx_features}
     preds = predict_patients(bundle, files["new_patients"], blocks=blocks,
                              out=out / "new_patient_predictions.csv")
     X_new = new_patient_features(bundle, files["new_patients"], blocks=blocks)
@@ -155,6 +159,12 @@ def run_demo(
     for _, f in factors.iterrows():
         say(f"  {f['label']:<28} {_fmt(f['value'])} (typical {_fmt(f['typical_value'])}): "
             f"{f['contribution']:+.3f}")
+    clop = pgx_recs[(pgx_recs["sample"] == pid) & (pgx_recs["drug"] == "clopidogrel")
+                    & (pgx_recs["source"] == "CPIC")]
+    if len(clop):
+        r = clop.iloc[0]
+        first = str(r["recommendation"]).strip().split("\n")[0]
+        say(f"  CPIC for {pid} ({r['phenotypes']}, {r['classification']}): {first}")
     from pmed.study.predict import write_patient_reports
 
     reports = write_patient_reports(bundle, X_new, preds, out / "patient_reports")
@@ -163,6 +173,29 @@ def run_demo(
     cad = _cad_with_prs(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
     say(f"\neverything is in {out}/ — rerun the study with: pmed run {study_path} --out {out / 'results'}")
     return {"result": result, "predictions": preds, "factors": factors, "cad": cad}
+
+
+PGX_GENES = ("CYP2C19", "CYP2C9", "SLCO1B1", "VKORC1")
+
+
+def _pharmacogenomics(out: Path, files: dict, *, say) -> Path:
+    """Call pharmacogenes on the cohort VCF (PharmCAT's rules); phenotypes become features."""
+    from pmed.genomics.pgx import call_cohort, call_vcf, write_results
+    from pmed.io import write_table
+
+    say("[bold]Pharmacogenomics[/bold]: star alleles, phenotypes and CPIC/DPWG recommendations")
+    # the synthetic VCF lists variant sites only: absent PharmCAT positions are reference
+    feats = call_cohort(files["genotypes"], genes=list(PGX_GENES), missing_to_ref=True)
+    keep = [c for c in feats.columns if c.endswith(("_phenotype", "_activity_score"))]
+    path = write_table(feats[keep], out / "pgx" / "features.csv")
+    new_ids = pd.read_csv(files["new_patients"], dtype={"patient_id": str})["patient_id"].tolist()
+    res = call_vcf(files["genotypes"], samples=new_ids, genes=list(PGX_GENES), missing_to_ref=True)
+    write_results(res, out / "pgx", html=True)
+    counts = feats["CYP2C19_phenotype"].value_counts()
+    say("  CYP2C19: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    say(f"  calls and recommendations for the new patients: {out / 'pgx'}/calls.tsv, "
+        "recommendations.tsv\n")
+    return path, res.recommendations_table()
 
 
 def _cad_with_prs(out: Path, files: dict, *, seed: int, say, progress, reporter_cls):

@@ -116,6 +116,14 @@ PHARMACOGENE_VARIANTS: tuple[dict[str, Any], ...] = (
      "gene": "CYP2C19", "effect": "CYP2C19*3: no function", "alt_freq": 0.005},
     {"chrom": "chr10", "pos": 94781859, "id": "rs4244285", "ref": "G", "alt": "A",
      "gene": "CYP2C19", "effect": "CYP2C19*2: no function", "alt_freq": 0.15},
+    {"chrom": "chr10", "pos": 94775367, "id": "rs12769205", "ref": "A", "alt": "G",
+     "gene": "CYP2C19", "effect": "CYP2C19*2-defining intronic variant (c.332-23A>G), on every *2 haplotype",
+     "alt_freq": 0.15},
+    # GRCh38's base here is the rare CYP2C19*38 allele: nearly every haplotype carries the ALT,
+    # so a variant-only VCF lists it (1|1) and the *1/*2/*17 calls need it
+    {"chrom": "chr10", "pos": 94842866, "id": "rs3758581", "ref": "A", "alt": "G",
+     "gene": "CYP2C19", "effect": "CYP2C19 c.991A>G (I331V): on *1, *2, *3 and *17; reference = *38",
+     "alt_freq": 1.0},
     {"chrom": "chr10", "pos": 94942290, "id": "rs1799853", "ref": "C", "alt": "T",
      "gene": "CYP2C9", "effect": "CYP2C9*2: decreased function", "alt_freq": 0.12},
     {"chrom": "chr10", "pos": 94981296, "id": "rs1057910", "ref": "A", "alt": "C",
@@ -190,7 +198,9 @@ TRAIT_VARIANTS: tuple[dict[str, Any], ...] = (
 _HAPLOTYPES: dict[str, dict[str, Any]] = {
     "CYP2C19": {
         "freq": {"*1": 0.635, "*2": 0.15, "*3": 0.005, "*17": 0.21},
-        "alt_on": {"rs4244285": ("*2",), "rs4986893": ("*3",), "rs12248560": ("*17",)},
+        "alt_on": {"rs4244285": ("*2",), "rs12769205": ("*2",), "rs4986893": ("*3",),
+                   "rs12248560": ("*17",),
+                   "rs3758581": ("*1", "*2", "*3", "*17")},
     },
     "CYP2C9": {
         "freq": {"*1": 0.81, "*2": 0.12, "*3": 0.07},

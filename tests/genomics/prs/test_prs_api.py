@@ -156,3 +156,13 @@ def test_cli_prs_score(cohort_files, tmp_path):
     assert list(s.columns) == ["IID", "PGS", "SUM", "DENOM", "AVG"] and len(s) == 80
     assert main(["prs", "score", "-t", str(vcf), "-s", str(shared_dir() / "nope.txt"),
                  "-o", str(tmp_path / "o2")]) == 2
+
+
+def test_scores_become_a_study_block(cohort_files, tmp_path):
+    from pmed.study.run import read_block
+
+    d, vcf, sf, *_ = cohort_files
+    compute_scores([vcf], [sf], out=tmp_path)
+    block, prov = read_block(tmp_path / "scores.tsv")
+    assert list(block.columns) == ["prs_PGS_TEST"] and len(block) == 80
+    assert prov["reader"] == "pmed.genomics.prs.scores_to_block" and prov["scores"] == ["PGS_TEST"]

@@ -147,3 +147,22 @@ def test_missing_genotypes_mean_imputed_like_plink(impute):
     expected_last = 1.0 + 0.5 * (2 - 4 / 3) if impute == "mean" else 0.0
     assert out["SUM"].tolist() == pytest.approx([0 + 0.5 * 0, 1 + 0, 2 + 0.5 * 2, expected_last])
     assert out["DENOM"].tolist() == [4.0] * 4
+
+
+def test_imputation_from_the_scoring_files_allele_frequency():
+    trows = [("1", 10, "A", "G"), ("1", 20, "C", "T")]
+    G = np.array([[0, 1, 2, -9], [2, 2, 0, 1]], dtype=np.int8)
+    s = scoring([("1", 10, "G", "A", 1.0), ("1", 20, "C", "T", 0.5)])
+    s["af"] = [0.25, 0.9]
+    t = ArrayTarget(pd.DataFrame(trows, columns=["chr", "pos", "ref", "alt"]).assign(id=["a", "b"]),
+                    G, list("wxyz"))
+    r = match_variants(s, t.variants)
+    out = score_targets([t], r.matched, ["S"], impute="file")
+    # the missing call counts 2 × 0.25 effect alleles; the complete variant as observed
+    assert out["SUM"].iloc[3] == pytest.approx(1.0 * 2 * 0.25 + 0.5 * (2 - 1))
+    # dominant coding with a file frequency: P(at least one copy) under Hardy–Weinberg
+    s2 = s.assign(effect_type=pd.Categorical(["dominant", "additive"]))
+    r2 = match_variants(s2, t.variants)
+    out2 = score_targets([t], r2.matched, ["S"], impute="file")
+    assert out2["SUM"].iloc[3] == pytest.approx(1.0 * (1 - 0.75**2) + 0.5 * 1)
+    assert out2["SUM"].iloc[2] == pytest.approx(1.0 * 1 + 0.5 * 2)  # dosage 2 → dominant 1

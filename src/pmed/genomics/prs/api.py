@@ -77,7 +77,7 @@ def compute_scores(
     scorefiles
         PGS Catalog or plink2-style scoring files; all their scores are computed in one pass.
     out
-        When given, ``scores.tsv`` and ``match_report.tsv`` (plus ``match_variants.tsv.gz``, the
+        When given, ``scores.tsv`` and ``match_report.tsv`` (plus ``match_variants.parquet``, the
         per-variant log, and ``unscorable.tsv``) are written there atomically.
     min_overlap
         Smallest fraction of a score's variants that must be matched (pgsc_calc's default 0.75).
@@ -113,12 +113,16 @@ def compute_scores(
     """
     if isinstance(scorefiles, str | Path):
         scorefiles = [scorefiles]
-    sfs = [read_scorefile(p) for p in scorefiles]
+    from concurrent.futures import ThreadPoolExecutor
+
+    given = targets and all(isinstance(t, Target) for t in targets)  # type: ignore[union-attr]
+    # scoring files and genotype variant tables are parsed side by side (Arrow releases the GIL)
+    with ThreadPoolExecutor(2) as ex:
+        fut_targets = None if given else ex.submit(
+            open_targets, targets, dosage_field=dosage_field, threads=threads)
+        sfs = [read_scorefile(p) for p in scorefiles]
+        opened = list(targets) if given else fut_targets.result()  # type: ignore[arg-type]
     _check_unique_scores(sfs)
-    if targets and all(isinstance(t, Target) for t in targets):  # type: ignore[union-attr]
-        opened = list(targets)  # type: ignore[arg-type]
-    else:
-        opened = open_targets(targets, dosage_field=dosage_field, threads=threads)  # type: ignore[arg-type]
     tbuild = _target_build(opened, target_build)
     for sf in sfs:
         if sf.genome_build and tbuild and sf.genome_build != tbuild:
@@ -138,6 +142,13 @@ def compute_scores(
                   score_builds={s: sf.genome_build for sf in sfs for s in sf.scores},
                   target_build=tbuild)
     names = [s for sf in sfs for s in sf.scores]
+    log_writer = None
+    if out is not None and reference is None:
+        # the per-variant log is written while the genotypes are scored (zlib releases the GIL)
+        import threading
+
+        log_writer = threading.Thread(target=_write_variant_log, args=(result, sfs, Path(out)))
+        log_writer.start()
     ref_target = None
     if reference is not None:
         from pmed.genomics.prs.targets import open_target
@@ -184,7 +195,9 @@ def compute_scores(
                              "n_reference": int(ref_target.n_samples),
                              "n_pca_variants": res.ancestry.n_pca_variants}
     if out is not None:
-        write_results(res, out)
+        if log_writer is not None:
+            log_writer.join()
+        write_results(res, out, variant_log=log_writer is None)
     return res
 
 
@@ -219,8 +232,26 @@ def _check_unique_scores(sfs: Sequence[ScoringFile]) -> None:
             seen[s] = sf.path
 
 
-def write_results(res: PRSResult, out: str | Path) -> dict[str, Path]:
-    """Write ``scores.tsv``, ``match_report.tsv``, ``match_variants.tsv.gz``, ``unscorable.tsv``."""
+_LOG_COLUMNS = ["score", "row", "rsid", "chr", "pos", "effect_allele", "other_allele", "weight",
+                "effect_type", "match_status", "match_type", "exclude_reason", "target_id", "ref", "alt"]
+
+
+def _write_variant_log(match: MatchResult, scorefiles: Sequence[ScoringFile], out: Path) -> dict:
+    from pmed.io import atomic_path
+
+    out.mkdir(parents=True, exist_ok=True)
+    v = match.variants
+    # Parquet: a million-variant log in a fraction of a second (pandas/duckdb/polars read it)
+    with atomic_path(out / "match_variants.parquet") as tmp:
+        v[[c for c in _LOG_COLUMNS if c in v.columns]].to_parquet(tmp, index=False)
+    unsc = pd.concat([sf.unscorable for sf in scorefiles], ignore_index=True)
+    with atomic_path(out / "unscorable.tsv") as tmp:
+        unsc.to_csv(tmp, sep="\t", index=False)
+    return {"match_variants": out / "match_variants.parquet", "unscorable": out / "unscorable.tsv"}
+
+
+def write_results(res: PRSResult, out: str | Path, *, variant_log: bool = True) -> dict[str, Path]:
+    """Write ``scores.tsv``, ``match_report.tsv``, ``match_variants.parquet``, ``unscorable.tsv``."""
     from pmed.io import atomic_path
     from pmed.io.jsonio import to_json
 
@@ -233,16 +264,11 @@ def write_results(res: PRSResult, out: str | Path) -> dict[str, Path]:
     with atomic_path(out / "match_report.tsv") as tmp:
         res.match.report.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     files["match_report"] = out / "match_report.tsv"
-    cols = ["score", "row", "rsid", "chr", "pos", "effect_allele", "other_allele", "weight",
-            "effect_type", "match_status", "match_type", "exclude_reason", "target_id", "ref", "alt"]
-    v = res.match.variants
-    with atomic_path(out / "match_variants.tsv.gz") as tmp:
-        v[[c for c in cols if c in v.columns]].to_csv(tmp, sep="\t", index=False, compression="gzip")
-    files["match_variants"] = out / "match_variants.tsv.gz"
-    unsc = pd.concat([sf.unscorable for sf in res.scorefiles], ignore_index=True)
-    with atomic_path(out / "unscorable.tsv") as tmp:
-        unsc.to_csv(tmp, sep="\t", index=False)
-    files["unscorable"] = out / "unscorable.tsv"
+    if variant_log:
+        files.update(_write_variant_log(res.match, res.scorefiles, out))
+    else:
+        files.update({"match_variants": out / "match_variants.parquet",
+                      "unscorable": out / "unscorable.tsv"})
     if res.ancestry is not None:
         from pmed.genomics.prs.plots import pca_plot, score_distribution_plot
         from pmed.plots._base import save

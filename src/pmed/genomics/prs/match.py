@@ -63,8 +63,10 @@ class MatchResult:
 
     @property
     def matched(self) -> pd.DataFrame:
-        """The rows that will be scored."""
-        return self.variants[self.variants["match_status"] == "matched"]
+        """The rows that will be scored (the columns scoring needs)."""
+        cols = [c for c in ("score", "row", "weight", "effect_type", "af", "file", "var_idx",
+                            "allele_idx", "effect_is_alt") if c in self.variants.columns]
+        return self.variants.loc[(self.variants["match_status"] == "matched").to_numpy(), cols]
 
 
 def _codes(values, vocab: pd.Index) -> np.ndarray:
@@ -72,7 +74,7 @@ def _codes(values, vocab: pd.Index) -> np.ndarray:
     c = values.array if isinstance(values, pd.Series) else values
     if not isinstance(c, pd.Categorical):
         c = pd.Categorical(np.asarray(c, dtype=object))
-    lut = np.append(vocab.get_indexer(pd.Index(c.categories, dtype=object)), -1).astype(np.int64)
+    lut = np.append(vocab.get_indexer(pd.Index(c.categories, dtype=object)), -1).astype(np.int32)
     return lut[np.asarray(c.codes)]
 
 
@@ -95,19 +97,24 @@ def _ranges(lo: np.ndarray, hi: np.ndarray):
 def _candidates(scoring: pd.DataFrame, target: pd.DataFrame, chr_vocab: pd.Index):
     """Scoring rows × target alleles at the same chromosome and position (a sorted int64 join),
     or with the same ID when the row has no position."""
-    s_chr = _codes(scoring["chr"], chr_vocab)
-    t_chr = _codes(target["chr"], chr_vocab)
+    s_chr = _codes(scoring["chr"], chr_vocab).astype(np.int64)
+    t_chr = _codes(target["chr"], chr_vocab).astype(np.int64)
     pos = scoring["pos"].to_numpy(dtype=np.float64)
     has_pos = ~np.isnan(pos) & (s_chr >= 0)
     s_key = np.where(has_pos, (s_chr << 34) | np.nan_to_num(pos).astype(np.int64), -1)
     t_key = (t_chr << 34) | target["pos"].to_numpy(dtype=np.int64)
+    del s_chr, t_chr
     order = np.argsort(t_key, kind="stable")
     tk = t_key[order]
+    del t_key
     lo = np.searchsorted(tk, s_key, "left")
     hi = np.searchsorted(tk, s_key, "right")
+    del tk, s_key
     hi[~has_pos] = lo[~has_pos]
     si, tj = _ranges(lo, hi)
+    del lo, hi
     ti = order[tj]
+    del order, tj
     by_id = ~has_pos & scoring["rsid"].notna().to_numpy()
     if by_id.any():  # rows without a position: by ID (rare)
         ids = pd.Series(np.arange(len(target)), index=pd.Index(np.asarray(target["id"], dtype=object)))
@@ -164,7 +171,7 @@ def match_variants(
 
     vocab = _vocab(scoring["effect_allele"], scoring["other_allele"], tv["ref"], tv["alt"])
     comp = vocab.get_indexer(pd.Index([v.translate(_COMP) for v in vocab], dtype=object))
-    comp_lut = np.append(np.where(comp < 0, -2, comp), -1).astype(np.int64)  # absent → matches nothing
+    comp_lut = np.append(np.where(comp < 0, -2, comp), -1).astype(np.int32)  # absent → matches nothing
     ea = _codes(scoring["effect_allele"], vocab)[si]
     oa = _codes(scoring["other_allele"], vocab)[si]
     t_ref = _codes(tv["ref"], vocab)
@@ -172,11 +179,15 @@ def match_variants(
     ref, alt = t_ref[ti], t_alt[ti]
     eaf, oaf = comp_lut[ea], comp_lut[oa]
     has_oa = oa >= 0
-    conds = [has_oa & (ea == ref) & (oa == alt), has_oa & (ea == alt) & (oa == ref),
-             has_oa & (eaf == ref) & (oaf == alt), has_oa & (eaf == alt) & (oaf == ref),
-             ~has_oa & (ea == ref), ~has_oa & (ea == alt),
-             ~has_oa & (eaf == ref), ~has_oa & (eaf == alt)]
-    prio = np.select(conds, np.arange(len(MATCH_TYPES)), default=-1)
+    no_oa = ~has_oa
+    conds = [lambda: has_oa & (ea == ref) & (oa == alt), lambda: has_oa & (ea == alt) & (oa == ref),
+             lambda: has_oa & (eaf == ref) & (oaf == alt), lambda: has_oa & (eaf == alt) & (oaf == ref),
+             lambda: no_oa & (ea == ref), lambda: no_oa & (ea == alt),
+             lambda: no_oa & (eaf == ref), lambda: no_oa & (eaf == alt)]
+    prio = np.full(len(si), -1, np.int8)
+    for k in range(len(conds) - 1, -1, -1):  # worst first, so the best type is written last
+        prio[conds[k]()] = k
+    del ea, oa, ref, alt, eaf, oaf, has_oa, no_oa
     ok = prio >= 0
     si, ti, prio = si[ok], ti[ok], prio[ok]
     # best match type per scoring row; ties → first in target order (duplicate_best_match)
@@ -224,14 +235,14 @@ def match_variants(
         col = np.zeros(n, bool)
         col[si] = values
         out[name] = col
-    for name, values in (("file", file_col[ti]), ("var_idx", var_idx[ti]),
-                         ("allele_idx", allele_idx[ti])):
-        col = np.full(n, -1, np.int64)
+    for name, values, dtype in (("file", file_col[ti], np.int32), ("var_idx", var_idx[ti], np.int64),
+                                ("allele_idx", allele_idx[ti], np.int16)):
+        col = np.full(n, -1, dtype)
         col[si] = values
         out[name] = col
     out["target_id"] = _take_ids(tv["id"], si, ti, n)
     for name, codes_t in (("ref", t_ref), ("alt", t_alt)):
-        codes = np.full(n, -1, np.int64)
+        codes = np.full(n, -1, np.int32)
         codes[si] = codes_t[ti]
         out[name] = pd.Categorical.from_codes(codes, categories=vocab)
     return MatchResult(out, _report(out, unscorable))
@@ -257,31 +268,42 @@ _EXCLUDE = ["", "duplicate_ID", "strand_ambiguous", "multiallelic", "not_in_refe
 
 
 def _report(v: pd.DataFrame, unscorable: pd.DataFrame | None) -> pd.DataFrame:
-    rows = []
-    scores = [str(x) for x in pd.unique(v["score"].astype(object))]
+    """Per score: counts by status, match type and exclusion reason; the overlap."""
+    sc = v["score"].array if isinstance(v["score"].dtype, pd.CategoricalDtype) else pd.Categorical(v["score"].astype(str))
+    scores = [str(x) for x in sc.categories]
     if unscorable is not None and len(unscorable):
-        scores += [s for s in dict.fromkeys(unscorable["score"]) if s not in scores]
-    for s in scores:
-        d = v[v["score"] == s]
-        n_unscorable = int((unscorable["score"] == s).sum()) if unscorable is not None and len(unscorable) else 0
-        n_total = len(d) + n_unscorable
-        row = {
-            "PGS": s,
-            "n_variants": n_total,
-            "matched": int((d["match_status"] == "matched").sum()),
-            "excluded": int((d["match_status"] == "excluded").sum()),
-            "unmatched": int((d["match_status"] == "unmatched").sum()),
-            "unscorable": n_unscorable,
-        }
-        m = d[d["match_status"] == "matched"]
-        for t in MATCH_TYPES:
-            row[f"match_{t}"] = int((m["match_type"] == t).sum())
-        for r in ("strand_ambiguous", "multiallelic", "duplicate_ID"):
-            row[f"excluded_{r}"] = int((d["exclude_reason"] == r).sum())
-        row["matched_ambiguous_kept"] = int(m["ambiguous"].sum())
-        row["overlap"] = row["matched"] / n_total if n_total else 0.0
-        rows.append(row)
-    return pd.DataFrame(rows)
+        scores += [s for s in dict.fromkeys(unscorable["score"].astype(str)) if s not in scores]
+    k = len(scores)
+    code = np.asarray(sc.codes)
+
+    def count(mask=None) -> np.ndarray:
+        x = code if mask is None else code[mask]
+        return np.bincount(x[x >= 0], minlength=k)[:k]
+
+    status = v["match_status"].astype(object) if not isinstance(v["match_status"].dtype, pd.CategoricalDtype) \
+        else v["match_status"]
+    matched = (status == "matched").to_numpy()
+    excluded = (status == "excluded").to_numpy()
+    n_unsc = np.zeros(k, np.int64)
+    if unscorable is not None and len(unscorable):
+        vc = unscorable["score"].astype(str).value_counts()
+        n_unsc = np.array([int(vc.get(s, 0)) for s in scores])
+    rep = pd.DataFrame({"PGS": scores})
+    rep["n_variants"] = count() + n_unsc
+    rep["matched"] = count(matched)
+    rep["excluded"] = count(excluded)
+    rep["unmatched"] = count(~matched & ~excluded)
+    rep["unscorable"] = n_unsc
+    mt = v["match_type"]
+    for t in MATCH_TYPES:
+        rep[f"match_{t}"] = count(matched & (mt == t).to_numpy())
+    er = v["exclude_reason"]
+    for r in ("strand_ambiguous", "multiallelic", "duplicate_ID"):
+        rep[f"excluded_{r}"] = count((er == r).to_numpy())
+    rep["matched_ambiguous_kept"] = count(matched & v["ambiguous"].to_numpy(dtype=bool))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rep["overlap"] = np.where(rep["n_variants"] > 0, rep["matched"] / rep["n_variants"], 0.0)
+    return rep
 
 
 def check_overlap(result: MatchResult, *, min_overlap: float, targets_desc: str,

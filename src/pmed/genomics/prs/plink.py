@@ -37,7 +37,10 @@ def write_plink2_scorefiles(result: MatchResult, out_dir: str | Path, *,
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    m = result.matched.copy()
+    v = result.variants
+    m = v.loc[(v["match_status"] == "matched").to_numpy()].copy()
+    for c in ("target_id", "ref", "alt", "score", "effect_type"):
+        m[c] = m[c].astype(object)
     if m["target_id"].isin([".", ""]).any():
         raise InputError("plink2 export needs variant IDs in the genotype files", fix=(
             "set IDs first, e.g. plink2 --set-all-var-ids @:#:$r:$a"))
@@ -112,6 +115,7 @@ def run_plink2_score(target: str | Path, result: MatchResult, work_dir: str | Pa
         total = sums if total is None else total.add(sums, fill_value=0.0)
     if per_variant:
         m = result.matched
+        m = m.assign(score=m["score"].astype(object))
         cols = [f"v{i}" for i in range(len(m))]
         dos = total[cols].to_numpy(dtype=np.float64)
         w = m["weight"].to_numpy(dtype=np.float64)

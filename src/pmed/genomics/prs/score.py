@@ -65,15 +65,20 @@ def make_plans(matched: pd.DataFrame, scores: Sequence[str]) -> list[ScorePlan]:
     s_index = {s: i for i, s in enumerate(scores)}
     plans = []
     kinds = {"additive": 0, "dominant": 1, "recessive": 2}
-    for f, d in matched.groupby("file", sort=True):
-        keys = d[["var_idx", "allele_idx"]].drop_duplicates().sort_values(["var_idx", "allele_idx"])
-        u_index = pd.MultiIndex.from_frame(keys)
-        u = u_index.get_indexer(pd.MultiIndex.from_frame(d[["var_idx", "allele_idx"]]))
-        s = d["score"].map(s_index).to_numpy()
+    files = matched["file"].to_numpy()
+    score_idx = _lookup(matched["score"], s_index)
+    kind_idx = _lookup(matched["effect_type"], kinds)
+    for f in np.unique(files):
+        sel = files == f
+        d = matched.loc[sel]
+        combined = d["var_idx"].to_numpy(np.int64) * 256 + d["allele_idx"].to_numpy(np.int64)
+        uniq, u = np.unique(combined, return_inverse=True)  # sorted by (var_idx, allele_idx)
+        keys = pd.DataFrame({"var_idx": uniq // 256, "allele_idx": uniq % 256})
+        s = score_idx[sel]
         n_u, n_s = len(keys), len(scores)
         w = d["weight"].to_numpy(dtype=np.float64)
         alt = d["effect_is_alt"].to_numpy(dtype=bool)
-        k = d["effect_type"].map(kinds).to_numpy(dtype=np.int8)
+        k = kind_idx[sel].astype(np.int8)
         weight = np.zeros((n_u, n_s))
         weight[u, s] = w
         eia = np.zeros((n_u, n_s), bool)
@@ -92,6 +97,13 @@ def make_plans(matched: pd.DataFrame, scores: Sequence[str]) -> list[ScorePlan]:
             effect_is_alt=eia, present=present, kind=kind, weight=weight, file_af=af,
             n_variants=present.sum(axis=0)))
     return plans
+
+
+def _lookup(col: pd.Series, index: dict) -> np.ndarray:
+    """Map a (categorical) column through a dict, per category rather than per row."""
+    c = col.array if isinstance(col.dtype, pd.CategoricalDtype) else pd.Categorical(col.astype(object))
+    lut = np.array([index.get(str(x), -1) for x in c.categories] + [-1], dtype=np.int64)
+    return lut[np.asarray(c.codes)]
 
 
 #: Rows per exact float32 product (see :func:`_exact_split`).

@@ -95,7 +95,11 @@ class ScoringFile:
     @property
     def scores(self) -> list[str]:
         """Names of the scores in the file, in file order."""
-        names = list(dict.fromkeys(self.variants["score"].astype(str)))
+        col = self.variants["score"]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            names = [str(c) for c in col.cat.categories]
+        else:
+            names = list(dict.fromkeys(col.astype(str)))
         extra = [s for s in dict.fromkeys(self.unscorable.get("score", pd.Series(dtype=str)))
                  if s not in names]
         return names + extra
@@ -163,8 +167,12 @@ def read_scorefile(path: str | Path, *, name: str | None = None) -> ScoringFile:
             file=path, where=f"line {skip + 1} (column header: {', '.join(cols[:8])})",
             fix="name the column of the allele the weight refers to 'effect_allele' "
                 "(PGS Catalog format) or 'A1' (plink2 style)")
-    df = _read_body(path, skip, cols)
-    df["__row"] = np.arange(len(df)) + skip + 2  # 1-based line numbers
+    needed = None
+    if "effect_weight" in lower:  # PGS Catalog: free-text columns (locus_name, …) are not read
+        needed = [c for c in cols if c.lower() in _PGS_COLUMNS
+                  or re.fullmatch(r"dosage_\d_weight", c, flags=re.I)]
+    df = _read_body(path, skip, cols, needed)
+    df["__row"] = np.arange(len(df), dtype=np.int64) + skip + 2  # 1-based line numbers
     if "effect_weight" in lower:
         sf = _pgs_catalog(path, df, header, lower, ea_col, name)
     else:
@@ -172,7 +180,12 @@ def read_scorefile(path: str | Path, *, name: str | None = None) -> ScoringFile:
     return sf
 
 
-def _read_body(path: Path, skip: int, cols: list[str]) -> pd.DataFrame:
+_PGS_COLUMNS = {"rsid", "chr_name", "chr_position", "effect_allele", "other_allele", "effect_weight",
+                "is_dominant", "is_recessive", "is_haplotype", "is_diplotype",
+                "allelefrequency_effect", "hm_chr", "hm_pos", "hm_rsid", "hm_inferotherallele"}
+
+
+def _read_body(path: Path, skip: int, cols: list[str], needed: list[str] | None = None) -> pd.DataFrame:
     """The table below the header, every column as a pandas Categorical (strings stored once).
 
     pyarrow's multi-threaded CSV reader, then dictionary encoding: a million-row file takes
@@ -188,17 +201,35 @@ def _read_body(path: Path, skip: int, cols: list[str]) -> pd.DataFrame:
         src = pa.input_stream(str(path), compression="gzip" if _is_gz(path) else None)
         table = pcsv.read_csv(
             src,
-            read_options=pcsv.ReadOptions(skip_rows=skip + 1, column_names=cols, block_size=1 << 24),
+            read_options=pcsv.ReadOptions(skip_rows=skip + 1, column_names=cols, block_size=1 << 22),
             parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False),
             convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in cols},
+                                                include_columns=needed or cols,
                                                 strings_can_be_null=True))
     except (pa.ArrowInvalid, OSError, EOFError) as e:
         raise InputError(f"cannot parse the scoring file: {e}", file=path,
                          fix="the file must be tab-separated with one header line") from e
-    out = pd.DataFrame({c: _column(table.column(c)) for c in cols})
+    out = {}
+    for c in list(table.column_names):  # convert one column at a time, freeing it as we go
+        out[c] = _column(table.column(c))
+        table = table.drop_columns([c])
+    out = pd.DataFrame(out, copy=False)
     del table
-    pa.default_memory_pool().release_unused()  # give the parse buffers back to the system
+    release_memory()
     return out
+
+
+def release_memory() -> None:
+    """Give freed parse buffers back to the operating system (Arrow's pool, then glibc's heap)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def _column(arr):
@@ -266,6 +297,8 @@ def _bool_col(df: pd.DataFrame, col: str | None) -> np.ndarray:
 
 
 def _to_num(s: pd.Series) -> pd.Series:
+    if s.dtype == np.float64:
+        return s
     if not isinstance(s.dtype, pd.CategoricalDtype):
         return pd.to_numeric(s, errors="coerce").astype(np.float64)
     c = s.array
@@ -316,8 +349,8 @@ def _pgs_catalog(path, df, header, lower, ea_col, name) -> ScoringFile:
     # other alleles with several options ("A/G") carry no single allele: treat as absent
     oa = cat_map(df[oa_col], lambda x: x.strip().upper() if _is_allele(_upper_strip(x)) else None) \
         if oa_col else _na_cat(n)
-    out = pd.DataFrame({
-        "score": pd.Categorical.from_codes(np.zeros(n, np.int32), categories=[score]),
+    out = pd.DataFrame(copy=False, data={
+        "score": pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[score]),
         "row": df["__row"].to_numpy(),
         "rsid": _text(df[rsid_col]) if rsid_col else _na_cat(n),
         "chr": normalize_chrom(df[chr_col]).array if chr_col else _na_cat(n),
@@ -403,7 +436,7 @@ def _split(path, header, build, out, reasons: np.ndarray) -> ScoringFile:
     if zero.any():
         out, reasons = out[~zero].reset_index(drop=True), reasons[~zero]
     bad = reasons > 0
-    variants = out.loc[~bad, COLUMNS].reset_index(drop=True)
+    variants = out.loc[~bad, COLUMNS].reset_index(drop=True) if bad.any() else out[COLUMNS]
     unscorable = out.loc[bad, ["score", "row", "rsid"]].astype({"score": str, "rsid": object})
     unscorable = unscorable.assign(reason=np.asarray(_REASONS, dtype=object)[reasons[bad]])
     return ScoringFile(path=path, header=header, genome_build=build,

@@ -191,8 +191,10 @@ def _read_variant_table(path: Path, names: list[str], usecols: list[int], skip: 
         else:
             out[name] = _categorical(col)
     del table
-    pa.default_memory_pool().release_unused()
-    return pd.DataFrame(out)[names]
+    from pmed.genomics.prs.scorefile import release_memory
+
+    release_memory()
+    return pd.DataFrame(out, copy=False)[names]
 
 
 # ---------------------------------------------------------------------- PLINK 2
