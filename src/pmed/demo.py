@@ -122,7 +122,8 @@ def run_demo(
     say(f"        drugs: {', '.join(f'{k} {v}' for k, v in drug.items())}; "
         f"adequate response {patients['response'].mean():.1%}\n")
 
-    pgx_features, pgx_recs = _pharmacogenomics(out, files, say=say)
+    pgx_features, pgx_result = _pharmacogenomics(out, files, say=say)
+    pgx_recs = pgx_result.recommendations_table()
 
     study_path = out / "study.yaml"
     write_text_atomic(study_path, DEMO_STUDY.format(seed=seed, study=study_path, out=out / "results"))
@@ -167,7 +168,11 @@ def run_demo(
         say(f"  CPIC for {pid} ({r['phenotypes']}, {r['classification']}): {first}")
     from pmed.study.predict import write_patient_reports
 
-    reports = write_patient_reports(bundle, X_new, preds, out / "patient_reports")
+    from pmed.genomics.pgx.report import render_pgx_section
+
+    sections = {p: [render_pgx_section(pgx_result, p, drugs=["clopidogrel", "warfarin",
+                                                            "simvastatin"])] for p in preds.index}
+    reports = write_patient_reports(bundle, X_new, preds, out / "patient_reports", sections=sections)
     say(f"\nreports: {out / 'results' / 'evaluation' / 'report.html'} (model, TRIPOD+AI) and "
         f"{len(reports)} patient reports in {out / 'patient_reports'}/")
     cad = _cad_with_prs(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
@@ -195,7 +200,7 @@ def _pharmacogenomics(out: Path, files: dict, *, say) -> Path:
     say("  CYP2C19: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     say(f"  calls and recommendations for the new patients: {out / 'pgx'}/calls.tsv, "
         "recommendations.tsv\n")
-    return path, res.recommendations_table()
+    return path, res
 
 
 def _cad_with_prs(out: Path, files: dict, *, seed: int, say, progress, reporter_cls):

@@ -110,7 +110,10 @@ def patient_report(
         ``prediction`` (probability or value), ``interval`` (``{"low", "high", "level",
         "method"}``) or ``prediction_set`` (list of labels with ``level``), ``percentile`` in
         the training population, ``factors`` (list of sentences) and ``factor_table`` (list of
-        dicts: feature, value, contribution), ``inputs`` (feature → value), ``notes``.
+        dicts: feature, value, contribution), ``inputs`` (feature → value), ``notes``, and
+        ``sections``: HTML fragments rendered by pmed's modality packages (e.g. the
+        pharmacogenomic calls of :func:`pmed.genomics.pgx.report.render_pgx_section`), already
+        escaped by their own templates.
     out
         The HTML file to write (atomically).
     figures

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -173,9 +173,13 @@ def write_patient_reports(
     out_dir: str | Path,
     *,
     top: int = 5,
+    sections: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Path]:
     """One self-contained HTML report per patient: prediction with its conformal set or
     interval, position in the training population, and the factors behind it.
+
+    ``sections`` maps a patient ID to extra HTML fragments for its report (for example its
+    pharmacogenomic calls and recommendations).
 
     Factors are the model-agnostic what-if contributions of :func:`explain_patient`, which need
     only the bundle's typical values, not training data.
@@ -204,6 +208,7 @@ def write_patient_reports(
             "percentile": bundle.percentile(value),
             "factors": sentences or [_factor_sentence(r, task) for _, r in factors.iterrows()],
             "factor_table": factors.to_dict("records"),
+            "sections": list((sections or {}).get(pid, [])),
         }
         if task == "binary" and "prediction_set" in predictions:
             s = predictions.loc[pid, "prediction_set"]

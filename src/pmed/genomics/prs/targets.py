@@ -341,8 +341,9 @@ class BedTarget(Target):
         n = len(var_idx)
         rows = samples if samples is not None else slice(None)
         try:
+            # one reader thread per call: pmed's own threads split the variants between them
             g = self._bed.read(index=np.s_[rows, np.asarray(var_idx, dtype=np.intp)], dtype="int8",
-                               order="F", num_threads=self._threads)
+                               order="F", num_threads=1)
         except Exception as e:
             raise InputError(f"cannot read genotypes: {e}", file=self.path,
                              fix="the .bed may be truncated; regenerate it") from e
