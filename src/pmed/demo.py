@@ -166,9 +166,8 @@ def run_demo(
         r = clop.iloc[0]
         first = str(r["recommendation"]).strip().split("\n")[0]
         say(f"  CPIC for {pid} ({r['phenotypes']}, {r['classification']}): {first}")
-    from pmed.study.predict import write_patient_reports
-
     from pmed.genomics.pgx.report import render_pgx_section
+    from pmed.study.predict import write_patient_reports
 
     sections = {p: [render_pgx_section(pgx_result, p, drugs=["clopidogrel", "warfarin",
                                                             "simvastatin"])] for p in preds.index}

@@ -180,13 +180,19 @@ def match_variants(
     eaf, oaf = comp_lut[ea], comp_lut[oa]
     has_oa = oa >= 0
     no_oa = ~has_oa
-    conds = [lambda: has_oa & (ea == ref) & (oa == alt), lambda: has_oa & (ea == alt) & (oa == ref),
-             lambda: has_oa & (eaf == ref) & (oaf == alt), lambda: has_oa & (eaf == alt) & (oaf == ref),
-             lambda: no_oa & (ea == ref), lambda: no_oa & (ea == alt),
-             lambda: no_oa & (eaf == ref), lambda: no_oa & (eaf == alt)]
+    # (uses other allele?, scoring-file alleles as given or flipped, effect allele is REF?)
+    rules = [(True, False, True), (True, False, False), (True, True, True), (True, True, False),
+             (False, False, True), (False, False, False), (False, True, True), (False, True, False)]
     prio = np.full(len(si), -1, np.int8)
-    for k in range(len(conds) - 1, -1, -1):  # worst first, so the best type is written last
-        prio[conds[k]()] = k
+    for k in range(len(rules) - 1, -1, -1):  # worst first, so the best type is written last
+        with_oa, flip, on_ref = rules[k]
+        e, o = (eaf, oaf) if flip else (ea, oa)
+        first_ok = e == (ref if on_ref else alt)
+        if with_oa:
+            hit = has_oa & first_ok & (o == (alt if on_ref else ref))
+        else:
+            hit = no_oa & first_ok
+        prio[hit] = k
     del ea, oa, ref, alt, eaf, oaf, has_oa, no_oa
     ok = prio >= 0
     si, ti, prio = si[ok], ti[ok], prio[ok]
