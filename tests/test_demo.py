@@ -74,3 +74,9 @@ def test_demo_recovers_the_cyp2c19_clopidogrel_effect(tmp_path):
     assert "prs_PGS_SYNTH_CAD" in out["cad"].cohort.blocks["prs"].data.columns
     gain = cad["clinical+PRS"]["metrics"]["auroc"]["estimate"] - cad["clinical"]["metrics"]["auroc"]["estimate"]
     assert gain > 0.015
+    # wearable streams summarised to patient features join the disease model as a block
+    wear = pd.read_csv(tmp_path / "wearables" / "features.csv")
+    assert len(wear) == 1005 and "wear_resting_hr_mean" in wear.columns
+    both = cad["clinical+PRS+wearables"]
+    assert both["n_features"] == cad["clinical+PRS"]["n_features"] + wear.shape[1] - 1
+    assert both["metrics"]["auroc"]["estimate"] > cad["clinical"]["metrics"]["auroc"]["estimate"]

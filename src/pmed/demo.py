@@ -56,13 +56,15 @@ data:
   outcomes: [response, ldl_mmol_l]
   blocks:
     prs: prs/scores.tsv
+    timeseries: wearables/features.csv
 target: {{column: cad, task: binary}}
 features:
-  blocks: [patients, prs]
+  blocks: [patients, prs, timeseries]
   exclude: [site, drug]
 models:
   - {{family: linear, name: clinical, features: [{clinical}]}}
-  - {{family: linear, name: clinical+PRS}}
+  - {{family: linear, name: clinical+PRS, features: [{clinical}, {prs}]}}
+  - {{family: linear, name: clinical+PRS+wearables}}
 evaluation: {{folds: 5, repeats: 1, select_by: auroc, bootstrap: 200}}
 seed: {seed}
 """
@@ -203,7 +205,8 @@ def _pharmacogenomics(out: Path, files: dict, *, say) -> Path:
 
 
 def _cad_with_prs(out: Path, files: dict, *, seed: int, say, progress, reporter_cls):
-    """Score the cohort's VCF on a CAD polygenic score; compare clinical vs clinical + PRS."""
+    """Score the cohort's VCF on a CAD polygenic score and summarise wearable streams; compare
+    clinical, clinical + PRS and clinical + PRS + wearables."""
     from pmed.genomics.prs import compute_scores
     from pmed.io import write_text_atomic
     from pmed.study import run_study
@@ -216,19 +219,37 @@ def _cad_with_prs(out: Path, files: dict, *, seed: int, say, progress, reporter_
         f"({r['match_refalt']} weighting the REF allele, {r['match_altref']} the ALT allele), "
         f"{r['excluded_strand_ambiguous']} "
         f"strand-ambiguous excluded → {out / 'prs' / 'scores.tsv'}")
+    wear = _wearables(out, files, seed=seed, say=say)
     study_path = out / "cad_study.yaml"
     write_text_atomic(study_path, CAD_STUDY.format(seed=seed, study=study_path, out=out / "cad",
-                                                   clinical=", ".join(CLINICAL)))
+                                                   clinical=", ".join(CLINICAL),
+                                                   prs="prs_PGS_SYNTH_CAD"))
     study = load_study(study_path)
     if progress is not None:
         with progress() as p:
             result = run_study(study, out / "cad", reporter=reporter_cls(p))
     else:
         result = run_study(study, out / "cad")
-    for name in ("clinical", "clinical+PRS"):
+    for name in ("clinical", "clinical+PRS", "clinical+PRS+wearables"):
         a = result.metrics["models"][name]["metrics"]["auroc"]
-        say(f"  {name:<13} out-of-fold AUROC {a['estimate']:.3f} ({a['ci_low']:.3f}–{a['ci_high']:.3f})")
+        say(f"  {name:<23} out-of-fold AUROC {a['estimate']:.3f} ({a['ci_low']:.3f}–{a['ci_high']:.3f})")
     return result
+
+
+def _wearables(out: Path, files: dict, *, seed: int, say) -> Path:
+    """A week of synthetic steps and heart rate per patient, summarised to patient features."""
+    from pmed.io import write_table
+    from pmed.timeseries.synthetic import simulate_wearables
+    from pmed.timeseries.wearables import daily_summary, wearable_features
+
+    truth = pd.read_csv(files["truth_table"], dtype={"patient_id": str}).set_index("patient_id")
+    # the streams follow each patient's true CAD risk (not the observed outcome)
+    streams = simulate_wearables(truth[["cad_logit"]], seed=seed)
+    feats = wearable_features(daily_summary(streams, epoch_minutes=15))
+    path = write_table(feats, out / "wearables" / "features.csv")
+    say(f"  wearables: {streams['patient_id'].nunique()} patients × 7 days of steps and heart "
+        f"rate → {feats.shape[1]} features ({', '.join(feats.columns[:3])}, …)")
+    return path
 
 
 def _variant_labels(variants: pd.DataFrame) -> dict[str, str]:

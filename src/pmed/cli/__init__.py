@@ -197,10 +197,11 @@ def version() -> None:
 
 
 def _add_subcommands() -> None:
-    from pmed.cli import pgx, prs
+    from pmed.cli import pgx, prs, timeseries
 
     app.add_typer(prs.app, name="prs")
     app.add_typer(pgx.app, name="pgx")
+    app.add_typer(timeseries.app, name="timeseries")
 
 
 _add_subcommands()

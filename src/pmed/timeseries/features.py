@@ -1,0 +1,291 @@
+"""Patient-level features from long tables: per-variable summaries and derived quantities.
+
+:func:`summarize` turns each variable's measurements in a window into ``first, last, min, max,
+mean, std, slope, count`` and ``time_since_last`` (hours from the last measurement to the end of
+the window), named ``<variable>__<stat>``. A variable never measured has count 0 and missing
+summaries, so the missingness itself reaches the model (the study's imputer adds indicators).
+:func:`add_derived` adds clinical quantities computed from several variables (shock index,
+PaO2/FiO2). :func:`timeseries_block` and :func:`add_timeseries_block` produce the Cohort block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pmed.timeseries.align import _check_long
+
+__all__ = ["STATS", "DerivedRule", "DERIVED", "FORMATS", "summarize", "add_derived", "timeseries_block",
+           "add_timeseries_block", "detect_format", "features_from_file"]
+
+#: the per-variable summaries :func:`summarize` computes by default
+STATS = ("first", "last", "min", "max", "mean", "std", "slope", "count", "time_since_last")
+
+
+@dataclass(frozen=True)
+class DerivedRule:
+    """``name = numerator / denominator``, the denominator taken as of the numerator's time.
+
+    ``denominators`` are tried in order (the first measured within ``tolerance`` hours before
+    the numerator wins: invasive blood pressure before non-invasive).
+    """
+
+    name: str
+    numerator: str
+    denominators: tuple[str, ...]
+    tolerance: float = 0.0
+    scale: float = 1.0
+    description: str = ""
+
+
+#: derived quantities known to pmed (used when their variables are present)
+DERIVED = (
+    DerivedRule("ShockIndex", "HR", ("SysABP", "NISysABP"), 0.0, 1.0, "heart rate / systolic blood pressure"),
+    DerivedRule("PFRatio", "PaO2", ("FiO2",), 6.0, 1.0, "PaO2 / FiO2 (FiO2 as of the last 6 h)"),
+    DerivedRule("BUNCreatRatio", "BUN", ("Creatinine",), 0.0, 1.0, "BUN / creatinine"),
+    DerivedRule("shock_index", "heart_rate", ("sbp",), 0.0, 1.0, "heart rate / systolic blood pressure"),
+)
+
+
+def add_derived(data: pd.DataFrame, *, rules: Iterable[DerivedRule] = DERIVED) -> pd.DataFrame:
+    """Append derived variables as new rows of the long table (rules whose inputs are absent are skipped)."""
+    _check_long(data)
+    d = data.dropna(subset=["value"])
+    present = set(d["variable"].unique())
+    parts = [data]
+    for r in rules:
+        if r.numerator not in present or not present.intersection(r.denominators):
+            continue
+        num = d[d["variable"] == r.numerator][["patient_id", "time", "value"]].sort_values("time")
+        den_val = pd.Series(np.nan, index=num.index)
+        for den_name in r.denominators:
+            den = d[(d["variable"] == den_name) & (d["value"] > 0)][["patient_id", "time", "value"]]
+            if den.empty:
+                continue
+            m = pd.merge_asof(num.reset_index(), den.sort_values("time").rename(columns={"value": "den"}),
+                              on="time", by="patient_id", direction="backward", tolerance=r.tolerance,
+                              allow_exact_matches=True).set_index("index")
+            den_val = den_val.fillna(m["den"])
+        ok = den_val.notna()
+        if ok.any():
+            parts.append(pd.DataFrame({"patient_id": num.loc[ok, "patient_id"].to_numpy(),
+                                       "time": num.loc[ok, "time"].to_numpy(), "variable": r.name,
+                                       "value": r.scale * num.loc[ok, "value"].to_numpy() / den_val[ok].to_numpy()}))
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["patient_id", "time"], kind="mergesort").reset_index(drop=True)
+
+
+def summarize(
+    data: pd.DataFrame,
+    *,
+    variables: Sequence[str] | None = None,
+    stats: Sequence[str] = STATS,
+    start: float | None = None,
+    end: float | None = None,
+    patients: Iterable[str] | None = None,
+    by: str | None = None,
+) -> pd.DataFrame:
+    """Per-patient (or per patient and window) summaries of each variable.
+
+    Parameters
+    ----------
+    data
+        Long table ``patient_id, time, variable, value`` (NaN values are ignored).
+    variables
+        Variables to summarise (default: all present, sorted); absent ones give empty columns.
+    stats
+        Any of :data:`STATS`. ``slope`` is the least-squares change per hour (needs two distinct
+        times); ``std`` needs two values; ``time_since_last`` is ``end`` minus the last time.
+    start, end
+        The window (hours); default: all rows, with ``end`` the patient's last observation.
+    patients
+        Rows of the result (default: every patient in ``data``); patients without data get
+        count 0 and missing summaries.
+    by
+        An extra grouping column (``"window"`` from :func:`~pmed.timeseries.align.rolling_windows`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``patient_id`` (or ``patient_id, by``), columns ``<variable>__<stat>``.
+    """
+    _check_long(data)
+    bad = [s for s in stats if s not in STATS]
+    if bad:
+        raise ValueError(f"unknown stats {bad}; use {', '.join(STATS)}")
+    keys = ["patient_id"] + ([by] if by else [])
+    all_rows = data[keys].drop_duplicates()
+    d = data.dropna(subset=["value"])
+    t = d["time"].to_numpy(float)
+    sel = np.ones(len(d), bool)
+    if start is not None:
+        sel &= t >= start
+    if end is not None:
+        sel &= t <= end
+    d = d[sel].sort_values(keys + ["time"], kind="mergesort")
+    variables = sorted(d["variable"].unique()) if variables is None else list(variables)
+    d = d[d["variable"].isin(variables)]
+    g = d.groupby(keys + ["variable"], sort=False)
+    res = {}
+    if "first" in stats:
+        res["first"] = g["value"].first()
+    if "last" in stats:
+        res["last"] = g["value"].last()
+    if "min" in stats:
+        res["min"] = g["value"].min()
+    if "max" in stats:
+        res["max"] = g["value"].max()
+    if "mean" in stats:
+        res["mean"] = g["value"].mean()
+    if "std" in stats:
+        res["std"] = g["value"].std(ddof=1)
+    if "count" in stats:
+        res["count"] = g["value"].size().astype(float)
+    if "slope" in stats:
+        tt = d["time"].to_numpy(float)
+        vv = d["value"].to_numpy(float)
+        aux = pd.DataFrame({"n": 1.0, "t": tt, "v": vv, "tt": tt * tt, "tv": tt * vv}, index=d.index)
+        s = aux.groupby([d[k] for k in keys + ["variable"]], sort=False).sum()
+        den = s["n"] * s["tt"] - s["t"] ** 2
+        scale = s["n"] * s["tt"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = (s["n"] * s["tv"] - s["t"] * s["v"]) / den
+        res["slope"] = slope.where(den > 1e-9 * scale.clip(lower=1.0))
+    if "time_since_last" in stats:
+        last_t = g["time"].max()
+        if end is not None:
+            ref = pd.Series(float(end), index=last_t.index)
+        else:
+            pt = d.groupby(keys, sort=False)["time"].max()
+            ref = pd.Series(pt.reindex(last_t.index.droplevel("variable")).to_numpy(), index=last_t.index)
+        res["time_since_last"] = ref - last_t
+    if not res:
+        return pd.DataFrame(index=pd.MultiIndex.from_frame(all_rows) if by else pd.Index(all_rows["patient_id"]))
+    long = pd.DataFrame(res)
+    wide = long.unstack("variable")
+    wide.columns = [f"{v}__{s}" for s, v in wide.columns]
+    cols = [f"{v}__{s}" for v in variables for s in stats]
+    if by:
+        idx = pd.MultiIndex.from_frame(all_rows.sort_values(keys))
+    else:
+        ids = pd.unique(all_rows["patient_id"].astype(str)) if patients is None else [str(p) for p in patients]
+        idx = pd.Index(ids, name="patient_id")
+        wide.index = wide.index.astype(str)
+    out = wide.reindex(index=idx, columns=cols)
+    for c in [f"{v}__count" for v in variables if "count" in stats]:
+        out[c] = out[c].fillna(0.0)
+    return out
+
+
+def timeseries_block(
+    ts,
+    *,
+    start: float | None = 0.0,
+    end: float | None = 48.0,
+    stats: Sequence[str] = STATS,
+    derived: bool = True,
+    static: bool = True,
+    variables: Sequence[str] | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """Features and provenance for a :class:`~pmed.timeseries.readers.TimeSeriesData`.
+
+    Summaries of every variable (and derived quantity) in ``[start, end]`` hours, plus the
+    static descriptors; returns ``(table indexed by patient_id, provenance)``.
+    """
+    data = add_derived(ts.data) if derived else ts.data
+    feats = summarize(data, variables=variables, stats=stats, start=start, end=end, patients=ts.patients)
+    if static and len(ts.static):
+        st = ts.static.copy()
+        st.index = st.index.astype(str)
+        feats = st.reindex(feats.index).join(feats)
+    feats.index = feats.index.astype(str)
+    feats.index.name = "patient_id"
+    prov = {"reader": "pmed.timeseries", "source": ts.source, "window_hours": [start, end],
+            "stats": list(stats), "derived": bool(derived), **{k: v for k, v in ts.summary().items() if k != "source"}}
+    return feats, prov
+
+
+def add_timeseries_block(cohort, ts, *, name: str = "timeseries", allow_missing: bool = False, **kwargs):
+    """Summarise ``ts`` (see :func:`timeseries_block`) and attach it to ``cohort`` as block ``name``."""
+    feats, prov = timeseries_block(ts, **kwargs)
+    return cohort.add_block(name, feats, provenance=prov, allow_missing=allow_missing)
+
+
+FORMATS = ("auto", "physionet2012", "long", "fhir", "wearable")
+
+
+def detect_format(path) -> str:
+    """Guess a source's format: folder/archive → PhysioNet 2012, JSON → FHIR, tables by header."""
+    from pathlib import Path
+
+    from pmed.errors import InputError
+
+    p = Path(path)
+    name = p.name.lower()
+    if not p.exists():
+        raise InputError("not found", file=p, fix="check the path")
+    if p.is_dir():
+        return "fhir" if any(p.glob("*.json")) and not any(p.glob("*.txt")) else "physionet2012"
+    if name.endswith((".tar.gz", ".tgz", ".tar")):
+        return "physionet2012"
+    if name.endswith((".json", ".ndjson")):
+        return "fhir"
+    if name.endswith(".txt"):
+        head = p.read_text(errors="replace").splitlines()[:1]
+        if head and head[0].replace(" ", "") == "Time,Parameter,Value":
+            return "physionet2012"
+    if name.endswith((".parquet", ".pq")):
+        cols = pd.read_parquet(p).columns
+    else:
+        sep = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
+        cols = pd.read_csv(p, sep=sep, nrows=0).columns
+    return "long" if {"variable", "value"} <= set(cols) else "wearable"
+
+
+def features_from_file(
+    path,
+    *,
+    format: str = "auto",
+    start: float | None = 0.0,
+    end: float | None = 48.0,
+    unknown: str = "error",
+    derived: bool = True,
+    static: bool = True,
+    epoch_minutes: float = 1.0,
+):
+    """Read a source and make its patient-level features (what ``pmed timeseries features`` does).
+
+    EHR sources (PhysioNet 2012, long tables, FHIR) give :func:`timeseries_block` summaries in
+    ``[start, end]`` hours (with the static descriptors unless ``static=False``); wearable tables give daily activity and resting heart rate
+    (:func:`pmed.timeseries.wearables.wearable_features`).
+
+    Returns
+    -------
+    features : DataFrame
+        Indexed by ``patient_id``.
+    ts : TimeSeriesData
+        What was read (clean long table, descriptors, flags, outcomes).
+    provenance : dict
+    """
+    from pmed.timeseries import readers
+
+    if format not in FORMATS:
+        raise ValueError(f"format={format!r}: use one of {', '.join(FORMATS)}")
+    fmt = detect_format(path) if format == "auto" else format
+    if fmt == "physionet2012":
+        ts = readers.read_physionet2012(path, unknown=unknown)
+    elif fmt == "long":
+        ts = readers.read_long(path, unknown=unknown)
+    elif fmt == "fhir":
+        ts = readers.read_fhir(path, unknown=unknown)
+    else:
+        from pmed.timeseries.wearables import daily_summary, wearable_features
+
+        ts = readers.read_wearable(path, unknown=unknown)
+        feats = wearable_features(daily_summary(ts.data, epoch_minutes=epoch_minutes))
+        return feats, ts, {"reader": "pmed.timeseries.read_wearable", "format": fmt, **ts.summary()}
+    feats, prov = timeseries_block(ts, start=start, end=end, derived=derived, static=static)
+    return feats, ts, {**prov, "format": fmt}
