@@ -219,7 +219,7 @@ def _cad_with_prs(out: Path, files: dict, *, seed: int, say, progress, reporter_
         f"({r['match_refalt']} weighting the REF allele, {r['match_altref']} the ALT allele), "
         f"{r['excluded_strand_ambiguous']} "
         f"strand-ambiguous excluded → {out / 'prs' / 'scores.tsv'}")
-    wear = _wearables(out, files, seed=seed, say=say)
+    _wearables(out, files, seed=seed, say=say)  # the study reads wearables/features.csv
     study_path = out / "cad_study.yaml"
     write_text_atomic(study_path, CAD_STUDY.format(seed=seed, study=study_path, out=out / "cad",
                                                    clinical=", ".join(CLINICAL),
