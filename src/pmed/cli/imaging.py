@@ -1,0 +1,143 @@
+"""``pmed imaging``: train, predict, explain, embed, deidentify. Parsing and printing only; the
+work is in :mod:`pmed.imaging`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Medical images: train and apply CNNs, explain them, de-identify DICOM.",
+                  no_args_is_help=True)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@app.callback()
+def _group() -> None:
+    """Medical images: CNNs (MONAI), heat maps, embeddings, DICOM de-identification."""
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option("--data", "-d", help="MedMNIST-style .npz or manifest CSV "
+                                                            "(patient_id,path,label,split)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="model folder to write")],
+    arch: Annotated[str, typer.Option(help="resnet18 (MONAI) or cnn (compact)")] = "resnet18",
+    width: Annotated[float, typer.Option(help="channel multiplier")] = 1.0,
+    epochs: Annotated[int, typer.Option(help="maximum epochs")] = 30,
+    batch_size: Annotated[int, typer.Option(help="mini-batch size")] = 64,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate")] = 1e-3,
+    patience: Annotated[int, typer.Option(help="early-stopping patience (epochs; 0 = never stop early)")] = 8,
+    size: Annotated[int | None, typer.Option(help="resize images to SIZE×SIZE (default: as stored)")] = None,
+    augment: Annotated[bool, typer.Option(help="augment the training split")] = True,
+    class_weight: Annotated[str, typer.Option(help="balanced or none")] = "balanced",
+    seed: Annotated[int, typer.Option(help="seed of weights, batches and augmentation")] = 0,
+    device: Annotated[str | None, typer.Option(help="cuda or cpu (default: cuda when available)")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoint.pt")] = False,
+    train_split: Annotated[str, typer.Option(help="split to train on")] = "train",
+    val_split: Annotated[str, typer.Option(help="split for early stopping and evaluation")] = "val",
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the CIs")] = 500,
+    root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Train a CNN; early-stop on the validation split; evaluate it there."""
+    from pmed.imaging.workflow import train_from_file
+
+    s = train_from_file(data, out, arch=arch, width=width, epochs=epochs, batch_size=batch_size, lr=lr,
+                        patience=patience or None, size=size, augment=augment,
+                        class_weight=None if class_weight.lower() == "none" else class_weight, seed=seed,
+                        device=device, resume=resume, train_split=train_split, val_split=val_split,
+                        n_boot=bootstrap, progress=progress, root=root)
+    con = _console()
+    con.print(f"trained {arch} on {s['n_train']} images ({s['device']}): {s['epochs_run']} epochs, "
+              f"best {s['best_epoch']}, {s['train_time_s']:.1f} s")
+    if "val_auroc" in s:
+        a = s["val_auroc"]
+        con.print(f"validation ({s['n_val']} images): AUROC {a['estimate']:.3f} "
+                  f"(95% CI {a['ci_low']:.3f}–{a['ci_high']:.3f}), accuracy {s['val_accuracy']:.3f}")
+    elif "val_accuracy" in s:
+        con.print(f"validation ({s['n_val']} images): accuracy {s['val_accuracy']:.3f}")
+    con.print(f"wrote the model to {out}/")
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Option("--model", "-m", help="model folder from `pmed imaging train`")],
+    data: Annotated[Path, typer.Option("--data", "-d", help=".npz or manifest CSV")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="predictions table (.csv, .tsv or .parquet)")],
+    split: Annotated[str, typer.Option(help="split to predict")] = "test",
+    device: Annotated[str | None, typer.Option(help="cuda or cpu")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="inference batch size")] = None,
+    root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to")] = None,
+) -> None:
+    """Batch inference: one row per image with the probability of each class."""
+    from pmed.imaging.workflow import predict_from_file
+
+    pred = predict_from_file(model, data, out, split=split, device=device, batch_size=batch_size, root=root)
+    _console().print(f"wrote {len(pred)} predictions to {out}")
+
+
+@app.command()
+def explain(
+    model: Annotated[Path, typer.Option("--model", "-m", help="model folder")],
+    data: Annotated[Path, typer.Option("--data", "-d", help=".npz or manifest CSV")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the PNGs")],
+    split: Annotated[str, typer.Option(help="split holding the images")] = "val",
+    id: Annotated[list[str] | None, typer.Option("--id", help="patient/image ID (repeatable)")] = None,
+    n: Annotated[int, typer.Option(help="without --id: the first N images")] = 8,
+    method: Annotated[str, typer.Option(help="gradcam or occlusion")] = "gradcam",
+    device: Annotated[str | None, typer.Option(help="cuda or cpu")] = None,
+    root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to")] = None,
+) -> None:
+    """Heat maps (Grad-CAM or occlusion) overlaid on the images, as PNGs."""
+    from pmed.imaging.workflow import explain_from_file
+
+    paths = explain_from_file(model, data, out, split=split, ids=id, n=n, method=method, device=device, root=root)
+    _console().print(f"wrote {len(paths)} heat maps to {out}/")
+
+
+@app.command()
+def embed(
+    model: Annotated[Path, typer.Option("--model", "-m", help="model folder")],
+    data: Annotated[Path, typer.Option("--data", "-d", help=".npz or manifest CSV")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="embedding table (.parquet, .csv or .tsv)")],
+    split: Annotated[list[str] | None, typer.Option("--split", help="split(s) to embed (default: all)")] = None,
+    components: Annotated[int | None, typer.Option(help="reduce to this many principal components")] = None,
+    device: Annotated[str | None, typer.Option(help="cuda or cpu")] = None,
+    root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to")] = None,
+) -> None:
+    """Penultimate-layer embeddings per patient: the Cohort block `image_embedding`."""
+    from pmed.imaging.workflow import embed_from_file
+
+    emb = embed_from_file(model, data, out, splits=split, n_components=components, device=device, root=root)
+    _console().print(f"wrote {emb.shape[1]} embedding features × {emb.shape[0]} patients to {out}")
+
+
+@app.command()
+def deidentify(
+    source: Annotated[Path, typer.Argument(help="DICOM file or folder (read only)")],
+    out: Annotated[Path, typer.Argument(help="output file or folder")],
+    mapping: Annotated[Path, typer.Option("--mapping", help="re-identification CSV, kept apart from OUT "
+                                                            "(reused and extended when it exists)")],
+    overwrite: Annotated[bool, typer.Option(help="replace existing output files")] = False,
+) -> None:
+    """Remove or replace DICOM PHI (basic confidentiality profile); pixels kept."""
+    from pmed.imaging.deid import deidentify as _deidentify
+
+    res = _deidentify(source, out, mapping=mapping, overwrite=overwrite)
+    con = _console()
+    n_pat = res.files["pseudonym"].nunique()
+    con.print(f"de-identified {len(res.files)} DICOM files of {n_pat} patient(s) into {out}")
+    if res.skipped:
+        con.print(f"skipped {len(res.skipped)} non-DICOM file(s)")
+    for w in res.warnings:
+        con.print(f"[yellow]warning[/yellow]: {w}")
+    con.print(f"re-identification mapping: {mapping} (store it separately, access-controlled)")
