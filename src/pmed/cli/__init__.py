@@ -197,12 +197,13 @@ def version() -> None:
 
 
 def _add_subcommands() -> None:
-    from pmed.cli import imaging, pgx, prs, timeseries
+    from pmed.cli import imaging, omics, pgx, prs, timeseries
 
     app.add_typer(prs.app, name="prs")
     app.add_typer(pgx.app, name="pgx")
     app.add_typer(timeseries.app, name="timeseries")
     app.add_typer(imaging.app, name="imaging")
+    app.add_typer(omics.app, name="omics")
 
 
 _add_subcommands()
