@@ -8,27 +8,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError, ValidationError, format_rows
+from pmed.errors import ValidationError, format_rows
 
 __all__ = ["read_predictions", "check_predictions"]
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """Read a predictions table (CSV/TSV/Parquet) as it is, without a schema."""
-    from pmed.io.tables import TABLE_SUFFIXES, _suffix
+    from pmed.io.tables import read_raw_table
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError("predictions file not found", file=path, fix="check the path")
-    suffix = _suffix(path).lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise InputError(f"unknown table format {suffix!r}", file=path, fix="use .csv, .tsv or .parquet")
-    try:
-        if TABLE_SUFFIXES[suffix] is None:
-            return pd.read_parquet(path)
-        return pd.read_csv(path, sep=TABLE_SUFFIXES[suffix])
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-        raise InputError(f"cannot parse: {e}", file=path) from None
+    return read_raw_table(path, what="predictions file")
 
 
 def check_predictions(

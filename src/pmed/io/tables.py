@@ -10,7 +10,7 @@ from pmed.errors import InputError
 from pmed.io._atomic import atomic_path
 from pmed.schema import TableSchema
 
-__all__ = ["read_table", "write_table", "TABLE_SUFFIXES"]
+__all__ = ["read_table", "read_raw_table", "write_table", "TABLE_SUFFIXES"]
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": None}
 
@@ -20,6 +20,49 @@ def _suffix(path: Path) -> str:
     if len(s) >= 2 and s[-1] in (".gz", ".bz2", ".xz", ".zst"):
         return s[-2]
     return path.suffix
+
+
+def read_raw_table(
+    path: str | Path,
+    *,
+    dtype=None,
+    what: str = "file",
+    missing_fix: str = "check the path",
+) -> pd.DataFrame:
+    """Read a CSV/TSV/Parquet file as it is (no schema), with pmed's errors for bad input.
+
+    Parameters
+    ----------
+    path
+        ``.csv``, ``.tsv``/``.txt`` (optionally compressed), ``.parquet``/``.pq``.
+    dtype
+        Passed to :func:`pandas.read_csv` (``object``/``str`` keeps text as written).
+    what
+        Names the file in the "not found" message (``"predictions file"``…).
+    missing_fix
+        The fix suggested when the file does not exist.
+
+    Raises
+    ------
+    InputError
+        Missing file, unknown suffix, or unparsable content (first line of the parser's message).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} not found", file=path, fix=missing_fix)
+    suffix = _suffix(path).lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(f"unknown table format {suffix!r}", file=path,
+                         fix="use .csv, .tsv or .parquet")
+    try:
+        if TABLE_SUFFIXES[suffix] is None:
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep=TABLE_SUFFIXES[suffix], dtype=dtype, keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
+            ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"cannot parse: {first}", file=path,
+                         fix="check the delimiter, quoting and encoding (UTF-8)") from None
 
 
 def read_table(
@@ -53,23 +96,8 @@ def read_table(
         The content breaks the schema (see :meth:`TableSchema.validate`).
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", file=path, fix="check the path (relative paths in a study are relative to the study file)")
-    suffix = _suffix(path).lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise InputError(
-            f"unknown table format {suffix!r}",
-            file=path,
-            fix="use .csv, .tsv or .parquet",
-        )
-    try:
-        if TABLE_SUFFIXES[suffix] is None:
-            raw = pd.read_parquet(path)
-        else:
-            raw = pd.read_csv(path, sep=TABLE_SUFFIXES[suffix], dtype=object, keep_default_na=True)
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"cannot parse: {first}", file=path, fix="check the delimiter, quoting and encoding (UTF-8)") from None
+    raw = read_raw_table(path, dtype=object, missing_fix="check the path (relative paths in a study "
+                                                         "are relative to the study file)")
     if isinstance(schema, (str, Path)):
         schema = TableSchema.read(schema)
     if schema is None:

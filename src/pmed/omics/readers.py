@@ -277,11 +277,7 @@ def read_counts_table(
     path = Path(path)
     _require_file(path, "count matrix")
     df = _read_numeric_table(path, sep=sep, what="count matrix")
-    if orientation not in ("auto", "cells_by_genes", "genes_by_cells"):
-        raise InputError(f"unknown orientation {orientation!r}",
-                         fix="use auto, cells_by_genes or genes_by_cells")
-    if orientation == "genes_by_cells" or (orientation == "auto" and df.shape[0] > df.shape[1]):
-        df = df.T
+    df = _orient(df, orientation, "cells")
     adata = ad.AnnData(X=sparse.csr_matrix(df.to_numpy(dtype=np.float32)),
                        obs=pd.DataFrame(index=df.index.astype(str)),
                        var=pd.DataFrame(index=df.columns.astype(str)))
@@ -342,11 +338,7 @@ def read_bulk(path: str | Path, *, orientation: str = "auto", sep: str | None = 
         df = df.set_index(df.columns[0])
     else:
         df = _read_numeric_table(path, sep=sep, what="bulk expression table")
-    if orientation not in ("auto", "samples_by_genes", "genes_by_samples"):
-        raise InputError(f"unknown orientation {orientation!r}",
-                         fix="use auto, samples_by_genes or genes_by_samples")
-    if orientation == "genes_by_samples" or (orientation == "auto" and df.shape[0] > df.shape[1]):
-        df = df.T
+    df = _orient(df, orientation, "samples")
     df.index = df.index.astype(str)
     df.index.name = "sample_id"
     dup = df.index[df.index.duplicated()]
@@ -458,3 +450,13 @@ def join_metadata(
     for c in joined.columns:
         adata.obs[c] = joined[c].to_numpy()
     return adata
+
+
+def _orient(df: pd.DataFrame, orientation: str, rows: str) -> pd.DataFrame:
+    """Rows = ``rows`` (cells or samples), columns = genes. ``auto``: genes outnumber the rest."""
+    known = ("auto", f"{rows}_by_genes", f"genes_by_{rows}")
+    if orientation not in known:
+        raise InputError(f"unknown orientation {orientation!r}", fix=f"use {', '.join(known)}")
+    if orientation == f"genes_by_{rows}" or (orientation == "auto" and df.shape[0] > df.shape[1]):
+        return df.T
+    return df

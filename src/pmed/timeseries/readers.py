@@ -220,23 +220,11 @@ def read_long(
     ValidationError
         Unknown variables (with ``unknown="error"``).
     """
-    from pmed.io.tables import TABLE_SUFFIXES, _suffix
+    from pmed.io.tables import read_raw_table
 
     path = Path(path)
     src = str(path)
-    if not path.exists():
-        raise InputError("file not found", file=path, fix="check the path")
-    suffix = _suffix(path).lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise InputError(f"unknown table format {suffix!r}", file=path, fix="use .csv, .tsv or .parquet")
-    try:
-        if TABLE_SUFFIXES[suffix] is None:
-            raw = pd.read_parquet(path)
-        else:
-            raw = pd.read_csv(path, sep=TABLE_SUFFIXES[suffix], dtype=str, keep_default_na=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"cannot parse: {first}", file=path, fix="check the delimiter, quoting and encoding") from None
+    raw = read_raw_table(path, dtype=str)
     missing = [c for c in (id, time, variable, value) if c not in raw.columns]
     if missing:
         raise InputError(f"missing column(s) {', '.join(map(repr, missing))}", file=path,
@@ -752,19 +740,10 @@ def read_wearable(
     ValidationError
         Stream columns absent from the registry (``unknown="error"``).
     """
-    from pmed.io.tables import TABLE_SUFFIXES, _suffix
+    from pmed.io.tables import read_raw_table
 
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", file=path, fix="check the path")
-    suffix = _suffix(path).lower()
-    try:
-        if TABLE_SUFFIXES.get(suffix, ",") is None:
-            raw = pd.read_parquet(path)
-        else:
-            raw = pd.read_csv(path, sep=TABLE_SUFFIXES.get(suffix, ","), dtype=str)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as e:
-        raise InputError(f"cannot parse: {e}", file=path, fix="check the delimiter and encoding") from None
+    raw = read_raw_table(path, dtype=str)
     for c in (id, time):
         if c not in raw.columns:
             raise InputError(f"missing column {c!r}", file=path, where="line 1",

@@ -197,6 +197,18 @@ def _read_variant_table(path: Path, names: list[str], usecols: list[int], skip: 
     return pd.DataFrame(out, copy=False)[names]
 
 
+def _fileset(path: Path, variants: str, samples: str, kind: str) -> tuple[Path, Path]:
+    """The variant and sample files beside a genotype file; all three must exist."""
+    stem = path.with_suffix("")
+    v, s = stem.with_suffix(variants), stem.with_suffix(samples)
+    for f in (path, v, s):
+        if not f.exists():
+            raise InputError(f"{kind} fileset incomplete: missing file", file=f,
+                             fix=f"a {path.suffix} needs its {variants} and {samples} beside it "
+                                 "(same name)")
+    return v, s
+
+
 # ---------------------------------------------------------------------- PLINK 2
 class PgenTarget(Target):
     """PLINK 2 fileset (``.pgen`` + ``.pvar``/``.pvar.zst`` is not supported + ``.psam``), via pgenlib."""
@@ -205,12 +217,7 @@ class PgenTarget(Target):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        stem = path.with_suffix("")
-        pvar, psam = stem.with_suffix(".pvar"), stem.with_suffix(".psam")
-        for f in (path, pvar, psam):
-            if not f.exists():
-                raise InputError("PLINK 2 fileset incomplete: missing file", file=f,
-                                 fix="a .pgen needs its .pvar and .psam beside it (same name)")
+        pvar, psam = _fileset(path, ".pvar", ".psam", "PLINK 2")
         lines, skip = _header_lines(pvar)
         self.genome_build = _build_from_header(lines)
         with open(pvar, encoding="utf-8") as fh:
@@ -315,12 +322,7 @@ class BedTarget(Target):
 
     def __init__(self, path: Path, *, threads: int | None = None) -> None:
         super().__init__(path)
-        stem = path.with_suffix("")
-        bim, fam = stem.with_suffix(".bim"), stem.with_suffix(".fam")
-        for f in (path, bim, fam):
-            if not f.exists():
-                raise InputError("PLINK 1 fileset incomplete: missing file", file=f,
-                                 fix="a .bed needs its .bim and .fam beside it (same name)")
+        bim, fam = _fileset(path, ".bim", ".fam", "PLINK 1")
         # .bim: chr id cm pos A1 A2; plink writes A1 = ALT (minor/counted), A2 = REF
         table = _read_variant_table(bim, ["chr", "id", "pos", "alt", "ref"], [0, 1, 3, 4, 5], 0)
         self.variants = _explode_alts(table[["chr", "pos", "id", "ref", "alt"]].copy())
