@@ -9,9 +9,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# stamps re-install only when pyproject.toml changes; the demo scores a VCF (genomics extra)
+# stamps re-install only when pyproject.toml changes; the demo scores a VCF (genomics), trains a
+# lesion CNN (imaging) and summarises single-cell counts (omics)
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[genomics]"
+	$(BIN)/python -m pip install --quiet -e ".[genomics,imaging,omics]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

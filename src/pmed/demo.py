@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["run_demo", "DEMO_STUDY"]
@@ -56,15 +57,40 @@ data:
   outcomes: [response, ldl_mmol_l]
   blocks:
     prs: prs/scores.tsv
-    timeseries: wearables/features.csv
+    timeseries: wearables/features.csv{imaging_block}
 target: {{column: cad, task: binary}}
 features:
-  blocks: [patients, prs, timeseries]
+  blocks: [patients, prs, timeseries{imaging_name}]
   exclude: [site, drug]
 models:
   - {{family: linear, name: clinical, features: [{clinical}]}}
   - {{family: linear, name: clinical+PRS, features: [{clinical}, {prs}]}}
-  - {{family: linear, name: clinical+PRS+wearables}}
+  - {{family: linear, name: clinical+PRS+wearables, features: [{clinical}, {prs}, {wearables}]}}{imaging_model}
+evaluation: {{folds: 5, repeats: 1, select_by: auroc, bootstrap: 200}}
+seed: {seed}
+"""
+
+RESPONSE_OMICS_STUDY = """\
+# Written by `pmed demo`. Run it yourself with: pmed run {study} --out {out}
+name: clopidogrel response with a single-cell component (synthetic demo)
+description: >
+  Does the blood's cell-type composition (simulated single-cell RNA-seq, summarised per patient by
+  pmed.omics) add to clinical factors and the called CYP2C19 phenotype? Responders were simulated
+  with more CD8 T and NK cells and fewer classical monocytes and circulating tumour cells.
+data:
+  patients: data/patients.csv
+  schema: data/schema.yaml
+  outcomes: [cad, ldl_mmol_l]
+  blocks:
+    pgx: pgx/features.csv
+    omics: omics/features.csv
+target: {{column: response, task: binary}}
+features:
+  blocks: [patients, pgx, omics]
+  exclude: [site]
+models:
+  - {{family: random_forest, name: clinical+PGx, features: [{clinical}, drug, {pgx}]}}
+  - {{family: random_forest, name: clinical+PGx+single-cell}}
 evaluation: {{folds: 5, repeats: 1, select_by: auroc, bootstrap: 200}}
 seed: {seed}
 """
@@ -177,8 +203,9 @@ def run_demo(
     say(f"\nreports: {out / 'results' / 'evaluation' / 'report.html'} (model, TRIPOD+AI) and "
         f"{len(reports)} patient reports in {out / 'patient_reports'}/")
     cad = _cad_with_prs(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
+    omics = _single_cell(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
     say(f"\neverything is in {out}/ — rerun the study with: pmed run {study_path} --out {out / 'results'}")
-    return {"result": result, "predictions": preds, "factors": factors, "cad": cad}
+    return {"result": result, "predictions": preds, "factors": factors, "cad": cad, "omics": omics}
 
 
 PGX_GENES = ("CYP2C19", "CYP2C9", "SLCO1B1", "VKORC1")
@@ -205,12 +232,10 @@ def _pharmacogenomics(out: Path, files: dict, *, say) -> Path:
 
 
 def _cad_with_prs(out: Path, files: dict, *, seed: int, say, progress, reporter_cls):
-    """Score the cohort's VCF on a CAD polygenic score and summarise wearable streams; compare
-    clinical, clinical + PRS and clinical + PRS + wearables."""
+    """Score the cohort's VCF on a CAD polygenic score, summarise wearable streams and (with the
+    imaging extra) embed synthetic lesion images; compare the feature sets cumulatively."""
     from pmed.genomics.prs import compute_scores
     from pmed.io import write_text_atomic
-    from pmed.study import run_study
-    from pmed.study.spec import load_study
 
     say("\n[bold]Disease risk[/bold]: a polygenic score for coronary artery disease")
     prs = compute_scores([files["genotypes"]], [files["cad_scorefile"]], out=out / "prs")
@@ -219,20 +244,93 @@ def _cad_with_prs(out: Path, files: dict, *, seed: int, say, progress, reporter_
         f"({r['match_refalt']} weighting the REF allele, {r['match_altref']} the ALT allele), "
         f"{r['excluded_strand_ambiguous']} "
         f"strand-ambiguous excluded → {out / 'prs' / 'scores.tsv'}")
-    _wearables(out, files, seed=seed, say=say)  # the study reads wearables/features.csv
+    wear = pd.read_csv(_wearables(out, files, seed=seed, say=say), nrows=0).columns
+    imaging = _imaging(out, files, seed=seed, say=say)
     study_path = out / "cad_study.yaml"
-    write_text_atomic(study_path, CAD_STUDY.format(seed=seed, study=study_path, out=out / "cad",
-                                                   clinical=", ".join(CLINICAL),
-                                                   prs="prs_PGS_SYNTH_CAD"))
+    fmt = {"seed": seed, "study": study_path, "out": out / "cad", "clinical": ", ".join(CLINICAL),
+           "prs": "prs_PGS_SYNTH_CAD", "wearables": ", ".join(c for c in wear if c != "patient_id"),
+           "imaging_block": "", "imaging_name": "", "imaging_model": ""}
+    if imaging is not None:
+        fmt |= {"imaging_block": "\n    image_embedding: imaging/embedding.csv",
+                "imaging_name": ", image_embedding",
+                "imaging_model": "\n  - {family: linear, name: clinical+PRS+wearables+imaging}"}
+    write_text_atomic(study_path, CAD_STUDY.format(**fmt))
+    result = _run(study_path, out / "cad", progress=progress, reporter_cls=reporter_cls)
+    for name in result.metrics["models"]:
+        a = result.metrics["models"][name]["metrics"]["auroc"]
+        say(f"  {name:<32} out-of-fold AUROC {a['estimate']:.3f} ({a['ci_low']:.3f}–{a['ci_high']:.3f})")
+    return result
+
+
+def _run(study_path: Path, out: Path, *, progress, reporter_cls):
+    from pmed.study import run_study
+    from pmed.study.spec import load_study
+
     study = load_study(study_path)
     if progress is not None:
         with progress() as p:
-            result = run_study(study, out / "cad", reporter=reporter_cls(p))
-    else:
-        result = run_study(study, out / "cad")
-    for name in ("clinical", "clinical+PRS", "clinical+PRS+wearables"):
+            return run_study(study, out, reporter=reporter_cls(p))
+    return run_study(study, out)
+
+
+def _missing_extra(*modules: str) -> str | None:
+    from importlib.util import find_spec
+
+    absent = [m for m in modules if find_spec(m) is None]
+    return ", ".join(absent) or None
+
+
+def _imaging(out: Path, files: dict, *, seed: int, say) -> Path | None:
+    """Synthetic lesion images for every patient, a compact CNN trained on a lesion-labelled
+    reference set, and its penultimate-layer embedding as the ``image_embedding`` block."""
+    absent = _missing_extra("torch", "monai")
+    if absent:
+        say(f"  imaging: skipped ({absent} not installed: pip install 'pmed[imaging]')")
+        return None
+    from pmed.imaging.demo import imaging_demo
+
+    truth = pd.read_csv(files["truth_table"], dtype={"patient_id": str}).set_index("patient_id")
+    cad = pd.read_csv(files["patients"], dtype={"patient_id": str}).set_index("patient_id")["cad"]
+    # lesions are commoner with the disease (an image shows disease, not risk); the new patients'
+    # disease state is drawn from their true risk
+    rng = np.random.default_rng(seed + 7)
+    state = cad.reindex(truth.index)
+    unknown = state.isna().to_numpy()
+    state[unknown] = (rng.random(unknown.sum()) < truth.loc[unknown, "p_cad"]).astype(int)
+    res = imaging_demo(truth.index.tolist(), state.astype(int).to_numpy(), out / "imaging", seed=seed)
+    say(f"  imaging: {len(truth)} synthetic lesion images; compact CNN trained in "
+        f"{res['train_time_s']:.0f} s (lesion AUROC {res['lesion_auroc']:.3f} on held-out reference "
+        f"images) → {res['embedding'].shape[1]} embedding features, Grad-CAM maps in "
+        f"{out / 'imaging' / 'heatmaps'}/")
+    return res["paths"]["embedding"]
+
+
+def _single_cell(out: Path, files: dict, *, seed: int, say, progress, reporter_cls):
+    """Simulated single-cell RNA-seq per patient, summarised to cell-type shares and signature
+    scores (the ``omics`` block); does it add to the response model?"""
+    absent = _missing_extra("scanpy", "anndata")
+    say("\n[bold]Single-cell[/bold]: blood cell-type composition and treatment response")
+    if absent:
+        say(f"  skipped ({absent} not installed: pip install 'pmed[omics]')")
+        return None
+    from pmed.io import write_text_atomic
+    from pmed.omics.synthetic import write_omics_features
+
+    patients = pd.read_csv(files["patients"], dtype={"patient_id": str})
+    path = write_omics_features(patients, out / "omics" / "features.csv", cells_per_patient=60,
+                                effect=0.5, seed=seed)
+    n_feat = pd.read_csv(path, nrows=0).shape[1] - 1
+    say(f"  {len(patients)} patients × ~60 simulated cells, annotated with marker sets → "
+        f"{n_feat} patient features (cell-type shares, signature scores) → {path}")
+    pgx = pd.read_csv(out / "pgx" / "features.csv", nrows=0).columns
+    study_path = out / "response_omics_study.yaml"
+    write_text_atomic(study_path, RESPONSE_OMICS_STUDY.format(
+        seed=seed, study=study_path, out=out / "response_omics", clinical=", ".join(CLINICAL),
+        pgx=", ".join(c for c in pgx if c != "patient_id")))
+    result = _run(study_path, out / "response_omics", progress=progress, reporter_cls=reporter_cls)
+    for name in result.metrics["models"]:
         a = result.metrics["models"][name]["metrics"]["auroc"]
-        say(f"  {name:<23} out-of-fold AUROC {a['estimate']:.3f} ({a['ci_low']:.3f}–{a['ci_high']:.3f})")
+        say(f"  {name:<32} out-of-fold AUROC {a['estimate']:.3f} ({a['ci_low']:.3f}–{a['ci_high']:.3f})")
     return result
 
 

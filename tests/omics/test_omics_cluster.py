@@ -90,6 +90,26 @@ def test_marker_genes_effect_sizes_match_reference():
     s = marker_genes(a, "leiden", n_genes=3, max_cells_per_group=20)
     assert set(s.loc[s.group == "g2", "gene"]) == {"M6", "M7", "M8"}
     assert (s["pct_in"] <= 1).all()
+    # with many groups the total is bounded too: at least 100 per group, else max_cells / groups
+    import anndata as ad
+
+    big = ad.concat([_toy(k) for k in range(4)], index_unique="-")  # 240 cells per group
+    few = marker_genes(big, "leiden", n_genes=3, max_cells_per_group=None, max_cells=300)
+    assert set(few.loc[few.group == "g2", "gene"]) == {"M6", "M7", "M8"}
+    # 100 cells tested per group (not 240): the other groups' detection rates are counts of 200
+    assert np.allclose(few["pct_out"] * 200, np.round(few["pct_out"] * 200))
+    assert not np.allclose(few["pct_out"] * 480, np.round(few["pct_out"] * 480))
+
+
+def test_umap_starts_from_the_corrected_embedding_on_large_data(monkeypatch):
+    from pmed.omics import pipeline
+
+    a = _toy()
+    a.obsm["X_pca_harmony"] = np.random.default_rng(0).normal(size=(a.n_obs, 5))
+    assert pipeline._umap_init(a, "X_pca_harmony") == "spectral"  # small data: spectral layout
+    monkeypatch.setattr(pipeline, "SPECTRAL_INIT_MAX_CELLS", 10)
+    assert pipeline._umap_init(a, "X_pca_harmony") == "X_umap_init"
+    np.testing.assert_array_equal(a.obsm["X_umap_init"], a.obsm["X_pca_harmony"][:, :2])
 
 
 def test_bh_reference():

@@ -11,6 +11,7 @@ from pmed.timeseries.challenge import (
     cross_validate_event1,
     event1_ci,
     event1_score,
+    flag_top_share,
     prevalence_threshold,
 )
 
@@ -34,6 +35,14 @@ def test_best_event1_threshold():
     assert prevalence_threshold(y, p) == 0.7
 
 
+def test_flag_top_share_flags_the_share_and_ties():
+    pred, thr = flag_top_share([0.1, 0.9, 0.5, 0.7, 0.2], 0.4)
+    assert thr == 0.7 and pred.tolist() == [0, 1, 0, 1, 0]
+    # ties at the cut are all flagged; at least one is always flagged
+    assert flag_top_share([0.5, 0.5, 0.1], 0.34)[0].tolist() == [1, 1, 0]
+    assert flag_top_share([0.3, 0.2], 0.0)[0].tolist() == [1, 0]
+
+
 def test_thresholds_come_from_training_folds_only():
     rng = np.random.default_rng(0)
     n = 400
@@ -52,6 +61,11 @@ def test_thresholds_come_from_training_folds_only():
         ids = X.index[te]
         assert (part.set_index("patient_id").loc[ids, "predicted_match_prevalence"].to_numpy()
                 == (score[te] >= thr)).all()
+        # batch prevalence: the training fold's event rate, flagged among the test fold's scores
+        flagged = part["predicted_batch_prevalence"].sum()
+        assert flagged == round(y[tr].mean() * len(te))
+        top = part.nlargest(int(flagged), "prediction")
+        assert top["predicted_batch_prevalence"].all()
     inner = cross_validate_event1(est, X, pd.Series(y, index=X.index), splits, threshold_from="inner_cv")
     assert inner["predicted_class"].isin([0, 1]).all() and inner["threshold"].between(0, 1).all()
     assert event1_score(oof["outcome"], oof["predicted_class"])["event1"] > 0.4

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from pmed.errors import InputError, ValidationError
@@ -59,6 +60,21 @@ def _h5_safe(o: Any) -> Any:
     if isinstance(o, list | tuple):
         return [_h5_safe(v) for v in o if v is not None]
     return o
+
+
+#: above this many cells UMAP starts from the corrected embedding instead of a spectral layout
+SPECTRAL_INIT_MAX_CELLS = 20_000
+
+
+def _umap_init(adata: anndata.AnnData, rep: str) -> str:
+    """UMAP's starting layout: spectral on small data; on large data the first two components of
+    the corrected embedding (the spectral solver needs minutes and may not converge at 100k cells,
+    and a PCA start preserves global structure as well, Kobak & Linderman 2021)."""
+    if adata.n_obs <= SPECTRAL_INIT_MAX_CELLS or rep not in adata.obsm:
+        return "spectral"
+    emb = np.asarray(adata.obsm[rep][:, :2], dtype=np.float64)
+    adata.obsm["X_umap_init"] = emb  # UMAP rescales its starting layout itself
+    return "X_umap_init"
 
 
 def process(
@@ -163,7 +179,8 @@ def process(
         import scanpy as sc
 
         with timer.step("umap"):
-            sc.tl.umap(adata, random_state=random_state)
+            sc.tl.umap(adata, random_state=random_state, init_pos=_umap_init(adata, key))
+            adata.obsm.pop("X_umap_init", None)
     with timer.step("annotate"):
         scores = annotate(adata, markers, groupby="leiden", cell_types=cell_types)
     adata.uns["pmed_annotation_scores"] = {"clusters": scores.index.tolist(),

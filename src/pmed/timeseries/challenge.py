@@ -5,7 +5,10 @@ Event 1 of the challenge scores *binary* predictions of in-hospital death by
 must be chosen; :func:`cross_validate_event1` chooses it inside each training fold (never on
 the test fold): on inner out-of-fold predictions, on the validation split of a model that keeps
 one (``validation_predictions_``, as :class:`~pmed.timeseries.grud.GRUDClassifier` does), or on
-the training rows themselves for a fixed score such as SAPS-I.
+the training rows themselves for a fixed score such as SAPS-I. A third rule needs no threshold
+from training scores at all: flag, among the test fold's own predictions, the share of stays that
+died in the training fold (``batch_prevalence``; it reads no test outcome, as a hospital flagging
+its expected number of deaths in a batch of admissions would).
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
-__all__ = ["event1_score", "best_event1_threshold", "prevalence_threshold", "event1_ci",
-           "cross_validate_event1", "THRESHOLD_RULES"]
+__all__ = ["event1_score", "best_event1_threshold", "prevalence_threshold", "flag_top_share",
+           "event1_ci", "cross_validate_event1", "THRESHOLD_RULES"]
 
 #: how :func:`cross_validate_event1` turns training-fold scores into a threshold
-THRESHOLD_RULES = ("max_event1", "match_prevalence")
+THRESHOLD_RULES = ("max_event1", "match_prevalence", "batch_prevalence")
 
 
 def event1_score(y, yhat) -> dict[str, float]:
@@ -67,6 +70,17 @@ def prevalence_threshold(y, p) -> float:
     y, p = y[ok], p[ok]
     k = max(1, int(y.sum()))
     return float(np.sort(p)[::-1][min(k, len(p)) - 1])
+
+
+def flag_top_share(p, share: float) -> tuple[np.ndarray, float]:
+    """Flag the ``round(share × n)`` highest scores of ``p`` (ties at the cut are all flagged).
+
+    Returns the 0/1 predictions and the threshold used (``p >= t``).
+    """
+    p = np.asarray(p, dtype=float)
+    k = int(np.clip(round(share * len(p)), 1, len(p)))
+    thr = float(np.sort(np.nan_to_num(p, nan=-np.inf))[::-1][k - 1])
+    return (p >= thr).astype(int), thr
 
 
 _RULE = {"max_event1": best_event1_threshold, "match_prevalence": prevalence_threshold}
@@ -121,8 +135,10 @@ def cross_validate_event1(
         For ``threshold_from="score"``.
     rules
         Threshold rules applied to the same training-fold scores: ``"max_event1"`` (the
-        arg-max of Event 1, :func:`best_event1_threshold`) and/or ``"match_prevalence"``
-        (flag as many as had the event, :func:`prevalence_threshold`).
+        arg-max of Event 1, :func:`best_event1_threshold`), ``"match_prevalence"``
+        (flag as many as had the event, :func:`prevalence_threshold`); and/or
+        ``"batch_prevalence"`` (flag the training fold's death rate among the test fold's
+        predictions, :func:`flag_top_share`).
 
     Returns
     -------
@@ -130,7 +146,7 @@ def cross_validate_event1(
         ``patient_id, repeat, fold, outcome, prediction`` and, per rule, ``threshold_<rule>``
         and ``predicted_<rule>``; ``threshold``/``predicted_class`` repeat the first rule.
     """
-    bad = [r for r in rules if r not in _RULE]
+    bad = [r for r in rules if r not in THRESHOLD_RULES]
     if bad or not rules:
         raise ValueError(f"rules must be among {THRESHOLD_RULES}")
     if threshold_from not in ("inner_cv", "validation", "score"):
@@ -157,6 +173,10 @@ def cross_validate_event1(
         part = pd.DataFrame({"patient_id": X.index[te], "repeat": r, "fold": f, "outcome": yv[te],
                              "prediction": p})
         for rule in rules:
+            if rule == "batch_prevalence":
+                part[f"predicted_{rule}"], thr = flag_top_share(on_test, float(yv[tr].mean()))
+                part[f"threshold_{rule}"] = thr
+                continue
             thr = _RULE[rule](yy, pp)
             part[f"threshold_{rule}"] = thr
             part[f"predicted_{rule}"] = (on_test >= thr).astype(int)

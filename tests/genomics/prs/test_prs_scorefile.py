@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 from prs_fixtures import write_pgs_catalog
@@ -85,3 +86,32 @@ def test_harmonized_columns_take_precedence(tmp_path):
                                           extra_header="#HmPOS_build=GRCh38"))
     assert sf.genome_build == "GRCh38"
     assert (sf.variants.iloc[0]["chr"], sf.variants.iloc[0]["pos"]) == ("2", 555)
+
+
+def test_large_file_is_streamed_and_late_text_in_a_number_column_is_kept(tmp_path):
+    """Blocks are converted one at a time; a value that is not a number far down a numeric
+    column (after the first block fixed the column's type) turns the column to text, not an error."""
+    import gzip
+
+    n = 300_000  # several 4 MB blocks
+    rng = np.random.default_rng(0)
+    pos = np.arange(1, n + 1) * 10
+    w = np.round(rng.normal(size=n), 6)
+    lines = ["#pgs_id=PGS_BIG", "#genome_build=GRCh38",
+             "rsID\tchr_name\tchr_position\teffect_allele\tother_allele\teffect_weight"]
+    alleles = np.array(list("ACGT"))
+    ea, oa = alleles[rng.integers(0, 4, n)], alleles[rng.integers(0, 4, n)]
+    for i in range(n):
+        p = "NA" if i == n - 10 else str(pos[i])
+        lines.append(f"rs{i}\t{1 + i % 22}\t{p}\t{ea[i]}\t{oa[i]}\t{w[i]}")
+    path = tmp_path / "big.txt.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+    sf = read_scorefile(path)
+    v = sf.variants
+    assert len(v) == n and sf.genome_build == "GRCh38"
+    got = v["pos"].to_numpy()
+    assert np.isnan(got[n - 10]) and np.array_equal(np.delete(got, n - 10), np.delete(pos, n - 10))
+    assert np.array_equal(v["weight"].to_numpy(), w)
+    assert list(v["effect_allele"].astype(str)[:5]) == list(ea[:5])
+    assert v["rsid"].iloc[-1] == f"rs{n - 1}" and v["chr"].iloc[22] == "1"

@@ -186,10 +186,11 @@ _PGS_COLUMNS = {"rsid", "chr_name", "chr_position", "effect_allele", "other_alle
 
 
 def _read_body(path: Path, skip: int, cols: list[str], needed: list[str] | None = None) -> pd.DataFrame:
-    """The table below the header, every column as a pandas Categorical (strings stored once).
+    """The table below the header: repeated text as Categoricals, numbers as float64.
 
-    pyarrow's multi-threaded CSV reader, then dictionary encoding: a million-row file takes
-    about a second and little memory, since alleles and chromosomes repeat.
+    pyarrow's CSV reader streams the file in blocks of a few MB and each block is converted to its
+    compact form straight away (dictionary codes, float64, trimmed Arrow strings), so the peak
+    memory stays near the size of the result rather than of the parsed text.
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -197,26 +198,75 @@ def _read_body(path: Path, skip: int, cols: list[str], needed: list[str] | None 
     if len(set(cols)) != len(cols):
         raise InputError("duplicated column names in the header", file=path,
                          where=f"line {skip + 1}", fix="give every column a distinct name")
+    names = needed or cols
+    parts: dict[str, list] = {c: [] for c in names}
+    kinds: dict[str, str] = {}
     try:
         src = pa.input_stream(str(path), compression="gzip" if _is_gz(path) else None)
-        table = pcsv.read_csv(
+        reader = pcsv.open_csv(
             src,
-            read_options=pcsv.ReadOptions(skip_rows=skip + 1, column_names=cols, block_size=1 << 22),
+            read_options=pcsv.ReadOptions(skip_rows=skip + 1, column_names=cols, block_size=1 << 22,
+                                          use_threads=False),
             parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False),
             convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in cols},
-                                                include_columns=needed or cols,
-                                                strings_can_be_null=True))
+                                                include_columns=names, strings_can_be_null=True))
+        for batch in reader:
+            for c in names:
+                arr = batch.column(c)
+                if c not in kinds:  # judged on the first block, as a full hash pass costs more
+                    kinds[c] = _kind(arr)
+                kinds[c], piece = _compact(arr, kinds[c], parts[c])
+                parts[c].append(piece)
+            del batch
     except (pa.ArrowInvalid, OSError, EOFError) as e:
         raise InputError(f"cannot parse the scoring file: {e}", file=path,
                          fix="the file must be tab-separated with one header line") from e
-    out = {}
-    for c in list(table.column_names):  # convert one column at a time, freeing it as we go
-        out[c] = _column(table.column(c))
-        table = table.drop_columns([c])
-    out = pd.DataFrame(out, copy=False)
-    del table
+    out = {c: _assemble(parts.pop(c), kinds.get(c, "category")) for c in names}
     release_memory()
-    return out
+    return pd.DataFrame(out, copy=False)
+
+
+def _kind(arr) -> str:
+    """``category`` for low-cardinality text, ``float`` when every value parses, else ``text``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    head = arr.slice(0, 20_000)
+    if len(arr) == 0 or pc.count_distinct(head).as_py() <= max(64, len(head) // 10):
+        return "category"
+    try:
+        pc.cast(arr, pa.float64())
+        return "float"
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return "text"
+
+
+def _compact(arr, kind: str, previous: list):
+    """One block of a column in its compact form; a numeric column meeting text becomes text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if kind == "category":
+        return kind, arr.dictionary_encode()
+    if kind == "float":
+        try:
+            return kind, pc.cast(arr, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. "NA" far down the file
+            previous[:] = [pc.cast(p, pa.string()) for p in previous]
+            kind = "text"
+    return kind, pc.utf8_trim_whitespace(arr)
+
+
+def _assemble(pieces: list, kind: str):
+    import pyarrow as pa
+
+    if not pieces:
+        return _na_cat(0)
+    if kind == "category":
+        return _categorical(pa.chunked_array(pieces).unify_dictionaries())
+    if kind == "float":
+        return np.concatenate([p.to_numpy(zero_copy_only=False) for p in pieces])
+    return pd.arrays.ArrowStringArray(pa.chunked_array(pieces).combine_chunks())
 
 
 def release_memory() -> None:
@@ -232,30 +282,18 @@ def release_memory() -> None:
         pass
 
 
-def _column(arr):
-    """Low-cardinality text → Categorical; numbers → float64; other text → Arrow strings."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    n = len(arr)
-    head = arr.slice(0, 20_000)  # cardinality judged on a sample: a full hash pass costs more
-    if n == 0 or pc.count_distinct(head).as_py() <= max(64, len(head) // 10):
-        return _categorical(arr)
-    try:
-        return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pd.arrays.ArrowStringArray(pc.utf8_trim_whitespace(arr).combine_chunks())
-
-
 def _is_gz(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(2) == b"\x1f\x8b"
 
 
 def _categorical(arr) -> pd.Categorical:
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    d = arr.dictionary_encode().combine_chunks()
+    if not pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_encode()
+    d = arr.combine_chunks()
     codes = pc.fill_null(d.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
     cats = pd.Index(d.dictionary.to_pylist(), dtype=object)
     return _recode(codes, cats)

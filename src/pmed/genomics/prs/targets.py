@@ -5,7 +5,7 @@ one row per ALT allele so multi-allelic sites appear once per allele) and hands 
 dosages for any list of variants as a ``variants × samples`` float32 block, with ``NaN`` for
 missing calls. Scoring never holds more than one block of the genotype matrix.
 
-The readers are the field's own: pgenlib (plink2's library), bed-reader and cyvcf2 (htslib), each
+The readers are the field's own: pgenlib (plink2's library, for .pgen and .bed) and cyvcf2 (htslib), each
 imported only when a file of its kind is opened.
 """
 
@@ -239,27 +239,34 @@ class PgenTarget(Target):
             table = _read_variant_table(pvar, ["chr", "id", "pos", "alt", "ref"], [0, 1, 3, 4, 5], skip)
         self.variants = _explode_alts(table[["chr", "pos", "id", "ref", "alt"]].copy())
         self.samples = _read_psam(psam)
+        self._open_reader(pvar)
+
+    def _open_reader(self, variant_file: Path) -> None:
+        try:
+            self._reader = self._new_reader()
+        except Exception as e:  # pgenlib raises RuntimeError with plink2's text
+            raise InputError(f"pgenlib cannot open the file: {e}", file=self.path,
+                             fix=f"check the file is complete and matches its {variant_file.suffix}"
+                                 " and sample file") from e
+        n_file, n_listed = self._reader.get_variant_ct(), self.variants["var_idx"].nunique()
+        if n_file != n_listed:
+            raise InputError(
+                f"{self.path.suffix} has {n_file} variants but {variant_file.name} lists {n_listed}",
+                file=self.path, fix="the genotype and variant files come from different runs; "
+                                    "regenerate them together")
+        self._subset_readers: dict = {}
+
+    def _new_reader(self, sample_subset: np.ndarray | None = None):
         import pgenlib
 
-        try:
-            self._reader = pgenlib.PgenReader(str(path).encode(), raw_sample_ct=len(self.samples))
-        except Exception as e:  # pgenlib raises RuntimeError with plink2's text
-            raise InputError(f"pgenlib cannot open the file: {e}", file=path,
-                             fix="check the file is a complete .pgen matching its .psam/.pvar") from e
-        if self._reader.get_variant_ct() != self.variants["var_idx"].nunique():
-            raise InputError(
-                f".pgen has {self._reader.get_variant_ct()} variants but the .pvar lists "
-                f"{self.variants['var_idx'].nunique()}", file=path,
-                fix="the .pgen and .pvar come from different runs; regenerate them together")
-        self._subset_readers: dict = {}
+        return pgenlib.PgenReader(str(self.path).encode(), raw_sample_ct=self.n_samples,
+                                  sample_subset=sample_subset)
 
     def fork(self) -> PgenTarget:
         import copy
 
-        import pgenlib
-
         twin = copy.copy(self)
-        twin._reader = pgenlib.PgenReader(str(self.path).encode(), raw_sample_ct=self.n_samples)
+        twin._reader = self._new_reader()
         twin._subset_readers = {}
         return twin
 
@@ -268,11 +275,8 @@ class PgenTarget(Target):
             return self._reader
         key = (samples.start, samples.stop)
         if key not in self._subset_readers:
-            import pgenlib
-
             subset = np.arange(self.n_samples, dtype=np.uint32)[samples]
-            self._subset_readers[key] = pgenlib.PgenReader(
-                str(self.path).encode(), raw_sample_ct=self.n_samples, sample_subset=subset)
+            self._subset_readers[key] = self._new_reader(subset)
         return self._subset_readers[key]
 
     def read_alt_dosages(self, var_idx, allele_idx, out, samples=None) -> None:
@@ -314,45 +318,25 @@ def _read_psam(psam: Path) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- PLINK 1
-class BedTarget(Target):
-    """PLINK 1 fileset (``.bed/.bim/.fam``), via bed-reader (multi-threaded Rust)."""
+class BedTarget(PgenTarget):
+    """PLINK 1 fileset (``.bed/.bim/.fam``).
+
+    pgenlib reads SNP-major .bed files natively (a .bed is a PLINK 2 "mode 0x01" file), so PLINK 1
+    and PLINK 2 inputs share one decoder; it counts A1 (the .bim's 5th column), which plink writes
+    as the ALT allele.
+    """
 
     kind = "bed"
-    missing_code = -127
 
-    def __init__(self, path: Path, *, threads: int | None = None) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path) -> None:
+        Target.__init__(self, path)
         bim, fam = _fileset(path, ".bim", ".fam", "PLINK 1")
         # .bim: chr id cm pos A1 A2; plink writes A1 = ALT (minor/counted), A2 = REF
         table = _read_variant_table(bim, ["chr", "id", "pos", "alt", "ref"], [0, 1, 3, 4, 5], 0)
         self.variants = _explode_alts(table[["chr", "pos", "id", "ref", "alt"]].copy())
-        fam_df = pd.read_csv(fam, sep=r"\s+", header=None, dtype=str, usecols=[0, 1],
-                             names=["FID", "IID"])
-        self.samples = fam_df
-        from bed_reader import open_bed
-
-        try:
-            self._bed = open_bed(path, iid_count=len(fam_df), sid_count=len(table),
-                                 num_threads=threads, count_A1=True)
-        except Exception as e:
-            raise InputError(f"bed-reader cannot open the file: {e}", file=path,
-                             fix="check the .bed is complete and matches its .bim/.fam") from e
-        self._threads = threads
-
-    def read_alt_dosages(self, var_idx, allele_idx, out, samples=None) -> None:
-        n = len(var_idx)
-        rows = samples if samples is not None else slice(None)
-        try:
-            # one reader thread per call: pmed's own threads split the variants between them
-            g = self._bed.read(index=np.s_[rows, np.asarray(var_idx, dtype=np.intp)], dtype="int8",
-                               order="F", num_threads=1)
-        except Exception as e:
-            raise InputError(f"cannot read genotypes: {e}", file=self.path,
-                             fix="the .bed may be truncated; regenerate it") from e
-        out[:n] = g.T  # missing is -127
-
-    def close(self) -> None:
-        self._bed.__exit__(None, None, None)
+        self.samples = pd.read_csv(fam, sep=r"\s+", header=None, dtype=str, usecols=[0, 1],
+                                   names=["FID", "IID"])
+        self._open_reader(bim)
 
 
 # ---------------------------------------------------------------------- VCF / BCF
@@ -539,7 +523,7 @@ def open_target(path: str | Path, *, dosage_field: str = "GT", threads: int | No
     if kind == "pgen":
         return PgenTarget(path)
     if kind == "bed":
-        return BedTarget(path, threads=threads)
+        return BedTarget(path)
     if kind == "vcf":
         return VcfTarget(path, field=dosage_field, threads=max(1, threads or 1))
     raise InputError(f"unrecognised genotype file type {path.suffix!r}", file=path,
