@@ -2,9 +2,11 @@
 
 Cells are drawn with replacement from the Kang et al. (2018) PBMCs in
 ``../shared/data/single_cell/muscat_kang_example_sce.h5ad`` (1,556 cells × 1,267 genes). Each
-synthetic cell copies a real cell's batch (``sample_id``: 2 patients × ctrl/stim), label and
-condition, and redraws its counts as Poisson(counts × f) with a per-cell library factor
-f ~ LogNormal(0, 0.3), so no two cells are identical. To give the matrix a realistic width, by
+synthetic cell takes a real cell's batch (``sample_id``: 2 patients × ctrl/stim), label and
+condition; its counts are Poisson(mean × f), where mean is the average count profile of that
+cell and four random real cells of the same label and sample, and f ~ LogNormal(0, 0.3) a
+per-cell library factor. (Redrawing single cells' counts instead makes ~64 noisy copies of each
+real cell, which Leiden then splits into hundreds of tiny clusters.) To give the matrix a realistic width, by
 default 15,000 sparse "background" genes are added (Poisson, mean 0.02 per cell: ~300 extra
 non-zeros per cell), making 16,267 genes.
 
@@ -33,7 +35,7 @@ def _set_threads(n: int) -> None:
         os.environ[v] = str(n)
 
 
-def make_cells(n_cells: int, *, extra_genes: int, seed: int = 0):
+def make_cells(n_cells: int, *, extra_genes: int, seed: int = 0, mix: int = 5):
     """Resample ``n_cells`` from the Kang PBMCs (see module docstring)."""
     import numpy as np
     import pandas as pd
@@ -46,9 +48,19 @@ def make_cells(n_cells: int, *, extra_genes: int, seed: int = 0):
                                  what="Kang PBMC example data"))
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, src.n_obs, size=n_cells)
-    X = sparse.csr_matrix(src.layers["counts"])[pick]
+    C = sparse.csr_matrix(src.layers["counts"]).astype(np.float32)
+    # each new cell's expected counts: the mean of `mix` real cells of the same type and sample
+    # (the picked one and mix - 1 partners), so copies of one real cell do not form their own
+    # tight neighbourhoods; then a per-cell library factor and Poisson noise
+    key = (src.obs["cluster_id"].astype(str) + "|" + src.obs["sample_id"].astype(str)).to_numpy()
+    members = {k: np.flatnonzero(key == k) for k in np.unique(key)}
+    partners = np.stack([pick] + [np.array([rng.choice(members[key[i]]) for i in pick])
+                                  for _ in range(mix - 1)], axis=1)
+    rows = np.repeat(np.arange(n_cells), mix)
+    M = sparse.csr_matrix((np.full(rows.size, 1.0 / mix, np.float32), (rows, partners.ravel())),
+                          shape=(n_cells, src.n_obs))
     f = rng.lognormal(0.0, 0.3, size=n_cells).astype(np.float32)
-    X = sparse.csr_matrix(X.multiply(f[:, None]))
+    X = sparse.csr_matrix((M @ C).multiply(f[:, None]))
     X.data = rng.poisson(X.data).astype(np.float32)
     X.eliminate_zeros()
     genes = list(src.var_names)

@@ -162,6 +162,8 @@ def cross_validate_event1(
         else:
             if threshold_from == "validation":
                 yy, pp = est.validation_predictions_
+            elif set(rules) == {"batch_prevalence"}:  # no training-fold scores needed
+                yy = pp = None
             else:
                 inner = StratifiedKFold(inner_folds, shuffle=True, random_state=seed + 1000 * r + f)
                 pp = np.empty(len(tr))
