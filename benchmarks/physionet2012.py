@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite the page from OUT/metrics.json without refitting anything")
     ap.add_argument("--limit", type=int, default=None, help="read only the first N stays (quick check)")
     ap.add_argument("--extra-seeds", default="1,2,3",
                     help="other split seeds on which the ensemble and its members are rerun "
@@ -108,6 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
 
     data = args.data or shared_data_dir() / "data" / "ehr" / "physionet2012"
+    if args.render_only:
+        import json
+
+        result = json.loads((args.out / "metrics.json").read_text())
+        ts = read_physionet2012(Path(data) / "set-a.tar.gz", outcomes=Path(data) / "Outcomes-a.txt")
+        write_text_atomic(args.page, render_page(result, ts, result["argv"], result["seconds"]))
+        print(f"rewrote {args.page} from {args.out}/metrics.json", file=sys.stderr)
+        return 0
     archive = require_path(Path(data) / "set-a.tar.gz", what="PhysioNet 2012 set A archive")
     outcomes = require_path(Path(data) / "Outcomes-a.txt", what="PhysioNet 2012 set A outcomes")
     ts = read_physionet2012(archive, outcomes=outcomes, limit=args.limit)
@@ -203,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         "comparisons": comparisons, "other_seeds": robustness, "timings": timings, "pmed_version": __version__,
         "device": _device_note(models), "argv": list(argv if argv is not None else sys.argv[1:]),
     }
+    result["seconds"] = time.time() - t0  # up to here: the page adds only plots and text
     write_text_atomic(args.out / "metrics.json", to_json(result))
     try:
         from pmed.timeseries.plots import plot_calibration_comparison
@@ -210,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_calibration_comparison(all_oof, args.out / "calibration.png", labels=LABELS)
     except ImportError:  # pragma: no cover
         pass
-    page = render_page(result, ts, argv if argv is not None else sys.argv[1:], time.time() - t0)
+    page = render_page(result, ts, argv if argv is not None else sys.argv[1:], result["seconds"])
     write_text_atomic(args.page, page)
     print(f"wrote {args.out}/metrics.json and {args.page} in {time.time() - t0:.0f}s", file=sys.stderr)
     return 0
@@ -310,10 +321,23 @@ def render_page(result: dict, ts, argv: list[str], seconds: float) -> str:
         best_e1, rule = max(((m, r) for m in learned for r in THRESHOLD_RULES if r in learned[m]["event1"]),
                             key=lambda mr: learned[mr[0]]["event1"][mr[1]]["estimate"])
         e = learned[best_e1]["event1"][rule]
+        # the best of many (model, rule) pairs on one split is optimistic: when the same model was
+        # rerun on other split seeds, judge the target by its mean over all seeds
+        others = [r["event1"] for r in result.get("other_seeds") or []
+                  if r["model"] == best_e1 and rule == "batch_prevalence"]
+        seeds_note = ""
+        met = e["estimate"] >= 0.50
+        if others:
+            mean = (e["estimate"] + sum(others)) / (1 + len(others))
+            met = mean >= 0.50
+            seeds_note = (f"; over split seeds {result['cv']['seed']} and the {len(others)} others "
+                          f"its Event 1 averages {mean:.3f} (range {min([e['estimate'], *others]):.3f}–"
+                          f"{max([e['estimate'], *others]):.3f}), so the target is "
+                          + ("met on average" if met else "not reached robustly"))
         verdict = (f"**Verdict.** AUROC ≥ 0.85: {'met' if a['estimate'] >= 0.85 else 'not met'} "
                    f"(best: {LABELS[best_auc]}, {fmt(a)}). Event 1 ≥ 0.50: "
-                   f"{'met' if e['estimate'] >= 0.50 else 'not met'} (best: {LABELS[best_e1]}, {rule} rule, "
-                   f"{fmt(e)}).")
+                   f"{'met' if met else 'not met'} (best on split seed {result['cv']['seed']}: "
+                   f"{LABELS[best_e1]}, {rule} rule, {fmt(e)}{seeds_note}).")
     return f"""# PhysioNet/CinC Challenge 2012: in-hospital death from the first 48 h
 
 *Written by `benchmarks/physionet2012.py` from the numbers of one run on
