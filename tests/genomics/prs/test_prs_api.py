@@ -1,6 +1,7 @@
 """compute_scores end to end on synthetic files with known answers; errors; Dask; ancestry; CLI."""
 
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -76,6 +77,22 @@ def test_truncated_vcf_is_a_clear_error(cohort_files, tmp_path):
     with pytest.raises(InputError) as e:
         compute_scores([cut], [sf])
     assert "truncated" in str(e.value) and "cut.vcf.gz" in str(e.value)
+
+
+def test_truncated_bed_is_a_clear_error(tmp_path):
+    import shutil
+
+    src = shared_dir() / "data" / "prs" / "cineca" / "cineca_synthetic_subset"
+    if not Path(f"{src}.bed").exists():
+        pytest.skip(f"{src}.bed absent")
+    for ext in (".bim", ".fam"):
+        shutil.copy(f"{src}{ext}", tmp_path / f"cut{ext}")
+    (tmp_path / "cut.bed").write_bytes(Path(f"{src}.bed").read_bytes()[:100_000])
+    sf = shared_dir() / "data" / "prs" / "scorefiles" / "PGS001229_22.txt"
+    with pytest.raises(InputError) as e:
+        compute_scores([tmp_path / "cut.bed"], [sf])
+    msg = str(e.value)
+    assert "cut.bed" in msg and "file size" in msg and ".bim" in msg
 
 
 def test_dosage_field_and_split_chromosome_files(cohort_files, tmp_path):
