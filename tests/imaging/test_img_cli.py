@@ -11,20 +11,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
+from img_fixtures import one_torch_thread  # noqa: E402, F401 (autouse fixture)
 from typer.testing import CliRunner  # noqa: E402
 
 from pmed.cli.imaging import app  # noqa: E402
 from pmed.imaging.synthetic import make_lesion_images, write_lesion_manifest  # noqa: E402
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

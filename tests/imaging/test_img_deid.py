@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from img_fixtures import pydicom_file
 
 from pmed.errors import InputError
 
 pydicom = pytest.importorskip("pydicom")
 from pmed.imaging.deid import deidentify  # noqa: E402
-
-TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
-
-
-def _dcm(name: str) -> Path:
-    p = TEST_FILES / name
-    if not p.exists():
-        pytest.skip(f"pydicom test file {p} is absent from this pydicom install")
-    return p
 
 
 @pytest.fixture
@@ -29,7 +19,7 @@ def phi_folder(tmp_path):
     src = tmp_path / "in" / "Doe^John"  # the folder name itself identifies the patient
     src.mkdir(parents=True)
     for name in ("CT_small.dcm", "MR_small.dcm"):
-        ds = pydicom.dcmread(_dcm(name))
+        ds = pydicom.dcmread(pydicom_file(name))
         ds.PatientID = "MRN-12345"
         ds.PatientName = "Doe^John"
         ds.PatientBirthDate = "19600102"

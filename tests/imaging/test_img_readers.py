@@ -7,23 +7,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from img_fixtures import pydicom_file
 
 from pmed.errors import InputError, ValidationError
 from pmed.imaging import readers as R
 
 pydicom = pytest.importorskip("pydicom")
-TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
-
-
-def _dcm(name: str) -> Path:
-    p = TEST_FILES / name
-    if not p.exists():
-        pytest.skip(f"pydicom test file {p} is absent from this pydicom install")
-    return p
 
 
 def test_ct_small_rescale_to_hounsfield_units():
-    path = _dcm("CT_small.dcm")
+    path = pydicom_file("CT_small.dcm")
     raw = pydicom.dcmread(path).pixel_array
     img = R.read_dicom(path)
     assert img.meta["modality"] == "CT"
@@ -39,7 +32,7 @@ def test_ct_small_rescale_to_hounsfield_units():
 
 
 def test_mr_small_window_from_file_matches_dicom_linear_formula():
-    path = _dcm("MR_small.dcm")
+    path = pydicom_file("MR_small.dcm")
     raw = pydicom.dcmread(path).pixel_array.astype(float)
     img = R.read_dicom(path, window="dicom")
     c, w = 600.0, 1600.0  # the file's WindowCenter/WindowWidth
@@ -60,7 +53,7 @@ def test_apply_window_bounds():
 
 def test_ct_without_window_asks_for_one():
     with pytest.raises(InputError, match="WindowCenter") as e:
-        R.read_dicom(_dcm("CT_small.dcm"), window="dicom")
+        R.read_dicom(pydicom_file("CT_small.dcm"), window="dicom")
     assert "window=(40, 400)" in e.value.fix
 
 
@@ -71,7 +64,7 @@ def test_corrupted_dicom_errors_name_the_file(tmp_path):
         R.read_dicom(bad)
     assert "broken.dcm" in str(e.value) and e.value.fix
     # a real file truncated mid-pixel-data
-    data = _dcm("CT_small.dcm").read_bytes()
+    data = pydicom_file("CT_small.dcm").read_bytes()
     cut = tmp_path / "truncated.dcm"
     cut.write_bytes(data[: len(data) - 4000])
     with pytest.raises(InputError, match="truncated.dcm"):
@@ -80,7 +73,7 @@ def test_corrupted_dicom_errors_name_the_file(tmp_path):
 
 def _write_series(folder: Path, positions, *, orientation=(1, 0, 0, 0, 1, 0)):
     folder.mkdir(parents=True, exist_ok=True)
-    src = pydicom.dcmread(_dcm("CT_small.dcm"))
+    src = pydicom.dcmread(pydicom_file("CT_small.dcm"))
     arr = src.pixel_array
     for k, pos in enumerate(positions):
         ds = src.copy()
@@ -93,7 +86,7 @@ def _write_series(folder: Path, positions, *, orientation=(1, 0, 0, 0, 1, 0)):
 
 
 def test_dicom_series_sorted_by_position_with_spacing(tmp_path):
-    raw = pydicom.dcmread(_dcm("CT_small.dcm")).pixel_array.astype(np.float32)
+    raw = pydicom.dcmread(pydicom_file("CT_small.dcm")).pixel_array.astype(np.float32)
     z = [10.0, -5.0, 2.5, 5.0, -2.5, 0.0, 7.5]  # 2.5 mm apart, shuffled
     _write_series(tmp_path / "s", [(-158.1, -179.0, v) for v in z])
     vol = R.read_dicom_series(tmp_path / "s")
@@ -196,7 +189,7 @@ def test_manifest_with_dicom_and_png_loads(tmp_path):
 
     PILImage.fromarray(np.tile(np.arange(16, dtype=np.uint8) * 16, (16, 1))).save(tmp_path / "a.png")
     man = pd.DataFrame({"patient_id": ["A", "B", "C"],
-                        "path": ["a.png", str(_dcm("CT_small.dcm")), str(_dcm("MR_small.dcm"))],
+                        "path": ["a.png", str(pydicom_file("CT_small.dcm")), str(pydicom_file("MR_small.dcm"))],
                         "label": [0, 1, ""], "split": ["train", "train", "test"]})
     man.to_csv(tmp_path / "m.csv", index=False)
     s = R.load_dataset(tmp_path / "m.csv", size=32)

@@ -11,19 +11,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
+from img_fixtures import one_torch_thread  # noqa: E402, F401 (autouse fixture)
+
 from pmed.cohort import Cohort  # noqa: E402
 from pmed.errors import BundleError, InputError  # noqa: E402
 from pmed.imaging.synthetic import make_lesion_images  # noqa: E402
 from pmed.imaging.train import ImageClassifier  # noqa: E402
 from pmed.imaging.transforms import AugmentConfig, Augmenter  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
