@@ -527,7 +527,7 @@ import sys
 from pmed.genomics.prs import match_variants, open_target, read_scorefile
 sf = read_scorefile(sys.argv[1])
 target = open_target(sys.argv[2])
-res = match_variants(sf.variants, target.variants.assign(file=0), unscorable=sf.unscorable,
+res = match_variants(sf.variants, target.variants, unscorable=sf.unscorable,
                      keep_ambiguous=sys.argv[3] == "1")
 print("matched", int((res.variants["match_status"] == "matched").sum()))
 """

@@ -75,6 +75,54 @@ def test_duplicate_ids_and_multiallelic_are_excluded():
     assert first["match_status"].tolist() == ["matched", "excluded", "matched"]
 
 
+def test_duplicates_found_whatever_the_order_of_the_target_table():
+    """A site's ALT alleles on non-adjacent rows (a hand-made table) are still one variant."""
+    t = target_variants([("1", 20, "C", "T"), ("1", 10, "A", "G"), ("1", 20, "C", "G")])
+    t["var_idx"] = [1, 0, 1]
+    t["allele_idx"] = [1, 1, 2]
+    t["n_alt"] = [2, 1, 2]
+    s = scoring([("1", 20, "C", "T", 0.3), ("1", 20, "C", "G", 0.4), ("1", 10, "A", "G", 0.1)])
+    r = match_variants(s, t, keep_multiallelic=True)
+    assert r.variants["exclude_reason"].tolist() == ["duplicate_ID", "duplicate_ID", ""]
+    kept = match_variants(s, t, keep_multiallelic=True, keep_first_match=True).variants
+    assert kept["match_status"].tolist() == ["matched", "excluded", "matched"]
+    assert kept["allele_idx"].tolist() == [1, 2, 1]
+
+
+def test_duplicates_are_counted_per_score():
+    """The same variant in two scores is no duplicate; twice in one score it is."""
+    t = target_variants([("1", 10, "A", "G"), ("1", 20, "C", "T")])
+    s = pd.concat([scoring([("1", 10, "A", "G", 0.1), ("1", 20, "C", "T", 0.2)]),
+                   scoring([("1", 10, "A", "G", 0.3), ("1", 10, "G", "A", 0.4)]).assign(score="T")],
+                  ignore_index=True)
+    r = match_variants(s, t)
+    assert r.variants["exclude_reason"].tolist() == ["", "", "duplicate_ID", "duplicate_ID"]
+    assert r.report.set_index("PGS")["matched"].to_dict() == {"S": 2, "T": 0}
+
+
+def test_log_names_the_matched_target_variant():
+    t = target_variants([("1", 10, "A", "G"), ("1", 20, "C", "T"), ("1", 30, "G", "A")])
+    s = scoring([("1", 30, "A", "G", 0.1), ("1", 15, "A", "G", 0.2), ("1", 10, "A", "G", 0.3)])
+    r = match_variants(s, t)
+    assert "target_id" not in r.variants.columns
+    assert r.variants["target_row"].tolist() == [2, -1, 0]
+    assert r.log()["target_id"].tolist() == ["v2", None, "v0"]
+
+
+def test_matching_adds_few_bytes_per_row():
+    """Matching a large file must not store strings per row (a million IDs take ~25 MB)."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    ref = rng.choice(list("ACGT"), n)
+    alt = np.array([{"A": "C", "C": "G", "G": "T", "T": "A"}[a] for a in ref])
+    t = target_variants(list(zip(["1"] * n, np.arange(n) * 10 + 5, ref, alt, strict=True)))
+    s = scoring(list(zip(["1"] * n, np.arange(n) * 10 + 5, alt, ref, rng.normal(size=n), strict=True)))
+    r = match_variants(s, t)
+    assert (r.variants["match_type"] == "altref").all()
+    added = r.variants.drop(columns=s.columns).memory_usage(deep=True, index=False).sum()
+    assert added / n <= 24  # 13 columns: int8 codes and flags, int16/int32 indices
+
+
 alleles = st.sampled_from(list("ACGT"))
 
 

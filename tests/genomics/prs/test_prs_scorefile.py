@@ -115,3 +115,19 @@ def test_large_file_is_streamed_and_late_text_in_a_number_column_is_kept(tmp_pat
     assert np.array_equal(v["weight"].to_numpy(), w)
     assert list(v["effect_allele"].astype(str)[:5]) == list(ea[:5])
     assert v["rsid"].iloc[-1] == f"rs{n - 1}" and v["chr"].iloc[22] == "1"
+
+
+def test_compact_columns(tmp_path):
+    """Line numbers as int32; a frequency column with no value takes no memory."""
+    rows = pd.DataFrame({"rsID": ["rs1", "rs2"], "chr_name": ["1", "1"], "chr_position": [10, 20],
+                         "effect_allele": ["A", "C"], "other_allele": ["G", "T"],
+                         "effect_weight": [0.5, -0.25]})
+    sf = read_scorefile(write_pgs_catalog(tmp_path / "a.txt", rows))
+    v = sf.variants
+    assert v["row"].dtype == np.int32 and v["row"].tolist() == [6, 7]  # 4 header lines
+    assert isinstance(v["af"].dtype, pd.SparseDtype) and v["af"].array.nbytes == 0
+    assert np.isnan(v["af"].to_numpy(dtype=np.float64)).all()
+    with_af = read_scorefile(write_pgs_catalog(tmp_path / "b.txt", rows.assign(
+        allelefrequency_effect=[0.1, 0.3])))
+    assert with_af.variants["af"].dtype == np.float64
+    assert with_af.variants["af"].tolist() == [0.1, 0.3]

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pmed.errors import InputError
+from pmed.genomics.prs._memory import in_lean_heap
 from pmed.genomics.prs.match import MatchResult, check_overlap, match_variants
 from pmed.genomics.prs.score import score_targets
 from pmed.genomics.prs.scorefile import ScoringFile, normalize_build, read_scorefile
@@ -131,7 +132,9 @@ def compute_scores(
                 file=sf.path, where="header line '#genome_build'" if "genome_build" in sf.header else None,
                 fix=f"download the harmonized scoring file for {tbuild} from the PGS Catalog "
                     f"(e.g. *_hmPOS_{tbuild}.txt.gz), or lift the genotypes over")
-    variants = pd.concat([t.variants.assign(file=i) for i, t in enumerate(opened)], ignore_index=True)
+    # one target: its table as it is (a copy would double the largest table of the run)
+    variants = opened[0].variants if len(opened) == 1 else pd.concat(
+        [t.variants.assign(file=np.int16(i)) for i, t in enumerate(opened)], ignore_index=True)
     scoring = pd.concat([sf.variants for sf in sfs], ignore_index=True)
     unscorable = pd.concat([sf.unscorable for sf in sfs], ignore_index=True)
     result = match_variants(scoring, variants, keep_ambiguous=keep_ambiguous,
@@ -236,14 +239,21 @@ _LOG_COLUMNS = ["score", "row", "rsid", "chr", "pos", "effect_allele", "other_al
                 "effect_type", "match_status", "match_type", "exclude_reason", "target_id", "ref", "alt"]
 
 
+@in_lean_heap
 def _write_variant_log(match: MatchResult, scorefiles: Sequence[ScoringFile], out: Path) -> dict:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from pmed.io import atomic_path
 
     out.mkdir(parents=True, exist_ok=True)
-    v = match.variants
-    # Parquet: a million-variant log in a fraction of a second (pandas/duckdb/polars read it)
+    # Parquet (pandas/duckdb/polars read it) in row groups of 100,000 rows, so the encoder holds
+    # one group at a time; dictionary pages only for the coded columns (IDs would overflow them)
+    table = pa.Table.from_pandas(match.log(_LOG_COLUMNS), preserve_index=False)
+    coded = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
     with atomic_path(out / "match_variants.parquet") as tmp:
-        v[[c for c in _LOG_COLUMNS if c in v.columns]].to_parquet(tmp, index=False)
+        pq.write_table(table, tmp, row_group_size=100_000, use_dictionary=coded)
+    del table
     unsc = pd.concat([sf.unscorable for sf in scorefiles], ignore_index=True)
     with atomic_path(out / "unscorable.tsv") as tmp:
         unsc.to_csv(tmp, sep="\t", index=False)

@@ -22,12 +22,14 @@ unless asked to keep them, and so are multi-allelic sites. Every row ends with o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from pmed.errors import InputError
+from pmed.genomics.prs._memory import in_lean_heap
 
 __all__ = ["match_variants", "MatchResult", "MATCH_TYPES", "complement", "check_overlap"]
 
@@ -52,14 +54,17 @@ class MatchResult:
     variants : DataFrame
         One row per scoring-file row (all scores): the scoring columns plus ``match_status``
         (``matched``/``excluded``/``unmatched``), ``match_type``, ``exclude_reason``, and for
-        matched rows the target's ``file``, ``var_idx``, ``allele_idx``, ``target_id``, ``ref``,
-        ``alt`` and ``effect_is_alt``.
+        matched rows the target's ``file``, ``var_idx``, ``allele_idx``, ``target_row`` (row
+        of the target variant table), ``ref``, ``alt`` and ``effect_is_alt``.
     report : DataFrame
         Per score: counts by status, match type and exclusion reason, and ``overlap``.
+    target_ids : Series, optional
+        The target variant table's ``id`` column (shared, not copied): see :meth:`log`.
     """
 
     variants: pd.DataFrame
     report: pd.DataFrame
+    target_ids: pd.Series | None = None
 
     @property
     def matched(self) -> pd.DataFrame:
@@ -67,6 +72,21 @@ class MatchResult:
         cols = [c for c in ("score", "row", "weight", "effect_type", "af", "file", "var_idx",
                             "allele_idx", "effect_is_alt") if c in self.variants.columns]
         return self.variants.loc[(self.variants["match_status"] == "matched").to_numpy(), cols]
+
+    def log(self, columns: Sequence[str] | None = None, *, rows: slice = slice(None)) -> pd.DataFrame:
+        """:attr:`variants` (``columns`` of them, ``rows`` of them) with ``target_id``, the matched
+        target variant's ID.
+
+        The IDs are looked up here rather than stored by matching: a million of them take more
+        memory than every other column matching adds.
+        """
+        v = self.variants.iloc[rows]
+        cols = list(v.columns) + ["target_id"] if columns is None else list(columns)
+        out = {c: v[c] for c in cols if c in v.columns}
+        if "target_id" in cols and "target_id" not in v.columns and self.target_ids is not None:
+            out["target_id"] = pd.Series(_take_ids(self.target_ids, v["target_row"].to_numpy()),
+                                         index=v.index)
+        return pd.DataFrame(out, copy=False)[[c for c in cols if c in out]]
 
 
 def _codes(values, vocab: pd.Index) -> np.ndarray:
@@ -89,43 +109,115 @@ def _vocab(*cols) -> pd.Index:
 def _ranges(lo: np.ndarray, hi: np.ndarray):
     """(i, j) pairs for every j in [lo[i], hi[i]): the candidate pairs of a sorted join."""
     cnt = hi - lo
-    i = np.repeat(np.arange(len(lo)), cnt)
+    i = np.repeat(np.arange(len(lo), dtype=np.int32), cnt)
     j = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo, cnt)
     return i, j
 
 
-def _candidates(scoring: pd.DataFrame, target: pd.DataFrame, chr_vocab: pd.Index):
-    """Scoring rows × target alleles at the same chromosome and position (a sorted int64 join),
-    or with the same ID when the row has no position."""
-    s_chr = _codes(scoring["chr"], chr_vocab).astype(np.int64)
-    t_chr = _codes(target["chr"], chr_vocab).astype(np.int64)
-    pos = scoring["pos"].to_numpy(dtype=np.float64)
+#: Scoring rows matched per step: the candidate arrays of one step are a few MB, whatever the
+#: size of the file.
+_CHUNK = 1 << 16
+
+# match types in order of preference: (uses the other allele?, scoring-file alleles flipped?,
+# effect allele is REF?) — the index is the position in MATCH_TYPES
+_RULES = [(True, False, True), (True, False, False), (True, True, True), (True, True, False),
+          (False, False, True), (False, False, False), (False, True, True), (False, True, False)]
+
+
+class _TargetIndex:
+    """The target's variants as integer arrays, sorted by (chromosome, position) for the join."""
+
+    def __init__(self, tv: pd.DataFrame, chr_vocab: pd.Index, vocab: pd.Index) -> None:
+        n = len(tv)
+        if n >= 2**31:
+            raise InputError(f"{n} target variant rows: more than this matcher indexes",
+                             fix="score the genotypes one chromosome file at a time")
+        key = (_codes(tv["chr"], chr_vocab).astype(np.int64) << 34) | tv["pos"].to_numpy(dtype=np.int64)
+        order = np.argsort(key, kind="stable")
+        self.order = order.astype(np.int32)
+        del order
+        self.key = key[self.order]
+        del key
+        small = np.int16 if len(vocab) < 2**15 - 1 else np.int32
+        self.ref = _codes(tv["ref"], vocab).astype(small, copy=False)
+        self.alt = _codes(tv["alt"], vocab).astype(small, copy=False)
+        self.file = tv["file"].to_numpy() if "file" in tv.columns else np.zeros(n, np.int16)
+        self.var_idx = tv["var_idx"].to_numpy()
+        self.allele_idx = tv["allele_idx"].to_numpy()
+        self.n_alt = tv["n_alt"].to_numpy()
+        self._tv = tv
+        self._ids: pd.Series | None = None
+
+    def variant_of(self, rows: np.ndarray) -> np.ndarray:
+        """A number per target variant (file, ``var_idx``) for the given allele rows.
+
+        Targets list a site's ALT alleles on consecutive rows, so the site's first row numbers
+        it; a table in another order gets its (file, variant) pairs numbered instead.
+        """
+        later = np.flatnonzero(self.allele_idx > 1)
+        first = later - (self.allele_idx[later].astype(np.int64) - 1)
+        if (first >= 0).all() and (self.var_idx[first] == self.var_idx[later]).all() and (
+                self.file[first] == self.file[later]).all() and (self.allele_idx[first] == 1).all():
+            return rows - (self.allele_idx[rows].astype(np.int32) - 1)
+        pair = (self.file[rows].astype(np.int64) << 32) | self.var_idx[rows].astype(np.int64)
+        return pd.factorize(pair)[0].astype(np.int32)
+
+    def by_id(self, ids) -> np.ndarray:
+        """Target row of the first variant with each ID (−1 when absent)."""
+        if self._ids is None:
+            t_ids = pd.Index(np.asarray(self._tv["id"], dtype=object))
+            keep = ~t_ids.duplicated(keep="first")
+            self._ids = pd.Series(np.flatnonzero(keep), index=t_ids[keep])
+        hit = self._ids.reindex(np.asarray(ids, dtype=object))
+        return hit.fillna(-1).to_numpy(dtype=np.int64)
+
+
+def _best_matches(scoring: pd.DataFrame, t: _TargetIndex, chr_vocab: pd.Index, vocab: pd.Index,
+                  comp_lut: np.ndarray, start: int, stop: int):
+    """Best match (type, target row) of each scoring row in ``[start, stop)``.
+
+    Candidates are the target alleles at the same chromosome and position (or with the same ID
+    when the row has no position); the best type wins, ties go to the first in target order.
+    """
+    rows = slice(start, stop)
+    s_chr = _codes(scoring["chr"].iloc[rows], chr_vocab).astype(np.int64)
+    pos = scoring["pos"].to_numpy(dtype=np.float64)[rows]
     has_pos = ~np.isnan(pos) & (s_chr >= 0)
     s_key = np.where(has_pos, (s_chr << 34) | np.nan_to_num(pos).astype(np.int64), -1)
-    t_key = (t_chr << 34) | target["pos"].to_numpy(dtype=np.int64)
-    del s_chr, t_chr
-    order = np.argsort(t_key, kind="stable")
-    tk = t_key[order]
-    del t_key
-    lo = np.searchsorted(tk, s_key, "left")
-    hi = np.searchsorted(tk, s_key, "right")
-    del tk, s_key
+    lo = np.searchsorted(t.key, s_key, "left")
+    hi = np.searchsorted(t.key, s_key, "right")
     hi[~has_pos] = lo[~has_pos]
     si, tj = _ranges(lo, hi)
-    del lo, hi
-    ti = order[tj]
-    del order, tj
-    by_id = ~has_pos & scoring["rsid"].notna().to_numpy()
+    ti = t.order[tj]
+    by_id = ~has_pos & scoring["rsid"].iloc[rows].notna().to_numpy()
     if by_id.any():  # rows without a position: by ID (rare)
-        ids = pd.Series(np.arange(len(target)), index=pd.Index(np.asarray(target["id"], dtype=object)))
-        ids = ids[~ids.index.duplicated(keep="first")]
-        hit = ids.reindex(np.asarray(scoring["rsid"][by_id], dtype=object))
-        ok = hit.notna().to_numpy()
-        si = np.concatenate([si, np.flatnonzero(by_id)[ok]])
-        ti = np.concatenate([ti, hit.to_numpy()[ok].astype(np.int64)])
-    return si, ti
+        hit = t.by_id(scoring["rsid"].iloc[rows][by_id])
+        ok = hit >= 0
+        si = np.concatenate([si, np.flatnonzero(by_id)[ok].astype(np.int32)])
+        ti = np.concatenate([ti, hit[ok].astype(np.int32)])
+    ea = _codes(scoring["effect_allele"].iloc[rows], vocab)[si]
+    oa = _codes(scoring["other_allele"].iloc[rows], vocab)[si]
+    ref, alt = t.ref[ti], t.alt[ti]
+    eaf, oaf = comp_lut[ea], comp_lut[oa]
+    has_oa = oa >= 0
+    prio = np.full(len(si), -1, np.int8)
+    for k in range(len(_RULES) - 1, -1, -1):  # worst first, so the best type is written last
+        with_oa, flip, on_ref = _RULES[k]
+        e, o = (eaf, oaf) if flip else (ea, oa)
+        hit = e == (ref if on_ref else alt)
+        hit &= (has_oa & (o == (alt if on_ref else ref))) if with_oa else ~has_oa
+        prio[hit] = k
+    ok = prio >= 0
+    si, ti, prio = si[ok], ti[ok], prio[ok]
+    # ties between equally good candidates → first in target order (duplicate_best_match)
+    order = np.lexsort((t.allele_idx[ti], t.var_idx[ti], t.file[ti], prio, si))
+    si, ti, prio = si[order], ti[order], prio[order]
+    first = np.ones(len(si), bool)
+    first[1:] = si[1:] != si[:-1]
+    return si[first].astype(np.int64) + start, ti[first], prio[first]
 
 
+@in_lean_heap
 def match_variants(
     scoring: pd.DataFrame,
     target_variants: pd.DataFrame,
@@ -143,7 +235,7 @@ def match_variants(
         Long table from :func:`~pmed.genomics.prs.read_scorefile` (several files concatenated).
     target_variants
         ``chr, pos, id, ref, alt, allele_idx, n_alt, var_idx`` and ``file`` (index of the target
-        file when scores span several files).
+        file when scores span several files; 0 when absent).
     keep_ambiguous
         Keep strand-ambiguous variants (A/T, C/G), scored on the target's strand as given.
     keep_multiallelic
@@ -157,115 +249,115 @@ def match_variants(
     Notes
     -----
     Alleles and chromosomes are compared as integer codes of one shared vocabulary and the
-    join is a binary search over sorted (chromosome, position) keys, so a million-row scoring
-    file is matched in seconds and in a few hundred MB.
+    join is a binary search over sorted (chromosome, position) keys, done for a slice of
+    scoring rows at a time, so a million-row scoring file is matched in about a second with
+    little more memory than the columns it adds.
     """
     if not isinstance(scoring.index, pd.RangeIndex) or scoring.index.start != 0:
         scoring = scoring.reset_index(drop=True)
     tv = target_variants
     if not isinstance(tv.index, pd.RangeIndex) or tv.index.start != 0:
         tv = tv.reset_index(drop=True)
-    file_col = tv["file"].to_numpy() if "file" in tv.columns else np.zeros(len(tv), np.int64)
     chr_vocab = _vocab(scoring["chr"], tv["chr"])
-    si, ti = _candidates(scoring, tv, chr_vocab)
-
     vocab = _vocab(scoring["effect_allele"], scoring["other_allele"], tv["ref"], tv["alt"])
     comp = vocab.get_indexer(pd.Index([v.translate(_COMP) for v in vocab], dtype=object))
     comp_lut = np.append(np.where(comp < 0, -2, comp), -1).astype(np.int32)  # absent → matches nothing
-    ea = _codes(scoring["effect_allele"], vocab)[si]
-    oa = _codes(scoring["other_allele"], vocab)[si]
-    t_ref = _codes(tv["ref"], vocab)
-    t_alt = _codes(tv["alt"], vocab)
-    ref, alt = t_ref[ti], t_alt[ti]
-    eaf, oaf = comp_lut[ea], comp_lut[oa]
-    has_oa = oa >= 0
-    no_oa = ~has_oa
-    # (uses other allele?, scoring-file alleles as given or flipped, effect allele is REF?)
-    rules = [(True, False, True), (True, False, False), (True, True, True), (True, True, False),
-             (False, False, True), (False, False, False), (False, True, True), (False, True, False)]
-    prio = np.full(len(si), -1, np.int8)
-    for k in range(len(rules) - 1, -1, -1):  # worst first, so the best type is written last
-        with_oa, flip, on_ref = rules[k]
-        e, o = (eaf, oaf) if flip else (ea, oa)
-        first_ok = e == (ref if on_ref else alt)
-        if with_oa:
-            hit = has_oa & first_ok & (o == (alt if on_ref else ref))
-        else:
-            hit = no_oa & first_ok
-        prio[hit] = k
-    del ea, oa, ref, alt, eaf, oaf, has_oa, no_oa
-    ok = prio >= 0
-    si, ti, prio = si[ok], ti[ok], prio[ok]
-    # best match type per scoring row; ties → first in target order (duplicate_best_match)
-    var_idx = tv["var_idx"].to_numpy()
-    allele_idx = tv["allele_idx"].to_numpy()
-    order = np.lexsort((allele_idx[ti], var_idx[ti], file_col[ti], prio, si))
-    si, ti, prio = si[order], ti[order], prio[order]
-    first = np.ones(len(si), bool)
-    first[1:] = si[1:] != si[:-1]
-    si, ti, prio = si[first], ti[first], prio[first]
+    t = _TargetIndex(tv, chr_vocab, vocab)
+
+    n = len(scoring)
+    target_row = np.full(n, -1, np.int32)
+    mt = np.full(n, -1, np.int8)
+    for start in range(0, n, _CHUNK):
+        si, ti, prio = _best_matches(scoring, t, chr_vocab, vocab, comp_lut, start,
+                                     min(start + _CHUNK, n))
+        target_row[si], mt[si] = ti, prio
+    del t.order, t.key
+    matched = mt >= 0
+    rows = target_row[matched]
+    # columns are added as soon as they can be, and what they came from is freed at once
+    out = scoring.copy(deep=False)
+    out["match_type"] = pd.Categorical.from_codes(mt, categories=list(MATCH_TYPES))
+    out["effect_is_alt"] = matched & (mt % 2 == 1)  # altref, altref_flip, no_oa_alt(_flip)
+    del mt
+    small = np.int8 if len(vocab) < 127 else np.int32
+    for name in ("ref", "alt"):
+        codes = np.full(n, -1, small)
+        codes[matched] = getattr(t, name)[rows]
+        out[name] = pd.Categorical.from_codes(codes, categories=vocab)
+        del codes
+    ambiguous = comp_lut[t.ref[rows]] == t.alt[rows]
+    del t.ref, t.alt
 
     # exclusions, in pgsc_calc's order of precedence
-    reason = np.zeros(len(si), np.int8)  # index into _EXCLUDE
-    score_codes = np.asarray(pd.Categorical(scoring["score"]).codes)[si]
-    key = np.lexsort((si, var_idx[ti], file_col[ti], score_codes))
-    k_s, k_f, k_v = score_codes[key], file_col[ti][key], var_idx[ti][key]
-    same_prev = np.zeros(len(key), bool)
-    same_prev[1:] = (k_s[1:] == k_s[:-1]) & (k_f[1:] == k_f[:-1]) & (k_v[1:] == k_v[:-1])
-    dup = same_prev.copy()
-    if not keep_first_match:  # every member of a duplicated group, not only the later ones
-        dup[:-1] |= same_prev[1:]
-    dup_rows = np.zeros(len(si), bool)
-    dup_rows[key] = dup
-    reason[dup_rows] = 1
-    ambiguous = comp_lut[t_ref[ti]] == t_alt[ti]
+    reason = np.zeros(len(rows), np.int8)  # index into _EXCLUDE
+    reason[_duplicated(scoring["score"], matched, t.variant_of(rows), len(tv), keep_first_match)] = 1
     if not keep_ambiguous:
         reason[ambiguous & (reason == 0)] = 2
-    multi = tv["n_alt"].to_numpy()[ti] > 1
+    multi = t.n_alt[rows] > 1
     if not keep_multiallelic:
         reason[multi & (reason == 0)] = 3
 
-    n = len(scoring)
-    out = scoring.copy(deep=False)
     status = np.zeros(n, np.int8)  # unmatched
-    status[si] = np.where(reason == 0, 1, 2)
+    status[matched] = np.where(reason == 0, np.int8(1), np.int8(2))
     out["match_status"] = pd.Categorical.from_codes(status, categories=_STATUS)
-    mt = np.full(n, -1, np.int8)
-    mt[si] = prio
-    out["match_type"] = pd.Categorical.from_codes(mt, categories=list(MATCH_TYPES))
+    del status
     er = np.zeros(n, np.int8)
-    er[si] = reason
+    er[matched] = reason
     out["exclude_reason"] = pd.Categorical.from_codes(er, categories=list(_EXCLUDE))
-    for name, values in (("ambiguous", ambiguous), ("multiallelic", multi),
-                         ("effect_is_alt", np.isin(prio, (1, 3, 5, 7)))):
+    del er, reason
+    for name, values in (("ambiguous", ambiguous), ("multiallelic", multi)):
         col = np.zeros(n, bool)
-        col[si] = values
+        col[matched] = values
         out[name] = col
-    for name, values, dtype in (("file", file_col[ti], np.int32), ("var_idx", var_idx[ti], np.int64),
-                                ("allele_idx", allele_idx[ti], np.int16)):
+    del ambiguous, multi
+    for name, values, dtype in (("file", t.file, np.int16), ("var_idx", t.var_idx, np.int32),
+                                ("allele_idx", t.allele_idx, np.int16)):
         col = np.full(n, -1, dtype)
-        col[si] = values
+        col[matched] = values[rows]
         out[name] = col
-    out["target_id"] = _take_ids(tv["id"], si, ti, n)
-    for name, codes_t in (("ref", t_ref), ("alt", t_alt)):
-        codes = np.full(n, -1, np.int32)
-        codes[si] = codes_t[ti]
-        out[name] = pd.Categorical.from_codes(codes, categories=vocab)
-    return MatchResult(out, _report(out, unscorable))
+    out["target_row"] = target_row
+    del t, rows, matched
+    return MatchResult(out, _report(out, unscorable), target_ids=tv["id"])
 
 
-def _take_ids(ids: pd.Series, si: np.ndarray, ti: np.ndarray, n: int):
-    """Target IDs for the matched rows (missing elsewhere), kept as compact Arrow strings."""
+def _duplicated(score, matched: np.ndarray, variant: np.ndarray, n_rows: int,
+                keep_first: bool) -> np.ndarray:
+    """Which matched rows share their target variant with another row of the same score.
+
+    ``variant`` is each matched row's target variant (its first allele's row), rows in file
+    order; with ``keep_first`` the first row of each such group is not flagged. Counted in
+    int32 arrays over the target's rows, which take less memory than sorting the rows.
+    """
+    codes = np.asarray(pd.Categorical(score).codes)[matched]
+    dup = np.zeros(len(variant), bool)
+    if not len(codes):
+        return dup
+    for code in np.unique(codes):
+        sel = np.flatnonzero(codes == code) if codes.min() != codes.max() else slice(None)
+        v = variant[sel]
+        count = np.zeros(n_rows, np.int32)
+        np.add.at(count, v, 1)
+        d = count[v] > 1
+        if keep_first and d.any():
+            first = np.full(n_rows, np.iinfo(np.int32).max, np.int32)
+            np.minimum.at(first, v, np.arange(len(v), dtype=np.int32))
+            d &= first[v] != np.arange(len(v), dtype=np.int32)
+        dup[sel] = d
+    return dup
+
+
+def _take_ids(ids: pd.Series, target_row: np.ndarray):
+    """Target IDs by row (missing where −1), kept as compact Arrow strings when they are."""
     import pyarrow as pa
 
-    idx = np.full(n, -1, np.int64)
-    idx[si] = ti
+    missing = target_row < 0
     arr = ids.array
     if isinstance(arr, pd.arrays.ArrowStringArray):
-        taken = pa.array(arr).take(pa.array(np.where(idx < 0, 0, idx), mask=idx < 0))
-        return pd.arrays.ArrowStringArray(taken.cast(pa.large_string()) if taken.type == pa.large_string() else taken)
-    out = np.full(n, None, dtype=object)
-    out[si] = np.asarray(ids, dtype=object)[ti]
+        taken = pa.chunked_array(pa.array(arr)).take(
+            pa.array(np.where(missing, 0, target_row), mask=missing))
+        return pd.arrays.ArrowStringArray(taken)
+    out = np.full(len(target_row), None, dtype=object)
+    out[~missing] = np.asarray(ids, dtype=object)[target_row[~missing]]
     return out
 
 
@@ -282,14 +374,23 @@ def _report(v: pd.DataFrame, unscorable: pd.DataFrame | None) -> pd.DataFrame:
     k = len(scores)
     code = np.asarray(sc.codes)
 
-    def count(mask=None) -> np.ndarray:
+    def count(mask=None) -> np.ndarray:  # in slices: bincount widens its input to int64
         x = code if mask is None else code[mask]
-        return np.bincount(x[x >= 0], minlength=k)[:k]
+        out = np.zeros(k, np.int64)
+        for i in range(0, len(x), _CHUNK):
+            part = x[i:i + _CHUNK]
+            out += np.bincount(part[part >= 0], minlength=k)[:k]
+        return out
 
-    status = v["match_status"].astype(object) if not isinstance(v["match_status"].dtype, pd.CategoricalDtype) \
-        else v["match_status"]
-    matched = (status == "matched").to_numpy()
-    excluded = (status == "excluded").to_numpy()
+    def is_(col: str, value: str) -> np.ndarray:  # through the categories: no temporary copies
+        c = v[col].array
+        if isinstance(c, pd.Categorical):
+            return np.asarray(c.codes) == c.categories.get_loc(value) if value in c.categories \
+                else np.zeros(len(c), bool)
+        return np.asarray(c, dtype=object) == value
+
+    matched = is_("match_status", "matched")
+    excluded = is_("match_status", "excluded")
     n_unsc = np.zeros(k, np.int64)
     if unscorable is not None and len(unscorable):
         vc = unscorable["score"].astype(str).value_counts()
@@ -300,12 +401,10 @@ def _report(v: pd.DataFrame, unscorable: pd.DataFrame | None) -> pd.DataFrame:
     rep["excluded"] = count(excluded)
     rep["unmatched"] = count(~matched & ~excluded)
     rep["unscorable"] = n_unsc
-    mt = v["match_type"]
     for t in MATCH_TYPES:
-        rep[f"match_{t}"] = count(matched & (mt == t).to_numpy())
-    er = v["exclude_reason"]
+        rep[f"match_{t}"] = count(matched & is_("match_type", t))
     for r in ("strand_ambiguous", "multiallelic", "duplicate_ID"):
-        rep[f"excluded_{r}"] = count((er == r).to_numpy())
+        rep[f"excluded_{r}"] = count(is_("exclude_reason", r))
     rep["matched_ambiguous_kept"] = count(matched & v["ambiguous"].to_numpy(dtype=bool))
     with np.errstate(invalid="ignore", divide="ignore"):
         rep["overlap"] = np.where(rep["n_variants"] > 0, rep["matched"] / rep["n_variants"], 0.0)

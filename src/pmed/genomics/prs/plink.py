@@ -37,7 +37,7 @@ def write_plink2_scorefiles(result: MatchResult, out_dir: str | Path, *,
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    v = result.variants
+    v = result.log()
     m = v.loc[(v["match_status"] == "matched").to_numpy()].copy()
     for c in ("target_id", "ref", "alt", "score", "effect_type"):
         m[c] = m[c].astype(object)

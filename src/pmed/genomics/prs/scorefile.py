@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pmed.errors import InputError
+from pmed.genomics.prs._memory import arrow_pool, in_lean_heap
 
 __all__ = ["ScoringFile", "read_scorefile", "normalize_build", "normalize_chrom", "COLUMNS"]
 
@@ -137,6 +138,7 @@ def _read_header(path: Path) -> tuple[dict, int, list[str]]:
                      fix="a PGS Catalog scoring file has '#' metadata lines, then a tab-separated header")
 
 
+@in_lean_heap
 def read_scorefile(path: str | Path, *, name: str | None = None) -> ScoringFile:
     """Parse a scoring file.
 
@@ -172,7 +174,7 @@ def read_scorefile(path: str | Path, *, name: str | None = None) -> ScoringFile:
         needed = [c for c in cols if c.lower() in _PGS_COLUMNS
                   or re.fullmatch(r"dosage_\d_weight", c, flags=re.I)]
     df = _read_body(path, skip, cols, needed)
-    df["__row"] = np.arange(len(df), dtype=np.int64) + skip + 2  # 1-based line numbers
+    df["__row"] = np.arange(skip + 2, len(df) + skip + 2, dtype=np.int32)  # 1-based line numbers
     if "effect_weight" in lower:
         sf = _pgs_catalog(path, df, header, lower, ea_col, name)
     else:
@@ -201,26 +203,35 @@ def _read_body(path: Path, skip: int, cols: list[str], needed: list[str] | None 
     names = needed or cols
     parts: dict[str, list] = {c: [] for c in names}
     kinds: dict[str, str] = {}
+    pool = arrow_pool()
+    raw = None
     try:
-        src = pa.input_stream(str(path), compression="gzip" if _is_gz(path) else None)
+        # decompressed by Python's zlib: Arrow's own gzip stream takes its buffers from the
+        # default (mimalloc) pool, which keeps them after the read
+        raw = gzip.open(path, "rb") if _is_gz(path) else open(path, "rb")  # noqa: SIM115
+        src = pa.PythonFile(raw, mode="r")
         reader = pcsv.open_csv(
             src,
             read_options=pcsv.ReadOptions(skip_rows=skip + 1, column_names=cols, block_size=1 << 22,
                                           use_threads=False),
             parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False),
             convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in cols},
-                                                include_columns=names, strings_can_be_null=True))
+                                                include_columns=names, strings_can_be_null=True),
+            memory_pool=pool)
         for batch in reader:
             for c in names:
                 arr = batch.column(c)
                 if c not in kinds:  # judged on the first block, as a full hash pass costs more
                     kinds[c] = _kind(arr)
-                kinds[c], piece = _compact(arr, kinds[c], parts[c])
+                kinds[c], piece = _compact(arr, kinds[c], parts[c], pool)
                 parts[c].append(piece)
             del batch
     except (pa.ArrowInvalid, OSError, EOFError) as e:
         raise InputError(f"cannot parse the scoring file: {e}", file=path,
                          fix="the file must be tab-separated with one header line") from e
+    finally:
+        if raw is not None:
+            raw.close()
     out = {c: _assemble(parts.pop(c), kinds.get(c, "category")) for c in names}
     release_memory()
     return pd.DataFrame(out, copy=False)
@@ -241,20 +252,20 @@ def _kind(arr) -> str:
         return "text"
 
 
-def _compact(arr, kind: str, previous: list):
+def _compact(arr, kind: str, previous: list, pool=None):
     """One block of a column in its compact form; a numeric column meeting text becomes text."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if kind == "category":
-        return kind, arr.dictionary_encode()
+        return kind, pc.dictionary_encode(arr, memory_pool=pool)
     if kind == "float":
         try:
-            return kind, pc.cast(arr, pa.float64())
+            return kind, pc.cast(arr, pa.float64(), memory_pool=pool)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. "NA" far down the file
-            previous[:] = [pc.cast(p, pa.string()) for p in previous]
+            previous[:] = [pc.cast(p, pa.string(), memory_pool=pool) for p in previous]
             kind = "text"
-    return kind, pc.utf8_trim_whitespace(arr)
+    return kind, pc.utf8_trim_whitespace(arr, memory_pool=pool)
 
 
 def _assemble(pieces: list, kind: str):
@@ -262,18 +273,20 @@ def _assemble(pieces: list, kind: str):
 
     if not pieces:
         return _na_cat(0)
+    pool = arrow_pool()
     if kind == "category":
-        return _categorical(pa.chunked_array(pieces).unify_dictionaries())
+        return _categorical(pa.chunked_array(pieces).unify_dictionaries(memory_pool=pool))
     if kind == "float":
         return np.concatenate([p.to_numpy(zero_copy_only=False) for p in pieces])
-    return pd.arrays.ArrowStringArray(pa.chunked_array(pieces).combine_chunks())
+    return pd.arrays.ArrowStringArray(pa.chunked_array(pieces).combine_chunks(memory_pool=pool))
 
 
 def release_memory() -> None:
-    """Give freed parse buffers back to the operating system (Arrow's pool, then glibc's heap)."""
+    """Give freed parse buffers back to the operating system (Arrow's pools, then glibc's heap)."""
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
+    arrow_pool().release_unused()
     try:
         import ctypes
 
@@ -293,7 +306,7 @@ def _categorical(arr) -> pd.Categorical:
 
     if not pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_encode()
-    d = arr.combine_chunks()
+    d = arr.combine_chunks(memory_pool=arrow_pool())
     codes = pc.fill_null(d.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
     cats = pd.Index(d.dictionary.to_pylist(), dtype=object)
     return _recode(codes, cats)
@@ -342,6 +355,15 @@ def _to_num(s: pd.Series) -> pd.Series:
     c = s.array
     vals = pd.to_numeric(pd.Series(c.categories, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
     return pd.Series(np.append(vals, np.nan)[np.asarray(c.codes)], index=s.index)
+
+
+def _frequencies(col: pd.Series | None, n: int):
+    """``allelefrequency_effect`` as float64; a column with no value takes no memory (sparse)."""
+    af = None if col is None else _to_num(col).to_numpy()
+    if af is None or np.isnan(af).all():
+        return pd.arrays.SparseArray(np.full(0, np.nan)) if n == 0 else pd.arrays.SparseArray(
+            np.full(n, np.nan), fill_value=np.nan, kind="integer")
+    return af
 
 
 _REASONS = ["", "dosage_N_weight model (genotype-specific weights)", "haplotype/diplotype effect",
@@ -396,8 +418,8 @@ def _pgs_catalog(path, df, header, lower, ea_col, name) -> ScoringFile:
         "effect_allele": ea,
         "other_allele": oa,
         "weight": _to_num(df[lower["effect_weight"]]).to_numpy(),
-        "af": _to_num(df[lower["allelefrequency_effect"]]).to_numpy() if "allelefrequency_effect" in lower
-        else np.full(n, np.nan),
+        "af": _frequencies(df[lower["allelefrequency_effect"]] if "allelefrequency_effect" in lower
+                           else None, n),
     })
     dom = _bool_col(df, lower.get("is_dominant"))
     rec = _bool_col(df, lower.get("is_recessive"))
@@ -447,7 +469,7 @@ def _plink_style(path, df, header, lower, ea_col) -> ScoringFile:
         "chr": normalize_chrom(parsed[0]).array, "pos": pd.to_numeric(parsed[1]).to_numpy(dtype=float),
         "effect_allele": ea, "other_allele": oa,
         "effect_type": pd.Categorical.from_codes(np.zeros(n, np.int32), categories=["additive", "dominant", "recessive"]),
-        "af": np.full(n, np.nan),
+        "af": _frequencies(None, n),
     })
     parts, reasons = [], []
     bad_ea = ~cat_test(ea, _is_allele)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pmed.errors import InputError
+from pmed.genomics.prs._memory import in_lean_heap
 from pmed.genomics.prs.scorefile import normalize_build, normalize_chrom
 
 __all__ = ["Target", "open_target", "open_targets", "PgenTarget", "BedTarget", "VcfTarget",
@@ -126,16 +127,27 @@ def _build_from_header(lines: Sequence[str]) -> str | None:
 
 
 def _explode_alts(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per ALT allele; ``allele_idx`` counts ALT alleles from 1. Strings → categoricals."""
+    """One row per ALT allele; ``allele_idx`` counts ALT alleles from 1. Strings → categoricals.
+
+    Columns are put together without copies: the table of a biobank's variants is the largest
+    object of a scoring run.
+    """
     from pmed.genomics.prs.scorefile import cat_test
 
-    df = df.reset_index(drop=True)
+    cols = {c: df[c] for c in ("chr", "pos", "id", "ref", "alt")}
+    n = len(df)
+    del df
     for c in ("chr", "ref", "alt"):
-        if not isinstance(df[c].dtype, pd.CategoricalDtype):
-            df[c] = pd.Categorical(df[c].astype(object))
-    df["var_idx"] = np.arange(len(df), dtype=np.int64)
-    df["n_alt"] = np.ones(len(df), np.int8)
-    df["allele_idx"] = np.ones(len(df), np.int8)
+        if not isinstance(cols[c].dtype, pd.CategoricalDtype):
+            cols[c] = pd.Categorical(cols[c].astype(object))
+        else:
+            cols[c] = cols[c].array
+    cols["pos"] = _positions(np.asarray(cols["pos"]))
+    cols["id"] = cols["id"].array
+    cols["allele_idx"] = np.ones(n, np.int8)
+    cols["n_alt"] = np.ones(n, np.int8)
+    cols["var_idx"] = np.arange(n, dtype=np.int32)
+    df = pd.DataFrame({c: cols.pop(c) for c in VARIANT_COLUMNS}, copy=False)
     multi = cat_test(df["alt"], lambda a: "," in str(a))
     if multi.any():  # rare: expand those rows only
         ex = df.loc[multi].copy()
@@ -148,15 +160,17 @@ def _explode_alts(df: pd.DataFrame) -> pd.DataFrame:
         df = df.reset_index(drop=True)
         df["alt"] = pd.Categorical(df["alt"].astype(object))
     df["chr"] = normalize_chrom(df["chr"])
-    return df[VARIANT_COLUMNS]
+    return df[VARIANT_COLUMNS] if list(df.columns) != VARIANT_COLUMNS else df
 
 
 def _read_variant_table(path: Path, names: list[str], usecols: list[int], skip: int) -> pd.DataFrame:
     """Read selected columns of a .pvar/.bim with pyarrow: strings become categoricals."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    from pmed.genomics.prs.scorefile import _categorical
+    from pmed.genomics.prs._memory import arrow_pool
+    from pmed.genomics.prs.scorefile import _categorical, release_memory
 
     with open(path, "rb") as fh:
         for _ in range(skip):
@@ -166,35 +180,57 @@ def _read_variant_table(path: Path, names: list[str], usecols: list[int], skip: 
     n_cols = len(first.rstrip("\n").split(delim))
     col_names = [f"c{i}" for i in range(n_cols)]
     want = dict(zip(usecols, names, strict=True))
+    pool = arrow_pool()
+    cols = [f"c{i}" for i in sorted(want)]
+    parts: dict[str, list] = {c: [] for c in cols}
     try:
-        table = pcsv.read_csv(
-            str(path),
-            read_options=pcsv.ReadOptions(skip_rows=skip, column_names=col_names, block_size=1 << 24),
-            parse_options=pcsv.ParseOptions(delimiter=delim, quote_char=False,
-                                            ignore_empty_lines=True),
-            convert_options=pcsv.ConvertOptions(
-                include_columns=[f"c{i}" for i in sorted(want)],
-                column_types={f"c{i}": (pa.int64() if want[i] == "pos" else pa.string())
-                              for i in want}))
+        # streamed in blocks, each turned into its compact form at once (see scorefile._read_body)
+        with open(path, "rb") as raw:
+            reader = pcsv.open_csv(
+                pa.PythonFile(raw, mode="r"),
+                read_options=pcsv.ReadOptions(skip_rows=skip, column_names=col_names,
+                                              block_size=1 << 23),
+                parse_options=pcsv.ParseOptions(delimiter=delim, quote_char=False,
+                                                ignore_empty_lines=True),
+                convert_options=pcsv.ConvertOptions(
+                    include_columns=cols,
+                    column_types={f"c{i}": (pa.int64() if want[i] == "pos" else pa.string())
+                                  for i in want}),
+                memory_pool=pool)
+            for batch in reader:
+                for c in cols:
+                    arr = batch.column(c)
+                    if want[int(c[1:])] in ("chr", "ref", "alt"):
+                        arr = pc.dictionary_encode(arr, memory_pool=pool)
+                    elif want[int(c[1:])] == "pos" and arr.null_count:
+                        raise InputError("missing position", file=path,
+                                         fix="positions must be integers")
+                    parts[c].append(arr)
+                del batch
     except (pa.ArrowInvalid, OSError) as e:
         raise InputError(f"cannot parse the variant file: {e}", file=path,
                          fix="regenerate it with plink2 (--make-pgen / --make-bed)") from e
     out = {}
-    for i, name in want.items():
-        col = table.column(f"c{i}")
-        if name == "pos":
-            if col.null_count:
-                raise InputError("missing position", file=path, fix="positions must be integers")
-            out[name] = col.to_numpy()
-        elif name == "id":
-            out[name] = pd.arrays.ArrowStringArray(col.combine_chunks())
+    for c in cols:
+        name, pieces = want[int(c[1:])], parts.pop(c)
+        if not pieces:  # an empty file
+            out[name] = np.zeros(0, np.int64) if name == "pos" else pd.Categorical([])
+        elif name == "pos":
+            out[name] = _positions(np.concatenate([p.to_numpy() for p in pieces]))
+        elif name == "id":  # left in its blocks: joining them would double it for a moment
+            out[name] = pd.arrays.ArrowStringArray(pa.chunked_array(pieces))
         else:
-            out[name] = _categorical(col)
-    del table
-    from pmed.genomics.prs.scorefile import release_memory
-
+            out[name] = _categorical(pa.chunked_array(pieces).unify_dictionaries(memory_pool=pool))
+        del pieces
     release_memory()
     return pd.DataFrame(out, copy=False)[names]
+
+
+def _positions(pos: np.ndarray) -> np.ndarray:
+    """Positions as int32 when they fit (every human chromosome does), else int64."""
+    if len(pos) and (pos.max() >= 2**31 or pos.min() < 0):
+        return pos.astype(np.int64, copy=False)
+    return pos.astype(np.int32)
 
 
 def _fileset(path: Path, variants: str, samples: str, kind: str) -> tuple[Path, Path]:
@@ -237,7 +273,8 @@ class PgenTarget(Target):
             table = _read_variant_table(pvar, names, sorted(usecols), skip + 1)
         else:  # header-less .pvar is a .bim in disguise
             table = _read_variant_table(pvar, ["chr", "id", "pos", "alt", "ref"], [0, 1, 3, 4, 5], skip)
-        self.variants = _explode_alts(table[["chr", "pos", "id", "ref", "alt"]].copy())
+        self.variants = _explode_alts(table)
+        del table
         self.samples = _read_psam(psam)
         self._open_reader(pvar)
 
@@ -333,7 +370,7 @@ class BedTarget(PgenTarget):
         bim, fam = _fileset(path, ".bim", ".fam", "PLINK 1")
         # .bim: chr id cm pos A1 A2; plink writes A1 = ALT (minor/counted), A2 = REF
         table = _read_variant_table(bim, ["chr", "id", "pos", "alt", "ref"], [0, 1, 3, 4, 5], 0)
-        self.variants = _explode_alts(table[["chr", "pos", "id", "ref", "alt"]].copy())
+        self.variants = _explode_alts(table)
         self.samples = pd.read_csv(fam, sep=r"\s+", header=None, dtype=str, usecols=[0, 1],
                                    names=["FID", "IID"])
         self._open_reader(bim)
@@ -502,6 +539,7 @@ class ArrayTarget(Target):
 _SUFFIXES = {".pgen": "pgen", ".bed": "bed", ".vcf": "vcf", ".bcf": "vcf", ".gz": "vcf", ".bgz": "vcf"}
 
 
+@in_lean_heap
 def open_target(path: str | Path, *, dosage_field: str = "GT", threads: int | None = None) -> Target:
     """Open one genotype file set, recognised by its suffix (``.pgen``, ``.bed``, ``.vcf[.gz]``, ``.bcf``).
 
