@@ -9,6 +9,7 @@ from pmed.timeseries import (
     TimeSeriesData,
     add_derived,
     add_timeseries_block,
+    output_rates,
     rolling_windows,
     summarize,
     timeseries_block,
@@ -74,6 +75,26 @@ def test_derived_shock_index_uses_invasive_then_noninvasive_pressure():
     out = add_derived(d)
     si = out[out.variable == "ShockIndex"]
     assert si["time"].tolist() == [1.0, 2.0] and si["value"].tolist() == pytest.approx([1.2, 1.0])
+
+
+def test_urine_output_totals_and_rates():
+    d = _long([("a", 0.0, "Weight", 80.0), ("a", 2.0, "Urine", 100.0), ("a", 20.0, "Urine", 500.0),
+               ("a", 30.0, "Urine", 240.0), ("a", 47.0, "Urine", 240.0), ("a", 49.0, "Urine", 999.0),
+               ("b", 1.0, "Urine", 50.0), ("b", 5.0, "Weight", 50.0),
+               ("c", 3.0, "HR", 80.0)])
+    r = output_rates(d, start=0.0, end=48.0)
+    a, b, c = r.loc["a"], r.loc["b"], r.loc["c"]
+    assert (a["Urine__total_1st_half"], a["Urine__total_2nd_half"]) == (600.0, 480.0)  # 49 h: outside
+    assert a["Urine__per_kg_h"] == pytest.approx(1080 / 80 / 48)
+    assert a["Urine__per_kg_h_2nd_half"] == pytest.approx(480 / 80 / 24)
+    assert b["Urine__total_2nd_half"] == 0.0 and b["Urine__per_kg_h_2nd_half"] == 0.0  # charted: a true zero
+    assert c.isna().all()  # never charted: unknown, not zero
+    with pytest.raises(ValueError, match="end > start"):
+        output_rates(d, start=5.0, end=5.0)
+    ts = TimeSeriesData(d, pd.DataFrame(index=pd.Index(["a", "b", "c"], name="patient_id")))
+    feats, _ = timeseries_block(ts, start=0, end=48)
+    assert feats.loc["a", "Urine__per_kg_h"] == pytest.approx(a["Urine__per_kg_h"])
+    assert "Urine__per_kg_h" not in timeseries_block(ts, start=0, end=48, derived=False)[0]
 
 
 def test_block_joins_the_cohort():

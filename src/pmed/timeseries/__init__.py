@@ -16,6 +16,7 @@ from pmed.timeseries.features import (
     add_timeseries_block,
     detect_format,
     features_from_file,
+    output_rates,
     summarize,
     timeseries_block,
 )
@@ -41,7 +42,8 @@ from pmed.timeseries.variables import (
 
 __all__ = [
     "Grid", "rolling_windows", "to_grid", "window",
-    "STATS", "add_derived", "add_timeseries_block", "detect_format", "features_from_file", "summarize",
+    "STATS", "add_derived", "add_timeseries_block", "detect_format", "features_from_file", "output_rates",
+    "summarize",
     "timeseries_block",
     "TimeSeriesData", "Waveform", "read_fhir", "read_long", "read_physionet2012",
     "read_physionet_outcomes", "read_physionet_record", "read_wearable", "read_wfdb",

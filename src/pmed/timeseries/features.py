@@ -5,7 +5,8 @@ mean, std, slope, count`` and ``time_since_last`` (hours from the last measureme
 the window), named ``<variable>__<stat>``. A variable never measured has count 0 and missing
 summaries, so the missingness itself reaches the model (the study's imputer adds indicators).
 :func:`add_derived` adds clinical quantities computed from several variables (shock index,
-PaO2/FiO2). :func:`timeseries_block` and :func:`add_timeseries_block` produce the Cohort block.
+PaO2/FiO2); :func:`output_rates` turns charted volumes (urine) into totals and mL/kg/h.
+:func:`timeseries_block` and :func:`add_timeseries_block` produce the Cohort block.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import pandas as pd
 
 from pmed.timeseries.align import _check_long
 
-__all__ = ["STATS", "DerivedRule", "DERIVED", "FORMATS", "summarize", "add_derived", "timeseries_block",
-           "add_timeseries_block", "detect_format", "features_from_file"]
+__all__ = ["STATS", "DerivedRule", "DERIVED", "OutputRule", "OUTPUTS", "FORMATS", "summarize",
+           "add_derived", "output_rates", "timeseries_block", "add_timeseries_block", "detect_format",
+           "features_from_file"]
 
 #: the per-variable summaries :func:`summarize` computes by default
 STATS = ("first", "last", "min", "max", "mean", "std", "slope", "count", "time_since_last")
@@ -48,6 +50,65 @@ DERIVED = (
     DerivedRule("BUNCreatRatio", "BUN", ("Creatinine",), 0.0, 1.0, "BUN / creatinine"),
     DerivedRule("shock_index", "heart_rate", ("sbp",), 0.0, 1.0, "heart rate / systolic blood pressure"),
 )
+
+
+@dataclass(frozen=True)
+class OutputRule:
+    """A volume charted as "amount since the last chart" (urine output), per kg of ``weight``."""
+
+    volume: str
+    weight: str
+    description: str = ""
+
+
+#: charted outputs known to pmed (used when their variables are present)
+OUTPUTS = (OutputRule("Urine", "Weight", "urine output, mL since the last chart; weight in kg"),)
+
+
+def output_rates(
+    data: pd.DataFrame,
+    *,
+    start: float,
+    end: float,
+    patients: Iterable[str] | None = None,
+    rules: Iterable[OutputRule] = OUTPUTS,
+) -> pd.DataFrame:
+    """Totals of charted volumes in each half of the window ``[start, end]``, and mL/kg/h.
+
+    Volumes are summed, not averaged: a sum is what oliguria (< 0.5 mL/kg/h) is defined on, and
+    it does not depend on how often the nurse charted. Columns per rule: ``<volume>__total_1st_half``,
+    ``__total_2nd_half`` (mL), ``__per_kg_h`` (whole window) and ``__per_kg_h_2nd_half``, with the
+    weight as the median in the window. A patient with no chart of the volume gets missing values
+    (an absent chart is not a zero output).
+    """
+    _check_long(data)
+    if end <= start:
+        raise ValueError(f"the window must have end > start (got {start}, {end})")
+    d = data.dropna(subset=["value"])
+    d = d[(d["time"] >= start) & (d["time"] <= end)]
+    mid = (start + end) / 2
+    ids = pd.Index(pd.unique(data["patient_id"].astype(str)) if patients is None
+                   else [str(p) for p in patients], name="patient_id")
+    out = {}
+    for r in rules:
+        v = d[d["variable"] == r.volume]
+        if v.empty:
+            continue
+        pid = v["patient_id"].astype(str)
+        late = v["time"].to_numpy() > mid
+        first = v["value"][~late].groupby(pid[~late]).sum().reindex(ids)
+        second = v["value"][late].groupby(pid[late]).sum().reindex(ids)
+        charted = pid.drop_duplicates()
+        first[ids.isin(charted) & first.isna()] = 0.0  # charted, but only in the other half
+        second[ids.isin(charted) & second.isna()] = 0.0
+        w = d[d["variable"] == r.weight]
+        kg = w["value"].groupby(w["patient_id"].astype(str)).median().reindex(ids)
+        half = (end - start) / 2
+        out[f"{r.volume}__total_1st_half"] = first
+        out[f"{r.volume}__total_2nd_half"] = second
+        out[f"{r.volume}__per_kg_h"] = (first + second) / kg / (end - start)
+        out[f"{r.volume}__per_kg_h_2nd_half"] = second / kg / half
+    return pd.DataFrame(out, index=ids)
 
 
 def add_derived(data: pd.DataFrame, *, rules: Iterable[DerivedRule] = DERIVED) -> pd.DataFrame:
@@ -192,11 +253,15 @@ def timeseries_block(
 ) -> tuple[pd.DataFrame, dict]:
     """Features and provenance for a :class:`~pmed.timeseries.readers.TimeSeriesData`.
 
-    Summaries of every variable (and derived quantity) in ``[start, end]`` hours, plus the
-    static descriptors; returns ``(table indexed by patient_id, provenance)``.
+    Summaries of every variable (and derived quantity) in ``[start, end]`` hours, charted
+    outputs as totals and mL/kg/h (:func:`output_rates`, with ``derived``), plus the static
+    descriptors; returns ``(table indexed by patient_id, provenance)``.
     """
     data = add_derived(ts.data) if derived else ts.data
     feats = summarize(data, variables=variables, stats=stats, start=start, end=end, patients=ts.patients)
+    if derived and start is not None and end is not None:
+        rates = output_rates(ts.data, start=start, end=end, patients=feats.index)
+        feats = feats.join(rates) if len(rates.columns) else feats
     if static and len(ts.static):
         st = ts.static.copy()
         st.index = st.index.astype(str)
