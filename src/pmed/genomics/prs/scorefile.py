@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pmed.errors import InputError
-from pmed.genomics.prs._memory import arrow_pool, in_lean_heap
+from pmed.genomics.prs._memory import in_lean_heap, use_system_arrow_pool
 
 __all__ = ["ScoringFile", "read_scorefile", "normalize_build", "normalize_chrom", "COLUMNS"]
 
@@ -203,7 +203,7 @@ def _read_body(path: Path, skip: int, cols: list[str], needed: list[str] | None 
     names = needed or cols
     parts: dict[str, list] = {c: [] for c in names}
     kinds: dict[str, str] = {}
-    pool = arrow_pool()
+    use_system_arrow_pool()  # see pmed.genomics.prs._memory
     raw = None
     try:
         # decompressed by Python's zlib: Arrow's own gzip stream takes its buffers from the
@@ -216,14 +216,13 @@ def _read_body(path: Path, skip: int, cols: list[str], needed: list[str] | None 
                                           use_threads=False),
             parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False),
             convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in cols},
-                                                include_columns=names, strings_can_be_null=True),
-            memory_pool=pool)
+                                                include_columns=names, strings_can_be_null=True))
         for batch in reader:
             for c in names:
                 arr = batch.column(c)
                 if c not in kinds:  # judged on the first block, as a full hash pass costs more
                     kinds[c] = _kind(arr)
-                kinds[c], piece = _compact(arr, kinds[c], parts[c], pool)
+                kinds[c], piece = _compact(arr, kinds[c], parts[c])
                 parts[c].append(piece)
             del batch
     except (pa.ArrowInvalid, OSError, EOFError) as e:
@@ -252,20 +251,20 @@ def _kind(arr) -> str:
         return "text"
 
 
-def _compact(arr, kind: str, previous: list, pool=None):
+def _compact(arr, kind: str, previous: list):
     """One block of a column in its compact form; a numeric column meeting text becomes text."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if kind == "category":
-        return kind, pc.dictionary_encode(arr, memory_pool=pool)
+        return kind, arr.dictionary_encode()
     if kind == "float":
         try:
-            return kind, pc.cast(arr, pa.float64(), memory_pool=pool)
+            return kind, pc.cast(arr, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. "NA" far down the file
-            previous[:] = [pc.cast(p, pa.string(), memory_pool=pool) for p in previous]
+            previous[:] = [pc.cast(p, pa.string()) for p in previous]
             kind = "text"
-    return kind, pc.utf8_trim_whitespace(arr, memory_pool=pool)
+    return kind, pc.utf8_trim_whitespace(arr)
 
 
 def _assemble(pieces: list, kind: str):
@@ -273,20 +272,18 @@ def _assemble(pieces: list, kind: str):
 
     if not pieces:
         return _na_cat(0)
-    pool = arrow_pool()
     if kind == "category":
-        return _categorical(pa.chunked_array(pieces).unify_dictionaries(memory_pool=pool))
+        return _categorical(pa.chunked_array(pieces).unify_dictionaries())
     if kind == "float":
         return np.concatenate([p.to_numpy(zero_copy_only=False) for p in pieces])
-    return pd.arrays.ArrowStringArray(pa.chunked_array(pieces).combine_chunks(memory_pool=pool))
+    return pd.arrays.ArrowStringArray(pa.chunked_array(pieces).combine_chunks())
 
 
 def release_memory() -> None:
-    """Give freed parse buffers back to the operating system (Arrow's pools, then glibc's heap)."""
+    """Give freed parse buffers back to the operating system (Arrow's pool, then glibc's heap)."""
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
-    arrow_pool().release_unused()
     try:
         import ctypes
 
@@ -306,7 +303,7 @@ def _categorical(arr) -> pd.Categorical:
 
     if not pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_encode()
-    d = arr.combine_chunks(memory_pool=arrow_pool())
+    d = arr.combine_chunks()
     codes = pc.fill_null(d.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
     cats = pd.Index(d.dictionary.to_pylist(), dtype=object)
     return _recode(codes, cats)
@@ -361,8 +358,7 @@ def _frequencies(col: pd.Series | None, n: int):
     """``allelefrequency_effect`` as float64; a column with no value takes no memory (sparse)."""
     af = None if col is None else _to_num(col).to_numpy()
     if af is None or np.isnan(af).all():
-        return pd.arrays.SparseArray(np.full(0, np.nan)) if n == 0 else pd.arrays.SparseArray(
-            np.full(n, np.nan), fill_value=np.nan, kind="integer")
+        return pd.arrays.SparseArray(np.full(n, np.nan), fill_value=np.nan, kind="integer")
     return af
 
 

@@ -166,10 +166,9 @@ def _explode_alts(df: pd.DataFrame) -> pd.DataFrame:
 def _read_variant_table(path: Path, names: list[str], usecols: list[int], skip: int) -> pd.DataFrame:
     """Read selected columns of a .pvar/.bim with pyarrow: strings become categoricals."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    from pmed.genomics.prs._memory import arrow_pool
+    from pmed.genomics.prs._memory import use_system_arrow_pool
     from pmed.genomics.prs.scorefile import _categorical, release_memory
 
     with open(path, "rb") as fh:
@@ -180,7 +179,7 @@ def _read_variant_table(path: Path, names: list[str], usecols: list[int], skip: 
     n_cols = len(first.rstrip("\n").split(delim))
     col_names = [f"c{i}" for i in range(n_cols)]
     want = dict(zip(usecols, names, strict=True))
-    pool = arrow_pool()
+    use_system_arrow_pool()  # see pmed.genomics.prs._memory
     cols = [f"c{i}" for i in sorted(want)]
     parts: dict[str, list] = {c: [] for c in cols}
     try:
@@ -195,13 +194,12 @@ def _read_variant_table(path: Path, names: list[str], usecols: list[int], skip: 
                 convert_options=pcsv.ConvertOptions(
                     include_columns=cols,
                     column_types={f"c{i}": (pa.int64() if want[i] == "pos" else pa.string())
-                                  for i in want}),
-                memory_pool=pool)
+                                  for i in want}))
             for batch in reader:
                 for c in cols:
                     arr = batch.column(c)
                     if want[int(c[1:])] in ("chr", "ref", "alt"):
-                        arr = pc.dictionary_encode(arr, memory_pool=pool)
+                        arr = arr.dictionary_encode()
                     elif want[int(c[1:])] == "pos" and arr.null_count:
                         raise InputError("missing position", file=path,
                                          fix="positions must be integers")
@@ -220,7 +218,7 @@ def _read_variant_table(path: Path, names: list[str], usecols: list[int], skip: 
         elif name == "id":  # left in its blocks: joining them would double it for a moment
             out[name] = pd.arrays.ArrowStringArray(pa.chunked_array(pieces))
         else:
-            out[name] = _categorical(pa.chunked_array(pieces).unify_dictionaries(memory_pool=pool))
+            out[name] = _categorical(pa.chunked_array(pieces).unify_dictionaries())
         del pieces
     release_memory()
     return pd.DataFrame(out, copy=False)[names]
