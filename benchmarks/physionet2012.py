@@ -83,6 +83,17 @@ ENSEMBLE = ("lightgbm_small", "grud")
 PREREGISTERED = {"model": "lightgbm_xt_bag", "chosen_on": (0, 1, 2, 3), "judged_on": (4, 5, 6, 7)}
 
 
+def load_set_a(data: Path | None = None, *, limit: int | None = None):
+    """Set A read by pmed: ``(ts, y, X)`` with in-hospital death and the 0-48 h feature block (by stay)."""
+    data = Path(data or shared_data_dir() / "data" / "ehr" / "physionet2012")
+    ts = read_physionet2012(require_path(data / "set-a.tar.gz", what="PhysioNet 2012 set A archive"),
+                            outcomes=require_path(data / "Outcomes-a.txt", what="PhysioNet 2012 set A outcomes"),
+                            limit=limit)
+    y = ts.outcomes["In-hospital_death"].astype(int)
+    X, _ = timeseries_block(ts, start=0.0, end=48.0)
+    return ts, y, X.loc[y.index]
+
+
 def tabular_model(name: str, X: pd.DataFrame, seed: int):
     """pmed's study pipeline for one of the tabular models, with ``class_weight=None``."""
     extra = {"lightgbm_small": LGBM_SMALL_DATA, "lightgbm_xt": LGBM_XT}.get(name, {})

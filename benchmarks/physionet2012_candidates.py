@@ -34,16 +34,15 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from pmed.datasets._paths import shared_data_dir
 from pmed.evaluate.cv import make_splits
 from pmed.io import write_table, write_text_atomic
 from pmed.models.zoo import make_model
-from pmed.timeseries import read_physionet2012, timeseries_block, to_grid
+from pmed.timeseries import to_grid
 from pmed.timeseries.challenge import cross_validate_event1, event1_score, flag_top_share
 from pmed.timeseries.grud import GRUDClassifier
 
 sys.path.insert(0, str(Path(__file__).parent))
-from physionet2012 import LGBM_SMALL_DATA, LGBM_XT, static_columns  # noqa: E402
+from physionet2012 import LGBM_SMALL_DATA, LGBM_XT, load_set_a, static_columns  # noqa: E402
 
 TABULAR = {f"lgbm_s{i}": ("lightgbm", LGBM_SMALL_DATA, i) for i in range(5)} | {
     "lgbm_xt": ("lightgbm", LGBM_XT, 0),
@@ -119,12 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     from joblib import Parallel, delayed
 
-    data = args.data or shared_data_dir() / "data" / "ehr" / "physionet2012"
-    ts = read_physionet2012(Path(data) / "set-a.tar.gz", outcomes=Path(data) / "Outcomes-a.txt",
-                           limit=args.limit)
-    y = ts.outcomes["In-hospital_death"].astype(int)
+    ts, y, X = load_set_a(args.data, limit=args.limit)
     ids = y.index
-    X = timeseries_block(ts, start=0.0, end=48.0)[0].loc[ids]
     static = static_columns(ts.static.loc[ids])
     grids = {step: to_grid(ts.data, step=step, start=0.0, end=48.0, patients=ids).flatten().join(static)
              for step in sorted({s for s, _ in GRUD.values()})}

@@ -29,16 +29,14 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from pmed.datasets._paths import shared_data_dir
 from pmed.evaluate.cv import make_splits
 from pmed.io import write_text_atomic
 from pmed.io.jsonio import to_json
 from pmed.models.zoo import make_model
-from pmed.timeseries import read_physionet2012, timeseries_block
 from pmed.timeseries.challenge import cross_validate_event1, event1_score
 
 sys.path.insert(0, str(Path(__file__).parent))
-from physionet2012 import LGBM_SMALL_DATA  # noqa: E402
+from physionet2012 import LGBM_SMALL_DATA, load_set_a  # noqa: E402
 
 #: normal ranges (low, high) for the ``abnormal`` family
 NORMAL = {"HR": (None, 100), "MAP": (65, None), "NIMAP": (65, None), "SysABP": (90, None),
@@ -92,12 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=Path("out/physionet2012_features.json"))
     args = ap.parse_args(argv)
     t0 = time.time()
-    data = args.data or shared_data_dir() / "data" / "ehr" / "physionet2012"
-    ts = read_physionet2012(Path(data) / "set-a.tar.gz", outcomes=Path(data) / "Outcomes-a.txt")
-    y = ts.outcomes["In-hospital_death"].astype(int)
+    ts, y, X0 = load_set_a(args.data)
     ids = y.index
-    X0, _ = timeseries_block(ts, start=0.0, end=48.0)
-    X0 = X0.loc[ids]
     fam = {k: v.reindex(ids) for k, v in families(ts.data).items()}
     sets = {"pmed features": X0} | {f"+ {k}": pd.concat([X0, v], axis=1) for k, v in fam.items()}
     sets["+ all four"] = pd.concat([X0, *fam.values()], axis=1)
