@@ -19,7 +19,7 @@ On disk a cohort is a folder (see :meth:`Cohort.save`)::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from pmed.io._atomic import atomic_dir
 from pmed.io.jsonio import to_json
 from pmed.schema import TableSchema
 
-__all__ = ["Cohort", "Block", "STANDARD_BLOCKS", "COHORT_FORMAT_VERSION"]
+__all__ = ["Cohort", "Block", "STANDARD_BLOCKS", "COHORT_FORMAT_VERSION", "read_block",
+           "register_block_reader", "BLOCK_READERS"]
 
 COHORT_FORMAT_VERSION = 1
 
@@ -162,12 +163,16 @@ class Cohort:
     def add_block(
         self,
         name: str,
-        data: pd.DataFrame,
+        data: pd.DataFrame | Block,
         *,
         provenance: Mapping[str, Any] | None = None,
         allow_missing: bool = False,
     ) -> Cohort:
         """Attach a modality table, aligned to the cohort's patients.
+
+        ``data`` is a table indexed by patient ID, or a :class:`Block` — what every domain
+        result's ``to_block()`` returns: ``cohort.add_block("prs", run_prs(...).to_block())``.
+        Its provenance is merged under any given here.
 
         Rows for IDs that are not in the cohort are dropped (and counted in the provenance);
         cohort patients absent from the block are an error unless ``allow_missing``, in which
@@ -180,6 +185,9 @@ class Cohort:
         ValidationError
             When the block's IDs are duplicated or its column names clash with the cohort's.
         """
+        if isinstance(data, Block):
+            provenance = {**data.provenance, **(provenance or {})}
+            data = data.data
         data = data.copy()
         data.index = data.index.astype(str)
         _check_index(data.index, f"block {name!r}")
@@ -384,3 +392,76 @@ def _model_ready(X: pd.DataFrame) -> pd.DataFrame:
         else:  # free text / strings are categories for the model
             out[c] = s.astype("object").astype("category")
     return pd.DataFrame(out, index=X.index)
+
+
+# ---------------------------------------------------------------------- block readers
+#: Domain → ``"module:function"`` reading that domain's output (a folder written by
+#: ``Result.write`` or one file in it) into a :class:`Block`; the function returns ``None``
+#: for a file it does not recognise (the file is then read as a plain table). Imported lazily
+#: so that the core never imports a domain package.
+BLOCK_READERS: dict[str, str | Callable[[Path], Block | None]] = {
+    "prs": "pmed.genomics.prs.api:read_block",
+    "pgx": "pmed.genomics.pgx.api:read_block",
+    "imaging": "pmed.imaging.api:read_block",
+    "omics": "pmed.omics.api:read_block",
+    "timeseries": "pmed.timeseries.api:read_block",
+}
+
+
+def register_block_reader(domain: str, reader: str | Callable[[Path], Block | None]) -> None:
+    """Teach :func:`read_block` a domain's outputs (a plug-in adds its own this way)."""
+    BLOCK_READERS[domain] = reader
+
+
+def _domain_of(path: Path) -> str | None:
+    import json
+
+    folder = path if path.is_dir() else path.parent
+    prov = folder / "provenance.json"
+    if not prov.is_file():
+        return None
+    try:
+        return json.loads(prov.read_text(encoding="utf-8")).get("domain")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def read_block(path: str | Path, *, id: str = "patient_id") -> Block:
+    """Read one modality output or table into a patient-indexed :class:`Block`.
+
+    The writer decides the reader: a folder written by a domain's ``Result.write`` (or a file in
+    it) carries ``provenance.json`` naming the domain, whose registered reader
+    (:data:`BLOCK_READERS`) turns it into features — ``pmed prs score``'s ``scores.tsv``
+    becomes one ``prs_<PGS>`` column per score, for example. VCF names give allele dosages;
+    any other table (CSV/TSV/Parquet) is read as it is, indexed by ``id``.
+    """
+    import importlib
+
+    from pmed.errors import InputError
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("block file not found", file=path,
+                         fix="check the path (relative paths are resolved from the study file)")
+    domain = _domain_of(path)
+    if domain is not None and domain in BLOCK_READERS:
+        reader = BLOCK_READERS[domain]
+        if isinstance(reader, str):
+            module, func = reader.split(":")
+            reader = getattr(importlib.import_module(module), func)
+        block = reader(path)
+        if block is not None:
+            return block
+    if path.is_dir():
+        raise InputError("a folder was given as a block but no domain output was found in it",
+                         file=path, fix="name a table file, or a folder written by a pmed command")
+    name = path.name.lower()
+    if name.endswith((".vcf", ".vcf.gz", ".vcf.bgz")):
+        from pmed.io.vcf import read_vcf
+
+        variants, dosages = read_vcf(path)
+        return Block(dosages, {"reader": "pmed.io.read_vcf", "file": str(path),
+                               "n_variants": int(len(variants)), "values": "ALT allele dosage"})
+    from pmed.io.tables import read_table
+
+    return Block(read_table(path, id=id), {"reader": "pmed.io.read_table", "file": str(path)})

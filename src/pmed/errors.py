@@ -19,6 +19,10 @@ __all__ = [
     "StudyError",
     "BundleError",
     "DataNotFoundError",
+    "OptionError",
+    "MissingDependencyError",
+    "PmedWarning",
+    "require",
     "format_rows",
 ]
 
@@ -124,3 +128,56 @@ class DataNotFoundError(InputError):
     """Reference data (for example ``../shared/data``) are not where they were looked for."""
 
     exit_code = 8
+
+
+class OptionError(PmedError):
+    """An option (CLI flag or keyword argument) has a value outside its allowed range or set.
+
+    Raised before any data is read, so a wrong choice costs nothing.
+    """
+
+    exit_code = 2
+
+
+class MissingDependencyError(PmedError):
+    """An optional dependency is not installed: the message names the extra that brings it."""
+
+    exit_code = 9
+
+    def __init__(self, package: str, *, extra: str, feature: str | None = None) -> None:
+        self.package = package
+        self.extra = extra
+        what = f" for {feature}" if feature else ""
+        super().__init__(
+            f"the optional package {package!r} is needed{what} but is not installed",
+            fix=f'pip install "pmed[{extra}]"',
+        )
+
+
+class PmedWarning(UserWarning):
+    """Base class of every warning pmed emits (filter with ``warnings.simplefilter``)."""
+
+
+def require(module: str, *, extra: str, package: str | None = None, feature: str | None = None):
+    """Import an optional dependency or raise :class:`MissingDependencyError` naming its extra.
+
+    Parameters
+    ----------
+    module
+        Module to import, e.g. ``"torch"`` or ``"cyvcf2"``.
+    extra
+        The pmed extra that installs it (``"imaging"``, ``"genomics"`` …).
+    package
+        Distribution name when it differs from the module (``scikit-misc`` for ``skmisc``).
+    feature
+        What needs it, for the message.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if e.name is not None and e.name.split(".")[0] != module.split(".")[0]:
+            raise  # the package is there but one of *its* imports failed: show that
+        raise MissingDependencyError(package or module.split(".")[0], extra=extra,
+                                     feature=feature) from None

@@ -4,13 +4,14 @@ Errors from :mod:`pmed.errors` are printed without a stack trace and mapped to e
 
 ==  =====================================================
 1   other pmed error
-2   input file unreadable (:class:`~pmed.errors.InputError`)
+2   usage error, bad option value, or input file unreadable
 3   malformed schema
 4   data break their schema (:class:`~pmed.errors.ValidationError`)
 5   patient IDs do not match between tables
 6   invalid study file
 7   model bundle refused
 8   reference data not found
+9   optional dependency missing (the message names the extra)
 ==  =====================================================
 """
 
@@ -22,7 +23,10 @@ from typing import Annotated
 
 import typer
 
+from pmed.cli._common import console as _console
+from pmed.cli._common import progress as _progress
 from pmed.errors import PmedError
+from pmed.progress import RichReporter as _RichReporter
 
 __all__ = ["app", "main"]
 
@@ -33,33 +37,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
-
-
-class _RichReporter:
-    """Adapts a rich progress bar to :class:`pmed.study.run.Reporter`."""
-
-    def __init__(self, progress) -> None:
-        self.progress = progress
-        self.task = None
-
-    def start(self, total: int) -> None:
-        self.task = self.progress.add_task("starting", total=total)
-
-    def advance(self, description: str) -> None:
-        self.progress.update(self.task, advance=1, description=description)
-
-
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=_console(stderr=True), transient=True)
 
 
 def _parse_blocks(items: list[str] | None) -> dict[str, str]:

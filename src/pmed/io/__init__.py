@@ -2,12 +2,14 @@
 
 from pmed.io._atomic import atomic_dir, atomic_path, write_text_atomic
 from pmed.io.tables import read_table, write_table
+from pmed.io.text import open_text
 from pmed.io.vcf import read_vcf, write_vcf
 
 __all__ = [
     "atomic_dir",
     "atomic_path",
     "write_text_atomic",
+    "open_text",
     "read_table",
     "write_table",
     "read_vcf",

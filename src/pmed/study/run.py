@@ -71,32 +71,14 @@ class StudyResult:
 
 # ---------------------------------------------------------------------- data
 def read_block(path: str | Path, *, id: str = "patient_id") -> tuple[pd.DataFrame, dict]:
-    """Read one modality file into a patient-indexed table, with its provenance.
+    """Read one modality file into a patient-indexed table and its provenance.
 
-    VCF/BCF-like names (``.vcf``, ``.vcf.gz``) give allele dosages (one column per variant);
-    a ``pmed prs score`` output (``scores.tsv``: ``IID, PGS, SUM …`` in long form) gives one
-    column ``prs_<PGS>`` per score; other tables (CSV/TSV/Parquet) are read as they are,
-    indexed by ``id``.
+    Kept for callers of the two-value form; see :func:`pmed.cohort.read_block`.
     """
-    path = Path(path)
-    name = path.name.lower()
-    if name.endswith((".vcf", ".vcf.gz", ".vcf.bgz")):
-        from pmed.io.vcf import read_vcf
+    from pmed.cohort import read_block as _read
 
-        variants, dosages = read_vcf(path)
-        return dosages, {"reader": "pmed.io.read_vcf", "file": str(path), "n_variants": int(len(variants)),
-                         "values": "ALT allele dosage"}
-    if name.endswith((".tsv", ".txt", ".csv")):
-        head = pd.read_csv(path, sep=None, engine="python", nrows=0).columns
-        if {"IID", "PGS", "SUM"} <= set(head):
-            from pmed.genomics.prs import scores_to_block
-
-            scores = pd.read_csv(path, sep="\t" if name.endswith((".tsv", ".txt")) else ",",
-                                 dtype={"IID": str})
-            return scores_to_block(scores), {"reader": "pmed.genomics.prs.scores_to_block",
-                                             "file": str(path), "value": "SUM",
-                                             "scores": sorted(scores["PGS"].unique().tolist())}
-    return read_table(path, id=id), {"reader": "pmed.io.read_table", "file": str(path)}
+    b = _read(path, id=id)
+    return b.data, b.provenance
 
 
 def load_cohort(study: Study) -> Cohort:
