@@ -1,32 +1,43 @@
 # Two entry points that work from a clean clone: `make demo` and `make test`.
+# Both install the exact versions locked in requirements/ (`make lock` refreshes them).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+LOCK   := $(BIN)/python requirements/lock.py
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# stamps re-install only when pyproject.toml changes; the demo scores a VCF (genomics), trains a
-# lesion CNN (imaging) and summarises single-cell counts (omics)
-$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[genomics,imaging,omics]"
+# Stamps re-install when pyproject.toml or the lock changes. The demo scores a VCF (genomics),
+# trains a lesion CNN (imaging) and summarises single-cell counts (omics): requirements/demo.txt.
+$(VENV)/.installed-demo: pyproject.toml requirements/demo.txt | $(BIN)/python
+	$(LOCK) install demo
+	rm -f $(VENV)/.installed-dev
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $@ $(VENV)/.installed-demo
+# The dev set holds the demo set at the same versions; its install also removes what the lock
+# does not list and records the verified lock's hash in the stamp (tests/test_lock.py reads it).
+$(VENV)/.installed-dev: pyproject.toml requirements/dev.txt | $(BIN)/python
+	$(LOCK) install dev --stamp $@
+	touch $(VENV)/.installed-demo
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/pmed demo --out pmed-demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests $(wildcard benchmarks)
+	$(BIN)/ruff check src tests requirements $(wildcard benchmarks)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Resolve the newest versions (holding requirements/pins.in), install them and run the tests:
+# commit requirements/*.txt when they pass.
+lock: | $(BIN)/python
+	$(LOCK) refresh
+	$(MAKE) test
 
 clean:
 	rm -rf $(VENV) pmed-demo pmed-out .pytest_cache .ruff_cache

@@ -25,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # _common.py
+from _common import default_out, results_header, run_environment  # noqa: E402
 
 MEDMNIST = {"auc": 0.901, "acc": 0.863}
 NPZ = "data/imaging/breastmnist_28_trainval.npz"
@@ -43,7 +45,9 @@ def run_one(name: str, data: Path, out: Path, *, device: str | None, seed: int, 
     t0, c0 = time.perf_counter(), time.process_time()
     s = train_from_file(data, out / f"{name}_seed{seed}", arch=arch, width=width, epochs=epochs,
                         batch_size=batch, lr=lr, patience=patience, seed=seed, device=device, n_boot=n_boot,
-                        progress=sys.stderr.isatty())
+                        # the recorded numbers (docs/results/imaging.md) were measured with balanced
+                        # class weights, pmed's default until issue 15; kept for comparability
+                        class_weight="balanced", progress=sys.stderr.isatty())
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"model": name, "arch": arch, "width": width, "max_epochs": epochs, "batch_size": batch, "lr": lr,
             "patience": patience, "seed": seed, "device": s["device"], "epochs_run": s["epochs_run"],
@@ -69,6 +73,8 @@ def write_page(results: list[dict], env: dict, args, path: Path) -> None:
 
     lines = [
         "# BreastMNIST: pmed.imaging against the MedMNIST v2 benchmark",
+        "",
+        results_header(env.get("run")),
         "",
         "Produced by `benchmarks/imaging_breastmnist.py` "
         f"on {env['date']} ({env['device_desc']}). Every pmed number in the table was printed by that run; "
@@ -143,7 +149,7 @@ def write_page(results: list[dict], env: dict, args, path: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None, help=f"BreastMNIST npz (default: <shared>/{NPZ})")
-    ap.add_argument("--out", type=Path, default=ROOT / "out" / "imaging_breastmnist")
+    ap.add_argument("--out", type=Path, default=default_out("imaging_breastmnist"))
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "results" / "imaging.md")
     ap.add_argument("--models", nargs="+", default=["resnet18", "cnn"], choices=sorted(CONFIGS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -154,6 +160,7 @@ def main(argv=None) -> int:
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite the page from OUT/results.json without training")
     args = ap.parse_args(argv)
+    run = run_environment(["torch", "monai"], argv)
     if args.render_only:
         saved = json.loads((args.out / "results.json").read_text())
         write_page(saved["results"], saved["env"], args, args.doc)
@@ -171,7 +178,7 @@ def main(argv=None) -> int:
     data = args.data or shared_data_dir() / NPZ
     require_path(data, what="BreastMNIST npz")
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    env = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "python": platform.python_version(),
+    env = {"run": run, "date": datetime.now(UTC).strftime("%Y-%m-%d"), "python": platform.python_version(),
            "torch": torch.__version__, "monai": monai.__version__, "threads": args.threads, "gpu": gpu,
            "cpu_count": os.cpu_count(),
            "device_desc": (f"GPU {gpu}" if gpu and args.device != "cpu" else

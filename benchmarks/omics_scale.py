@@ -18,7 +18,10 @@ memory is the process's maximum resident set size.
 Usage::
 
     python benchmarks/omics_scale.py --cells 100000 --threads 2 \
-        --out /tmp/omics_scale --report docs/results/omics_scale.md
+        --out out/omics_scale --report docs/results/omics_scale.md
+
+The report opens with the run's commit, machine load and package versions
+(``benchmarks/_common.py``); it is also written to ``OUT/report.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ import os
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
+from _common import default_out, results_header, run_environment  # noqa: E402
 
 
 def _set_threads(n: int) -> None:
@@ -88,11 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cells", type=int, default=100_000)
     p.add_argument("--extra-genes", type=int, default=15_000)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", type=Path, default=Path("/tmp/omics_scale"))
+    p.add_argument("--out", type=Path, default=default_out("omics_scale"))
     p.add_argument("--report", type=Path, default=None, help="write a Markdown report here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-doublets", action="store_true", help="skip scrublet")
     args = p.parse_args(argv)
+    env = run_environment(["scanpy", "anndata", "harmonypy", "pydeseq2", "leidenalg"], argv)
     _set_threads(args.threads)
 
     import resource
@@ -130,9 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Scale benchmark: single-cell pipeline on resampled PBMCs",
         "",
-        f"Command: `python benchmarks/omics_scale.py --cells {args.cells} --extra-genes "
-        f"{args.extra_genes} --threads {args.threads}"
-        + (" --no-doublets" if args.no_doublets else "") + "`  ",
+        results_header(env),
+        "",
         f"Machine: {os.cpu_count()} CPU cores visible, {args.threads} threads allowed "
         "(OMP/BLAS/numba), no GPU. Python " + sys.version.split()[0] + ".",
         "",
@@ -166,10 +172,11 @@ def main(argv: list[str] | None = None) -> int:
               "FDR < 0.05.", ""]
     text = "\n".join(lines)
     print(text)
-    if args.report:
-        from pmed.io import write_text_atomic
+    from pmed.io import write_text_atomic
 
-        write_text_atomic(args.report, text)
+    for path in (args.out / "report.md", args.report):
+        if path is not None:
+            write_text_atomic(path, text)
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/pgx_speed.py [--work DIR] [--wgs-lines 4500000] [--samples 1000]
+    python benchmarks/pgx_speed.py [--out DIR] [--wgs-lines 4500000] [--samples 1000]
 
 1. *WGS*: one sample, ``--wgs-lines`` background SNVs spread over chr1-22/X (a 30x genome has
    about 4.5 million variant records) plus every PharmCAT position with random genotypes;
@@ -14,7 +14,9 @@ Usage::
    the WGS VCF, for the 13 genes both call.
 
 Timings are wall-clock seconds after start-up (package data loaded once beforehand) on one
-process; the script prints a Markdown table for ``docs/benchmarks.md``.
+process; the script prints a Markdown table for ``docs/benchmarks.md``, headed by the run's
+commit, machine load and package versions (``benchmarks/_common.py``), and writes it to
+``OUT/results.md``. The generated VCFs stay in ``--out`` (default ``out/pgx_speed``) and are reused.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
+from _common import default_out, results_header, run_environment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 POSITIONS = ROOT.parent / "shared" / "data" / "pgx" / "pharmcat_v3.1.1" / "pharmcat_positions.vcf"
@@ -119,7 +125,9 @@ def _pypgx_comparison(args, wgs: Path, call_vcf) -> list[tuple[str, int, float]]
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", type=Path, default=Path("/tmp/pmed-pgx-bench"))
+    ap.add_argument("--out", "--work", dest="work", metavar="DIR", type=Path,
+                    default=default_out("pgx_speed"),
+                    help="generated VCFs and results.md (default out/pgx_speed; --work: old name)")
     ap.add_argument("--wgs-lines", type=int, default=4_500_000)
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--background", type=int, default=20_000)
@@ -127,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pypgx", help="pypgx executable of a separate venv (pip install pypgx "
                     "'pandas<2.2') to compare with")
     args = ap.parse_args(argv)
+    env = run_environment(["cyvcf2"], argv)
     if not shutil.which("bgzip") or not shutil.which("tabix"):
         raise SystemExit("needs htslib's bgzip and tabix on PATH")
     from pmed.genomics.pgx import call_cohort, call_vcf
@@ -178,11 +187,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.pypgx:
         rows += _pypgx_comparison(args, wgs, call_vcf)
 
-    print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}; one process.\n")
-    print("| run | background records | seconds |\n|---|---:|---:|")
-    for name, n, t in rows:
-        print(f"| {name} | {n:,} | {t:.2f} |")
+    lines = [
+        "# Speed of pmed.genomics.pgx", "", results_header(env), "",
+        f"Processor: {platform.processor() or platform.machine()}; one process.", "",
+        "| run | background records | seconds |", "|---|---:|---:|",
+        *(f"| {name} | {n:,} | {t:.2f} |" for name, n, t in rows), "",
+    ]
+    text = "\n".join(lines)
+    print("\n" + text)
+    (args.work / "results.md").write_text(text)
 
 
 if __name__ == "__main__":

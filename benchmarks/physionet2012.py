@@ -61,6 +61,9 @@ from pmed.timeseries.challenge import (
 )
 from pmed.timeseries.grud import GRUDClassifier
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
+from _common import default_out, results_header, run_environment  # noqa: E402
+
 MODELS = ("saps_i", "linear", "random_forest", "lightgbm", "lightgbm_small", "lightgbm_xt", "lightgbm_xt_bag",
           "grud")
 LABELS = {"saps_i": "SAPS-I (baseline)", "linear": "logistic regression (L2)", "random_forest": "random forest",
@@ -133,7 +136,7 @@ def fmt(m: dict, digits: int = 3) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=None, help="folder with set-a.tar.gz and Outcomes-a.txt")
-    ap.add_argument("--out", type=Path, default=Path("out/physionet2012"))
+    ap.add_argument("--out", type=Path, default=default_out("physionet2012"))
     ap.add_argument("--page", type=Path, default=Path("docs/results/physionet2012.md"))
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
@@ -146,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="other split seeds on which the models of SEED_MODELS are rerun "
                          "(batch-prevalence rule only; '' to skip)")
     args = ap.parse_args(argv)
+    env = run_environment(["lightgbm", "torch"], argv)
     t0 = time.time()
     timings: dict[str, float] = {}
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(1)
             grid = to_grid(ts.data, step=2.0, start=0.0, end=48.0, patients=ids)
             G = grid.flatten().join(static_columns(ts.static.loc[ids]))
-            est = GRUDClassifier(seed=args.seed, n_threads=1)
+            est = GRUDClassifier(random_state=args.seed, n_jobs=1)
             oof = cross_validate_event1(est, G, y, splits, threshold_from="validation", seed=args.seed)
         elif name == "lightgbm_xt_bag":
             # five models: the threshold rules that need inner cross-validation would cost 25 fits
@@ -258,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": {m: {"evaluation": evals[m], "event1": event1[m], "seconds": timings[m]} for m in models},
         "comparisons": comparisons, "other_seeds": robustness, "timings": timings, "pmed_version": __version__,
         "device": _device_note(models), "argv": list(argv if argv is not None else sys.argv[1:]),
+        "environment": env,
     }
     result["seconds"] = time.time() - t0  # up to here: the page adds only plots and text
     write_text_atomic(args.out / "metrics.json", to_json(result))
@@ -297,7 +302,7 @@ def _one_split_seed(split_seed: int, X, G, y, folds: int, model_seed: int) -> li
                                                      rules=("batch_prevalence",)),
              "lightgbm_xt_bag": cross_validate_event1(xt_bag(X, model_seed), X, y, splits,
                                                       rules=("batch_prevalence",)),
-             "grud": cross_validate_event1(GRUDClassifier(seed=model_seed, n_threads=1), G, y, splits,
+             "grud": cross_validate_event1(GRUDClassifier(random_state=model_seed, n_jobs=1), G, y, splits,
                                            threshold_from="validation", rules=("batch_prevalence",))}
     parts["ensemble"] = ensemble_oof([parts[m] for m in ENSEMBLE], y, splits)
     rows = [seed_row(split_seed, name, oof) for name, oof in parts.items()]
@@ -415,6 +420,8 @@ def render_page(result: dict, ts, argv: list[str], seconds: float,
                    f"{'met' if met else 'not met'} (best on split seed {result['cv']['seed']}: "
                    f"{LABELS[best_e1]}, {rule} rule, {fmt(e)}{seeds_note}).")
     return f"""# PhysioNet/CinC Challenge 2012: in-hospital death from the first 48 h
+
+{results_header(result.get("environment"))}
 
 *Written by `benchmarks/physionet2012.py` from the numbers of one run on
 {(when or dt.datetime.now(dt.UTC)).strftime('%Y-%m-%d %H:%M UTC')} (pmed {result['pmed_version']}, Python

@@ -42,6 +42,7 @@ from pmed.timeseries.challenge import cross_validate_event1, event1_score, flag_
 from pmed.timeseries.grud import GRUDClassifier
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _common import default_out, results_header, run_environment  # noqa: E402
 from physionet2012 import LGBM_SMALL_DATA, LGBM_XT, load_set_a, static_columns  # noqa: E402
 
 TABULAR = {f"lgbm_s{i}": ("lightgbm", LGBM_SMALL_DATA, i) for i in range(5)} | {
@@ -86,7 +87,7 @@ def run_seed(seed: int, X: pd.DataFrame, grids: dict[float, pd.DataFrame], y: pd
                                    seed=model_seed), X
         else:
             step, model_seed = GRUD[name]
-            est, data = GRUDClassifier(seed=model_seed, n_threads=1), grids[step]
+            est, data = GRUDClassifier(random_state=model_seed, n_jobs=1), grids[step]
         oof = cross_validate_event1(est, data, y, splits, threshold_from="validation" if name in GRUD
                                     else "inner_cv", rules=("batch_prevalence",))
         write_table(oof, path, index=False)
@@ -111,10 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--seeds", default="0,1,2,3")
-    ap.add_argument("--cache", type=Path, default=Path("out/physionet2012_candidates"))
+    ap.add_argument("--out", "--cache", dest="cache", metavar="DIR", type=Path,
+                    default=default_out("physionet2012_candidates"),
+                    help="cached out-of-fold predictions (default out/physionet2012_candidates)")
     ap.add_argument("--doc", type=Path, default=Path("docs/results/physionet2012_candidates.md"))
     ap.add_argument("--limit", type=int, default=None, help="read only the first N stays (quick check)")
     args = ap.parse_args(argv)
+    env = run_environment(["lightgbm", "torch"], argv)
     t0 = time.time()
     from joblib import Parallel, delayed
 
@@ -132,15 +136,18 @@ def main(argv: list[str] | None = None) -> int:
             e1, auc = score(groups, seed, args.cache)
             rows.append({"candidate": name, "seed": seed, "event1": e1, "auroc": auc})
     res = pd.DataFrame(rows)
-    write_text_atomic(args.doc, render(res, seeds, time.time() - t0, argv or sys.argv[1:]))
+    write_text_atomic(args.doc, render(res, seeds, time.time() - t0, argv or sys.argv[1:], env))
     print(f"wrote {args.doc} in {time.time() - t0:.0f}s", file=sys.stderr)
     return 0
 
 
-def render(res: pd.DataFrame, seeds: list[int], seconds: float, argv: list[str]) -> str:
+def render(res: pd.DataFrame, seeds: list[int], seconds: float, argv: list[str],
+           env: dict | None = None) -> str:
     order = [*TABULAR, *GRUD, *AVERAGES]
     lines = [
         "# PhysioNet 2012: candidate models for Event 1 (split seeds used for the model choice)",
+        "",
+        results_header(env),
         "",
         f"Written by `benchmarks/physionet2012_candidates.py` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC "
         f"({seconds / 60:.1f} min on 2 cores, including predictions already cached). 5-fold CV on split seeds "

@@ -12,7 +12,9 @@ the test fold's predictions). Families:
 - ``care``: hours to first ventilation, ventilation records, measurements in the first and the
   last 12 h.
 
-Writes a Markdown table (``--doc``) and the numbers (``--json``). Run from the repository root::
+Writes a Markdown table (``--doc``) and the numbers (``--json``, default
+``OUT/results.json`` in ``--out``, default ``out/physionet2012_features``). Run from the
+repository root::
 
     .venv/bin/python benchmarks/physionet2012_features.py --doc docs/results/physionet2012_features.md
 """
@@ -36,6 +38,7 @@ from pmed.models.zoo import make_model
 from pmed.timeseries.challenge import cross_validate_event1, event1_score
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _common import default_out, results_header, run_environment  # noqa: E402
 from physionet2012 import LGBM_SMALL_DATA, load_set_a  # noqa: E402
 
 #: normal ranges (low, high) for the ``abnormal`` family
@@ -87,8 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--seeds", default="0,1,2,3")
     ap.add_argument("--doc", type=Path, default=Path("docs/results/physionet2012_features.md"))
-    ap.add_argument("--json", type=Path, default=Path("out/physionet2012_features.json"))
+    ap.add_argument("--out", type=Path, default=default_out("physionet2012_features"),
+                    help="output folder (default out/physionet2012_features)")
+    ap.add_argument("--json", type=Path, default=None, help="the numbers (default OUT/results.json)")
     args = ap.parse_args(argv)
+    args.json = args.json or args.out / "results.json"
+    env = run_environment(["lightgbm"], argv)
     t0 = time.time()
     ts, y, X0 = load_set_a(args.data)
     ids = y.index
@@ -111,14 +118,18 @@ def main(argv: list[str] | None = None) -> int:
                   f"Event 1 {rows[-1]['event1']:.4f}", file=sys.stderr, flush=True)
     res = pd.DataFrame(rows)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.json, to_json({"rows": rows, "seconds": time.time() - t0}))
-    write_text_atomic(args.doc, render(res, seeds, time.time() - t0, argv or sys.argv[1:]))
+    write_text_atomic(args.json, to_json({"rows": rows, "seconds": time.time() - t0,
+                                          "environment": env}))
+    write_text_atomic(args.doc, render(res, seeds, time.time() - t0, argv or sys.argv[1:], env))
     return 0
 
 
-def render(res: pd.DataFrame, seeds: list[int], seconds: float, argv: list[str]) -> str:
+def render(res: pd.DataFrame, seeds: list[int], seconds: float, argv: list[str],
+           env: dict | None = None) -> str:
     lines = [
         "# PhysioNet 2012: feature families beyond pmed's summaries",
+        "",
+        results_header(env),
         "",
         f"Written by `benchmarks/physionet2012_features.py` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC "
         f"({seconds / 60:.1f} min on 2 cores). LightGBM with the benchmark's small-data settings through "

@@ -38,8 +38,10 @@ Run from the repository root (no network)::
     .venv/bin/python benchmarks/prs_benchmark.py --cases small,biobank,wide --threads 2 \\
         --workdir /tmp/prsbench --repeats 3
 
-It writes ``docs/results/prs_benchmark.md`` (atomically) and ``WORKDIR/prs_benchmark.json``;
-scratch data stay under ``--workdir`` (reused by later runs with the same seed and size).
+It writes ``docs/results/prs_benchmark.md`` (atomically), headed by the run's commit, machine load
+and package versions (``benchmarks/_common.py``), and ``OUT/prs_benchmark.json`` (``--out``,
+default ``out/prs_benchmark``); scratch data stay under ``--workdir`` (reused by later runs with
+the same seed and size).
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ from pmed import __version__
 from pmed.errors import DataNotFoundError, InputError
 from pmed.io import write_text_atomic
 from pmed.io.jsonio import to_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
+from _common import default_out, results_header, run_environment  # noqa: E402
 
 __all__ = [
     "CASES",
@@ -959,6 +964,8 @@ def render(results: list[CaseResult], meta: dict, args: argparse.Namespace) -> s
     lines = [
         "# Polygenic scores: speed, memory and agreement (pmed vs plink2 vs pgscatalog-utils)",
         "",
+        results_header(meta.get("environment")),
+        "",
         f"Written by `benchmarks/prs_benchmark.py` on {meta['date']} from the numbers of that run "
         f"only (cases: {', '.join(r.case.name for r in results)}; seed {args.seed}; "
         f"`--threads {args.threads}` for every tool; best of {args.repeats} run(s) per tool, "
@@ -1218,7 +1225,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--doc", type=Path, default=DOC, help="Markdown report (written atomically)")
     ap.add_argument(
-        "--json", type=Path, default=None, help="raw numbers (default WORKDIR/prs_benchmark.json)"
+        "--out",
+        type=Path,
+        default=default_out("prs_benchmark"),
+        help="output folder for the raw numbers (default out/prs_benchmark)",
+    )
+    ap.add_argument(
+        "--json", type=Path, default=None, help="raw numbers (default OUT/prs_benchmark.json)"
     )
     ap.add_argument("--poll", type=float, default=0.1, help="seconds between RSS samples")
     ap.add_argument("--regenerate", action="store_true", help="remake the data even if cached")
@@ -1237,7 +1250,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.repeats < 1 or args.threads < 1 or args.pgsc_repeats < 1:
         ap.error("--repeats, --pgsc-repeats and --threads must be at least 1")
     args.workdir = args.workdir.resolve()
-    args.json = (args.json or args.workdir / "prs_benchmark.json").resolve()
+    args.json = (args.json or args.out / "prs_benchmark.json").resolve()
     if args.pmed is None:
         local = REPO / ".venv" / "bin" / "pmed"
         args.pmed = [str(local)] if local.exists() else ["pmed"]
@@ -1273,6 +1286,7 @@ def _preflight(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; write the Markdown report and the JSON of raw numbers."""
     args = parse_args(argv)
+    env = run_environment(["pgenlib", "cyvcf2"], argv)
     _preflight(args)
     args.workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -1281,6 +1295,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{time.perf_counter() - t0:8.1f} s  {msg}", flush=True)
 
     meta = {
+        "environment": env,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "argv": sys.argv[1:] if argv is None else argv,
         "machine": _machine(),

@@ -418,12 +418,23 @@ def _domain_of(path: Path) -> str | None:
 
     folder = path if path.is_dir() else path.parent
     prov = folder / "provenance.json"
-    if not prov.is_file():
-        return None
-    try:
-        return json.loads(prov.read_text(encoding="utf-8")).get("domain")
-    except (OSError, ValueError, AttributeError):
-        return None
+    domain = None
+    if prov.is_file():
+        try:
+            domain = json.loads(prov.read_text(encoding="utf-8")).get("domain")
+        except (OSError, ValueError, AttributeError):
+            domain = None
+    if domain is None and path.is_file() and path.name.lower().endswith((".tsv", ".txt")):
+        # Outputs of pmed prs score written before provenance.json named its domain: the long
+        # scores table (IID, PGS, SUM …) is recognised by its header so that old studies still run.
+        try:
+            with open(path, encoding="utf-8-sig", errors="replace") as fh:
+                head = set(fh.readline().rstrip("\r\n").split("\t"))
+        except OSError:
+            return None
+        if {"IID", "PGS", "SUM"} <= head:
+            return "prs"
+    return domain
 
 
 def read_block(path: str | Path, *, id: str = "patient_id") -> Block:

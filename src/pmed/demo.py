@@ -213,17 +213,18 @@ PGX_GENES = ("CYP2C19", "CYP2C9", "SLCO1B1", "VKORC1")
 
 def _pharmacogenomics(out: Path, files: dict, *, say) -> Path:
     """Call pharmacogenes on the cohort VCF (PharmCAT's rules); phenotypes become features."""
-    from pmed.genomics.pgx import call_cohort, call_vcf, write_results
+    from pmed.genomics.pgx import run_pgx
     from pmed.io import write_table
 
     say("[bold]Pharmacogenomics[/bold]: star alleles, phenotypes and CPIC/DPWG recommendations")
     # the synthetic VCF lists variant sites only: absent PharmCAT positions are reference
-    feats = call_cohort(files["genotypes"], genes=list(PGX_GENES), missing_to_ref=True)
+    feats = run_pgx(files["genotypes"], genes=list(PGX_GENES), missing_to_ref=True,
+                    recommendations=False, require_calls=False).to_block().data
     keep = [c for c in feats.columns if c.endswith(("_phenotype", "_activity_score"))]
     path = write_table(feats[keep], out / "pgx" / "features.csv")
     new_ids = pd.read_csv(files["new_patients"], dtype={"patient_id": str})["patient_id"].tolist()
-    res = call_vcf(files["genotypes"], samples=new_ids, genes=list(PGX_GENES), missing_to_ref=True)
-    write_results(res, out / "pgx", html=True)
+    res = run_pgx(files["genotypes"], samples=new_ids, genes=list(PGX_GENES), missing_to_ref=True)
+    res.write(out / "pgx", html=True)
     counts = feats["CYP2C19_phenotype"].value_counts()
     say("  CYP2C19: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     say(f"  calls and recommendations for the new patients: {out / 'pgx'}/calls.tsv, "
@@ -234,11 +235,11 @@ def _pharmacogenomics(out: Path, files: dict, *, say) -> Path:
 def _cad_with_prs(out: Path, files: dict, *, seed: int, say, progress, reporter_cls):
     """Score the cohort's VCF on a CAD polygenic score, summarise wearable streams and (with the
     imaging extra) embed synthetic lesion images; compare the feature sets cumulatively."""
-    from pmed.genomics.prs import compute_scores
+    from pmed.genomics.prs import run_prs
     from pmed.io import write_text_atomic
 
     say("\n[bold]Disease risk[/bold]: a polygenic score for coronary artery disease")
-    prs = compute_scores([files["genotypes"]], [files["cad_scorefile"]], out=out / "prs")
+    prs = run_prs([files["genotypes"]], [files["cad_scorefile"]], out=out / "prs")
     r = prs.match.report.iloc[0]
     say(f"  pmed prs score: {r['matched']} of {r['n_variants']} scoring-file variants matched "
         f"({r['match_refalt']} weighting the REF allele, {r['match_altref']} the ALT allele), "

@@ -20,6 +20,7 @@ __all__ = [
     "BundleError",
     "DataNotFoundError",
     "OptionError",
+    "NotFoundError",
     "MissingDependencyError",
     "PmedWarning",
     "require",
@@ -130,17 +131,25 @@ class DataNotFoundError(InputError):
     exit_code = 8
 
 
-class OptionError(PmedError):
+class OptionError(PmedError, ValueError):
     """An option (CLI flag or keyword argument) has a value outside its allowed range or set.
 
-    Raised before any data is read, so a wrong choice costs nothing.
+    Raised before any data is read, so a wrong choice costs nothing. It is also a
+    :class:`ValueError`, as Python code calling the API expects of a bad argument.
     """
 
     exit_code = 2
 
 
-class MissingDependencyError(PmedError):
-    """An optional dependency is not installed: the message names the extra that brings it."""
+class NotFoundError(OptionError, KeyError):
+    """A patient, column or key that was asked for is not there (also a :class:`KeyError`)."""
+
+
+class MissingDependencyError(PmedError, ImportError):
+    """An optional dependency is not installed: the message names the extra that brings it.
+
+    Also an :class:`ImportError`, so ``except ImportError`` keeps working around pmed calls.
+    """
 
     exit_code = 9
 

@@ -67,14 +67,16 @@ def pmed_commit() -> str | None:
     return commit + ("+dirty" if dirty.stdout.strip() else "")
 
 
+@lru_cache(maxsize=256)
+def _version(lib: str) -> str | None:
+    try:
+        return version(lib)
+    except PackageNotFoundError:
+        return None
+
+
 def _versions(libraries: Iterable[str]) -> dict[str, str | None]:
-    out = {}
-    for lib in dict.fromkeys([*_CORE_LIBRARIES, *libraries]):
-        try:
-            out[lib] = version(lib)
-        except PackageNotFoundError:
-            out[lib] = None
-    return out
+    return {lib: _version(lib) for lib in dict.fromkeys([*_CORE_LIBRARIES, *libraries])}
 
 
 def make_provenance(

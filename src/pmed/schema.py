@@ -132,12 +132,15 @@ class TableSchema:
     @classmethod
     def read(cls, path: str | Path) -> TableSchema:
         """Read a schema from a YAML or JSON file."""
+        from pmed.io.text import read_text
+
         path = Path(path)
-        if not path.exists():
-            raise SchemaError("schema file not found", file=path, fix="check the path")
-        text = path.read_text()
+        text = read_text(path, what="schema file", error=SchemaError)
         if path.suffix == ".json":
-            d = json.loads(text)
+            try:
+                d = json.loads(text)
+            except ValueError as e:
+                raise SchemaError(f"not valid JSON: {e}", file=path) from None
         else:
             import yaml
 

@@ -32,7 +32,7 @@ def fitted(lesions):
     X, y, Xv, yv, _ = lesions
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    clf = ImageClassifier(arch="cnn", epochs=6, batch_size=32, lr=3e-3, patience=3, seed=0, device="cpu")
+    clf = ImageClassifier(arch="cnn", max_epochs=6, batch_size=32, lr=3e-3, patience=3, random_state=0, device="cpu")
     clf.fit(X, y, X_val=Xv, y_val=yv)
     clf.elapsed_ = time.perf_counter() - t0
     return clf
@@ -107,8 +107,8 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, monkeypatch):
     import pmed.imaging.train as T
     X, y, _ = make_lesion_images(64, size=16, seed=4)
     Xv, yv, _ = make_lesion_images(32, size=16, seed=5)
-    kw = dict(arch="cnn", width=0.5, batch_size=16, lr=3e-3, patience=None, seed=3, device="cpu")
-    full = ImageClassifier(epochs=3, **kw).fit(X, y, X_val=Xv, y_val=yv)
+    kw = dict(arch="cnn", width=0.5, batch_size=16, lr=3e-3, patience=None, random_state=3, device="cpu")
+    full = ImageClassifier(max_epochs=3, **kw).fit(X, y, X_val=Xv, y_val=yv)
     # "interrupted" after 2 epochs: same settings, then resumed to 3
     calls = []
 
@@ -120,18 +120,18 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(T._Progress, "advance", crash_after_two)
         with pytest.raises(KeyboardInterrupt):
-            ImageClassifier(epochs=3, checkpoint_dir=tmp_path, **kw).fit(X, y, X_val=Xv, y_val=yv)
-    resumed = ImageClassifier(epochs=3, checkpoint_dir=tmp_path, **kw).fit(X, y, X_val=Xv, y_val=yv, resume=True)
+            ImageClassifier(max_epochs=3, checkpoint_dir=tmp_path, **kw).fit(X, y, X_val=Xv, y_val=yv)
+    resumed = ImageClassifier(max_epochs=3, checkpoint_dir=tmp_path, **kw).fit(X, y, X_val=Xv, y_val=yv, resume=True)
     assert len(resumed.history_) == 3
     np.testing.assert_allclose(resumed.history_["train_loss"], full.history_["train_loss"], rtol=1e-5)
     np.testing.assert_allclose(resumed.predict_proba(Xv), full.predict_proba(Xv), atol=1e-5)
     with pytest.raises(BundleError, match="other settings or other data"):
-        ImageClassifier(epochs=3, checkpoint_dir=tmp_path, **kw).fit(X[:-1], y[:-1], X_val=Xv, y_val=yv,
+        ImageClassifier(max_epochs=3, checkpoint_dir=tmp_path, **kw).fit(X[:-1], y[:-1], X_val=Xv, y_val=yv,
                                                                       resume=True)
 
 
 def test_class_weights_balanced(fitted):
-    clf = ImageClassifier()
+    clf = ImageClassifier(class_weight="balanced")  # opt-in: the default is unweighted
     clf.classes_ = np.array([0, 1])
     w = clf._class_weights(np.array([0, 0, 0, 1]), 2)
     np.testing.assert_allclose(w, [4 / 6, 4 / 2])
@@ -139,9 +139,9 @@ def test_class_weights_balanced(fitted):
 
 def test_fit_input_errors():
     with pytest.raises(InputError, match="single class"):
-        ImageClassifier(arch="cnn", epochs=1).fit(np.zeros((4, 1, 16, 16)), np.zeros(4, int))
+        ImageClassifier(arch="cnn", max_epochs=1).fit(np.zeros((4, 1, 16, 16)), np.zeros(4, int))
     with pytest.raises(InputError, match=r"\(N, C, H, W\)"):
-        ImageClassifier(arch="cnn", epochs=1).fit(np.zeros((4, 16)), np.array([0, 1, 0, 1]))
+        ImageClassifier(arch="cnn", max_epochs=1).fit(np.zeros((4, 16)), np.array([0, 1, 0, 1]))
 
 
 def test_resnet18_forward_and_features():

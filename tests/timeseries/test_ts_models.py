@@ -94,7 +94,8 @@ def test_grud_learns_from_values_and_informative_missingness():
     g = to_grid(d, variables=["HR", "Lactate"], step=1.0, end=12.0, patients=y.index)
     F = g.flatten()
     tr, te = np.arange(160), np.arange(160, 240)
-    m = GRUDClassifier(hidden_size=16, epochs=10, batch_size=32, lr=5e-3, seed=0, n_threads=1, device="cpu")
+    m = GRUDClassifier(hidden_size=16, max_epochs=10, batch_size=32, lr=5e-3, random_state=0, n_jobs=1,
+                       device="cpu")
     m.fit(F.iloc[tr], y.iloc[tr])
     from sklearn.metrics import roc_auc_score
 

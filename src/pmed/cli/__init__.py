@@ -1,18 +1,22 @@
 """The ``pmed`` command line: parse, call the Python API, print. No logic lives here.
 
-Errors from :mod:`pmed.errors` are printed without a stack trace and mapped to exit codes:
+Errors from :mod:`pmed.errors` and usage errors are printed without a stack trace and mapped to
+exit codes:
 
-==  =====================================================
-1   other pmed error
-2   usage error, bad option value, or input file unreadable
-3   malformed schema
-4   data break their schema (:class:`~pmed.errors.ValidationError`)
-5   patient IDs do not match between tables
-6   invalid study file
-7   model bundle refused
-8   reference data not found
-9   optional dependency missing (the message names the extra)
-==  =====================================================
+===  =====================================================
+1    other pmed error
+2    usage error (unknown command or option, missing or malformed value, a value outside its
+     choices or range, a path that does not exist, a file where a folder is wanted), bad
+     option value, or input file unreadable
+3    malformed schema
+4    data break their schema (:class:`~pmed.errors.ValidationError`)
+5    patient IDs do not match between tables
+6    invalid study file
+7    model bundle refused
+8    reference data not found
+9    optional dependency missing (the message names the extra)
+130  interrupted (Ctrl-C)
+===  =====================================================
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.main
 
 from pmed.cli._common import console as _console
 from pmed.cli._common import progress as _progress
+from pmed.cli._params import bounded, choice
 from pmed.errors import PmedError
 from pmed.progress import RichReporter as _RichReporter
 
@@ -49,10 +55,16 @@ def _parse_blocks(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+def _checked_blocks(items: list[str] | None) -> list[str] | None:
+    """``--block`` values checked while parsing (before the bundle is read), passed on unchanged."""
+    _parse_blocks(items)
+    return items
+
+
 @app.command()
 def run(
-    study: Annotated[Path, typer.Argument(help="study YAML file")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("pmed-out"),
+    study: Annotated[Path, typer.Argument(help="study YAML file", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder", file_okay=False)] = Path("pmed-out"),
 ) -> None:
     """Train and cross-validate every candidate model of a study; keep the best."""
     from pmed.study import run_study
@@ -65,11 +77,13 @@ def run(
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Option("--model", "-m", help="model bundle folder (DIR/model)")],
-    patients: Annotated[Path, typer.Option("--patients", "-p", help="new patients (CSV/TSV/Parquet)")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="output CSV")] = Path("predictions.csv"),
-    block: Annotated[list[str] | None, typer.Option("--block", "-b", help="NAME=FILE for modality blocks")] = None,
-    report: Annotated[Path | None, typer.Option("--report", help="folder for one HTML report per patient")] = None,
+    model: Annotated[Path, typer.Option("--model", "-m", help="model bundle folder (DIR/model)", exists=True)],
+    patients: Annotated[Path, typer.Option("--patients", "-p", help="new patients (CSV/TSV/Parquet)", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output CSV", dir_okay=False)] = Path("predictions.csv"),
+    block: Annotated[list[str] | None, typer.Option("--block", "-b", help="NAME=FILE for modality blocks",
+                                                    callback=_checked_blocks)] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="folder for one HTML report per patient",
+                                                            file_okay=False)] = None,
     pdf: Annotated[bool, typer.Option("--pdf", help="also print each patient report to PDF (Chromium)")] = False,
 ) -> None:
     """Score new patients with a trained model bundle."""
@@ -93,34 +107,34 @@ def predict(
 
 @app.command()
 def evaluate(
-    predictions: Annotated[Path, typer.Option("--predictions", help="predictions file (CSV/TSV/Parquet)")],
+    predictions: Annotated[Path, typer.Option("--predictions", help="predictions file (CSV/TSV/Parquet)",
+                                                                  exists=True)],
     outcome: Annotated[str, typer.Option("--outcome", help="0/1 outcome column")],
     score: Annotated[str, typer.Option("--score", help="predicted probability column")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("pmed-evaluation"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder", file_okay=False)] = Path("pmed-evaluation"),
     model_col: Annotated[str | None, typer.Option("--model-col", help="column naming the model of each row")] = None,
     group: Annotated[list[str] | None, typer.Option("--group", "-g", help="sensitive attribute column (repeatable)")] = None,
     id_col: Annotated[str | None, typer.Option("--id-col", help="patient ID column pairing models")] = None,
-    threshold: Annotated[list[float] | None, typer.Option("--threshold", "-t", help="classification threshold (repeatable)")] = None,
-    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for CIs")] = 500,
+    threshold: Annotated[list[float] | None, typer.Option(
+        "--threshold", "-t", help="classification threshold in (0, 1) (repeatable)", callback=bounded(gt=0, lt=1))] = None,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for CIs", min=0)] = 500,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
-    min_group_size: Annotated[int, typer.Option(help="smallest subgroup reported")] = 30,
-    task: Annotated[str, typer.Option(help="binary (probabilities) or continuous (values)")] = "binary",
+    min_group_size: Annotated[int, typer.Option(help="smallest subgroup reported", min=1)] = 30,
+    task: Annotated[str, typer.Option(help="binary (probabilities) or continuous (values)",
+                                      **choice("binary", "continuous"))] = "binary",
     mitigate: Annotated[str | None, typer.Option(
-        help="fairness post-processing to assess: equalized_odds or demographic_parity")] = None,
+        help="fairness post-processing to assess: equalized_odds or demographic_parity",
+        **choice("equalized_odds", "demographic_parity"))] = None,
     pdf: Annotated[bool, typer.Option("--pdf", help="also print report.html to report.pdf (Chromium)")] = False,
     repeat: Annotated[int | None, typer.Option(
-        help="keep only this repeat (column 'repeat' of pmed run's oof_predictions.csv)")] = None,
+        help="keep only this repeat (column 'repeat' of pmed run's oof_predictions.csv)", min=0)] = None,
 ) -> None:
     """Evaluate any predictions file: discrimination, calibration, utility, subgroups, report."""
-    from pmed.evaluate.engine import evaluate_predictions, write_evaluation
-    from pmed.evaluate.predictions import read_predictions
+    from pmed.evaluate import evaluate_predictions, read_predictions, roc_inputs, select_repeat
+    from pmed.report import write_evaluation
     from pmed.study.report import print_evaluation_summary
 
-    df = read_predictions(predictions)
-    if repeat is not None:
-        if "repeat" not in df.columns:
-            raise typer.BadParameter("the file has no 'repeat' column", param_hint="--repeat")
-        df = df[df["repeat"] == repeat]
+    df = select_repeat(read_predictions(predictions), repeat, source=str(predictions))
     with _progress() as p:
         bar = p.add_task("evaluating", total=None)
         ev, tables = evaluate_predictions(
@@ -128,9 +142,8 @@ def evaluate(
             thresholds=threshold or [0.5], n_boot=bootstrap, seed=seed, min_group_size=min_group_size,
             source=str(predictions), task=task, mitigate=mitigate)
         p.update(bar, description="writing report")
-        roc = df.assign(model=df[model_col] if model_col else "model").rename(
-            columns={outcome: "outcome", score: "prediction"})
-        paths = write_evaluation(ev, tables, out, roc_data=roc[["model", "outcome", "prediction"]],
+        paths = write_evaluation(ev, tables, out,
+                                 roc_data=roc_inputs(df, outcome=outcome, score=score, model_col=model_col),
                                  context={"data_sources": [str(predictions)]})
         if pdf and "report" in paths:
             from pmed.report import html_to_pdf
@@ -142,7 +155,8 @@ def evaluate(
 @app.command()
 def validate(
     patients: Annotated[Path, typer.Argument(help="patient table (CSV/TSV/Parquet)")],
-    schema: Annotated[Path | None, typer.Option("--schema", "-s", help="schema YAML/JSON")] = None,
+    schema: Annotated[Path | None, typer.Option("--schema", "-s", help="schema YAML/JSON", exists=True,
+                                                          dir_okay=False)] = None,
     id: Annotated[str, typer.Option("--id", help="ID column when no schema is given")] = "patient_id",
 ) -> None:
     """Check a patient table against its schema and report every problem."""
@@ -154,8 +168,8 @@ def validate(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("pmed-demo"),
-    n_patients: Annotated[int, typer.Option(help="synthetic cohort size")] = 1000,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder", file_okay=False)] = Path("pmed-demo"),
+    n_patients: Annotated[int, typer.Option(help="synthetic cohort size", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
 ) -> None:
     """Run the whole flow on an embedded synthetic cohort and print a summary."""
@@ -186,25 +200,80 @@ def _add_subcommands() -> None:
 _add_subcommands()
 
 
+def _tree(t: typer.Typer) -> tuple:
+    """What the click command built from ``t`` depends on: its commands, callbacks and groups.
+
+    The objects themselves (compared by identity), not their ids, so that a replaced callback —
+    a test's stand-in — always counts as a change.
+    """
+    return (tuple((c, c.callback) for c in t.registered_commands), t.registered_callback,
+            tuple((g, _tree(g.typer_instance)) for g in t.registered_groups))
+
+
+_built: list = []  # [(tree, click command)]: building takes ~0.1 s, which in-process tests repeat
+
+
+def _command():
+    """The click command of :data:`app`, rebuilt only when its tree changed."""
+    tree = _tree(app)
+    if not _built or _built[0][0] != tree:
+        _built[:] = [(tree, typer.main.get_command(app))]
+    return _built[0][1]
+
+
+def _is_click_error(e: BaseException) -> bool:
+    """Whether ``e`` is a ``ClickException`` of the click that typer runs on.
+
+    Older typer runs on ``click``; newer typer vendors it as ``typer._click``. Both export
+    ``BadParameter``, whose bases name the right ``ClickException`` — no import of a module that
+    may be absent.
+    """
+    base = next((c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"), None)
+    return base is not None and isinstance(e, base)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning pmed errors into messages and exit codes."""
+    """Entry point: run the app, turning errors into one message and an exit code.
+
+    pmed errors give their own exit codes (module docstring); usage errors — unknown option or
+    command, missing or malformed value, a value outside its choices or range, a path that does
+    not exist, a file where a folder is wanted — print click's usage line and one ``Error:`` line
+    and give 2; Ctrl-C gives ``interrupted`` and 130. Anything else is a bug and keeps its
+    traceback.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``pmed`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code.
+    """
+    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    command = _command()
     try:
-        app(args=argv, standalone_mode=False)
+        # make_context + invoke rather than app(standalone_mode=False): the latter differs across
+        # typer versions (some turn Ctrl-C into a silent exit 130, some re-raise Abort).
+        with command.make_context("pmed", args) as ctx:
+            command.invoke(ctx)
     except PmedError as e:
         from rich.markup import escape
 
         _console(stderr=True).print(f"[bold red]error[/bold red] {escape(str(e))}", soft_wrap=True)
         return e.exit_code
-    except typer.Abort:
+    except (KeyboardInterrupt, typer.Abort):
+        print("pmed: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Exit):
-            return e.exit_code
+    except typer.Exit as e:  # --help, or a command that exits early on purpose
+        return int(e.exit_code or 0)
+    except Exception as e:
+        if _is_click_error(e):
+            e.show()  # type: ignore[attr-defined]
+            return int(e.exit_code)  # type: ignore[attr-defined]
+        if isinstance(e, BrokenPipeError):  # `pmed ... | head`: the reader left; nothing to say
+            return 1
         raise
     return 0
 

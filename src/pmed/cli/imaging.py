@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from pmed.cli._params import bounded, choice
+
 __all__ = ["app"]
 
 app = typer.Typer(help="Medical images: train and apply CNNs, explain them, de-identify DICOM.",
@@ -28,55 +30,61 @@ def _group() -> None:
 @app.command()
 def train(
     data: Annotated[Path, typer.Option("--data", "-d", help="MedMNIST-style .npz or manifest CSV "
-                                                            "(patient_id,path,label,split)")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="model folder to write")],
-    arch: Annotated[str, typer.Option(help="resnet18 (MONAI) or cnn (compact)")] = "resnet18",
-    width: Annotated[float, typer.Option(help="channel multiplier")] = 1.0,
-    epochs: Annotated[int, typer.Option(help="maximum epochs")] = 30,
-    batch_size: Annotated[int, typer.Option(help="mini-batch size")] = 64,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate")] = 1e-3,
-    patience: Annotated[int, typer.Option(help="early-stopping patience (epochs; 0 = never stop early)")] = 8,
-    size: Annotated[int | None, typer.Option(help="resize images to SIZE×SIZE (default: as stored)")] = None,
+                                                            "(patient_id,path,label,split)", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="model folder to write", file_okay=False)],
+    arch: Annotated[str, typer.Option(help="resnet18 (MONAI) or cnn (compact)", **choice("resnet18", "cnn"))] = "resnet18",
+    width: Annotated[float, typer.Option(help="channel multiplier (> 0)", callback=bounded(gt=0))] = 1.0,
+    epochs: Annotated[int, typer.Option(help="maximum epochs", min=1)] = 30,
+    batch_size: Annotated[int, typer.Option(help="mini-batch size", min=1)] = 64,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (> 0)", callback=bounded(gt=0))] = 1e-3,
+    patience: Annotated[int, typer.Option(help="early-stopping patience (epochs; 0 = never stop early)", min=0)] = 8,
+    size: Annotated[int | None, typer.Option(help="resize images to SIZE×SIZE (default: as stored)", min=1)] = None,
     augment: Annotated[bool, typer.Option(help="augment the training split")] = True,
-    class_weight: Annotated[str, typer.Option(help="balanced or none")] = "balanced",
+    class_weight: Annotated[str, typer.Option(help="none (default: probabilities stay calibrated) or balanced", **choice("balanced", "none"))] = "none",
     seed: Annotated[int, typer.Option(help="seed of weights, batches and augmentation")] = 0,
     device: Annotated[str | None, typer.Option(help="cuda or cpu (default: cuda when available)")] = None,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoint.pt")] = False,
     train_split: Annotated[str, typer.Option(help="split to train on")] = "train",
     val_split: Annotated[str, typer.Option(help="split for early stopping and evaluation")] = "val",
-    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the CIs")] = 500,
-    root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to")] = None,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the CIs", min=0)] = 500,
+    root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to", exists=True, file_okay=False)] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    n_jobs: Annotated[int | None, typer.Option("--n-jobs", help="PyTorch CPU threads (-1: all cores; default: PyTorch's)")] = None,
 ) -> None:
     """Train a CNN; early-stop on the validation split; evaluate it there."""
+    import contextlib
+
+    from pmed.cli._common import progress_bar
     from pmed.imaging.workflow import train_from_file
 
-    s = train_from_file(data, out, arch=arch, width=width, epochs=epochs, batch_size=batch_size, lr=lr,
-                        patience=patience or None, size=size, augment=augment,
-                        class_weight=None if class_weight.lower() == "none" else class_weight, seed=seed,
-                        device=device, resume=resume, train_split=train_split, val_split=val_split,
-                        n_boot=bootstrap, progress=progress, root=root)
+    with progress_bar() if progress else contextlib.nullcontext() as bar:
+        s = train_from_file(data, out, arch=arch, width=width, epochs=epochs, batch_size=batch_size, lr=lr,
+                            patience=patience or None, size=size, augment=augment,
+                            class_weight=None if class_weight.lower() == "none" else class_weight, seed=seed,
+                            device=device, resume=resume, train_split=train_split, val_split=val_split,
+                            n_boot=bootstrap, progress=bar, root=root, n_jobs=n_jobs)
     con = _console()
+    f3 = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731 - NaN metrics are None in the summary
     con.print(f"trained {arch} on {s['n_train']} images ({s['device']}): {s['epochs_run']} epochs, "
-              f"best {s['best_epoch']}, {s['train_time_s']:.1f} s")
+              f"best {s['best_epoch']}, {s['train_time_s'] or 0:.1f} s")
     if "val_auroc" in s:
         a = s["val_auroc"]
-        con.print(f"validation ({s['n_val']} images): AUROC {a['estimate']:.3f} "
-                  f"(95% CI {a['ci_low']:.3f}–{a['ci_high']:.3f}), accuracy {s['val_accuracy']:.3f}")
+        con.print(f"validation ({s['n_val']} images): AUROC {f3(a['estimate'])} "
+                  f"(95% CI {f3(a['ci_low'])}–{f3(a['ci_high'])}), accuracy {f3(s['val_accuracy'])}")
     elif "val_accuracy" in s:
-        con.print(f"validation ({s['n_val']} images): accuracy {s['val_accuracy']:.3f}")
+        con.print(f"validation ({s['n_val']} images): accuracy {f3(s['val_accuracy'])}")
     con.print(f"wrote the model to {out}/")
 
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Option("--model", "-m", help="model folder from `pmed imaging train`")],
-    data: Annotated[Path, typer.Option("--data", "-d", help=".npz or manifest CSV")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="predictions table (.csv, .tsv or .parquet)")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="model folder from `pmed imaging train`", exists=True)],
+    data: Annotated[Path, typer.Option("--data", "-d", help=".npz or manifest CSV", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="predictions table (.csv, .tsv or .parquet)", dir_okay=False)],
     split: Annotated[str, typer.Option(help="split to predict")] = "test",
     device: Annotated[str | None, typer.Option(help="cuda or cpu")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="inference batch size")] = None,
-    root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="inference batch size", min=1)] = None,
+    root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to", exists=True, file_okay=False)] = None,
 ) -> None:
     """Batch inference: one row per image with the probability of each class."""
     from pmed.imaging.workflow import predict_from_file
@@ -87,15 +95,15 @@ def predict(
 
 @app.command()
 def explain(
-    model: Annotated[Path, typer.Option("--model", "-m", help="model folder")],
-    data: Annotated[Path, typer.Option("--data", "-d", help=".npz or manifest CSV")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the PNGs")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="model folder", exists=True)],
+    data: Annotated[Path, typer.Option("--data", "-d", help=".npz or manifest CSV", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the PNGs", file_okay=False)],
     split: Annotated[str, typer.Option(help="split holding the images")] = "val",
     id: Annotated[list[str] | None, typer.Option("--id", help="patient/image ID (repeatable)")] = None,
-    n: Annotated[int, typer.Option(help="without --id: the first N images")] = 8,
-    method: Annotated[str, typer.Option(help="gradcam or occlusion")] = "gradcam",
+    n: Annotated[int, typer.Option(help="without --id: the first N images", min=1)] = 8,
+    method: Annotated[str, typer.Option(help="gradcam or occlusion", **choice("gradcam", "occlusion"))] = "gradcam",
     device: Annotated[str | None, typer.Option(help="cuda or cpu")] = None,
-    root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to")] = None,
+    root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to", exists=True, file_okay=False)] = None,
 ) -> None:
     """Heat maps (Grad-CAM or occlusion) overlaid on the images, as PNGs."""
     from pmed.imaging.workflow import explain_from_file
@@ -106,13 +114,13 @@ def explain(
 
 @app.command()
 def embed(
-    model: Annotated[Path, typer.Option("--model", "-m", help="model folder")],
-    data: Annotated[Path, typer.Option("--data", "-d", help=".npz or manifest CSV")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="embedding table (.parquet, .csv or .tsv)")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="model folder", exists=True)],
+    data: Annotated[Path, typer.Option("--data", "-d", help=".npz or manifest CSV", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="embedding table (.parquet, .csv or .tsv)", dir_okay=False)],
     split: Annotated[list[str] | None, typer.Option("--split", help="split(s) to embed (default: all)")] = None,
-    components: Annotated[int | None, typer.Option(help="reduce to this many principal components")] = None,
+    components: Annotated[int | None, typer.Option(help="reduce to this many principal components", min=1)] = None,
     device: Annotated[str | None, typer.Option(help="cuda or cpu")] = None,
-    root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to")] = None,
+    root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to", exists=True, file_okay=False)] = None,
 ) -> None:
     """Penultimate-layer embeddings per patient: the Cohort block `image_embedding`."""
     from pmed.imaging.workflow import embed_from_file
@@ -123,10 +131,10 @@ def embed(
 
 @app.command()
 def deidentify(
-    source: Annotated[Path, typer.Argument(help="DICOM file or folder (read only)")],
+    source: Annotated[Path, typer.Argument(help="DICOM file or folder (read only)", exists=True)],
     out: Annotated[Path, typer.Argument(help="output file or folder")],
     mapping: Annotated[Path, typer.Option("--mapping", help="re-identification CSV, kept apart from OUT "
-                                                            "(reused and extended when it exists)")],
+                                                            "(reused and extended when it exists)", dir_okay=False)],
     overwrite: Annotated[bool, typer.Option(help="replace existing output files")] = False,
 ) -> None:
     """Remove or replace DICOM PHI (basic confidentiality profile); pixels kept."""

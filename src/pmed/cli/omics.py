@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from pmed.cli._params import bounded, choice
+
 __all__ = ["app"]
 
 app = typer.Typer(help="Single-cell and bulk omics: QC, batch correction, clusters, cell types, "
@@ -25,15 +27,16 @@ def _split(v: str | None) -> list[str] | None:
 
 @app.command()
 def pipeline(
-    input: Annotated[Path, typer.Option("--input", "-i", help=".h5ad, 10x folder or .h5, or CSV/TSV counts")],
+    input: Annotated[Path, typer.Option("--input", "-i", help=".h5ad, 10x folder or .h5, or CSV/TSV counts", exists=True)],
     batch_key: Annotated[str, typer.Option("--batch-key", help="obs column to correct for")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder", file_okay=False)],
     label_key: Annotated[str | None, typer.Option("--label-key", help="known cell types (for metrics)")] = None,
-    method: Annotated[str, typer.Option(help="harmony, combat, scanorama, bbknn or none")] = "harmony",
-    resolution: Annotated[float, typer.Option(help="Leiden resolution")] = 0.6,
+    method: Annotated[str, typer.Option(help="harmony, combat, scanorama, bbknn or none",
+                                        **choice("harmony", "combat", "scanorama", "bbknn", "none"))] = "harmony",
+    resolution: Annotated[float, typer.Option(help="Leiden resolution (> 0)", callback=bounded(gt=0))] = 0.6,
     markers: Annotated[str, typer.Option(help="marker set: 'pbmc' or a JSON/YAML/CSV file")] = "pbmc",
     cell_types: Annotated[str | None, typer.Option(help="comma-separated types expected (subset of markers)")] = None,
-    metadata: Annotated[Path | None, typer.Option(help="table joined onto the cells (first column = key)")] = None,
+    metadata: Annotated[Path | None, typer.Option(help="table joined onto the cells (first column = key)", exists=True)] = None,
     metadata_on: Annotated[str | None, typer.Option(help="obs column the metadata joins on (default barcodes)")] = None,
     counts_layer: Annotated[str | None, typer.Option(help="h5ad layer with raw counts (default X)")] = None,
     sample_key: Annotated[str | None, typer.Option(help="sample column (default the batch key)")] = None,
@@ -43,10 +46,10 @@ def pipeline(
     reference: Annotated[str | None, typer.Option(help="reference level of the condition")] = None,
     pair_key: Annotated[str | None, typer.Option(help="pairing column added to the DE design")] = None,
     de_by_cell_type: Annotated[bool, typer.Option(help="also DE within each cell type")] = True,
-    n_top_genes: Annotated[int, typer.Option(help="highly variable genes")] = 2000,
-    n_comps: Annotated[int, typer.Option(help="principal components")] = 30,
-    min_genes: Annotated[int, typer.Option(help="QC: fewest genes per cell")] = 50,
-    max_pct_mt: Annotated[float, typer.Option(help="QC: highest mitochondrial percent")] = 20.0,
+    n_top_genes: Annotated[int, typer.Option(help="highly variable genes", min=1)] = 2000,
+    n_comps: Annotated[int, typer.Option(help="principal components", min=1)] = 30,
+    min_genes: Annotated[int, typer.Option(help="QC: fewest genes per cell", min=0)] = 50,
+    max_pct_mt: Annotated[float, typer.Option(help="QC: highest mitochondrial percent", min=0, max=100)] = 20.0,
     doublets: Annotated[bool, typer.Option(help="flag doublets with scrublet")] = True,
     remove_doublets: Annotated[bool, typer.Option(help="drop predicted doublets")] = False,
     plots: Annotated[bool, typer.Option(help="write figures")] = True,
@@ -55,17 +58,22 @@ def pipeline(
 ) -> None:
     """Read, QC, correct batches, cluster, annotate and summarise per patient into DIR."""
     from pmed.cli import _console
-    from pmed.omics.pipeline import run_pipeline
+    from pmed.cli._common import progress_bar
+    from pmed.omics.api import run_omics
 
     con = _console()
-    s = run_pipeline(input, batch_key=batch_key, out=out, label_key=label_key, metadata=metadata,
-                     metadata_on=metadata_on, counts_layer=counts_layer, sample_key=sample_key,
-                     patient_key=patient_key, condition_key=condition_key, test=test,
-                     reference=reference, pair_key=pair_key, de_by_cell_type=de_by_cell_type, plots=plots, n_jobs=n_jobs,
-                     method=method, resolution=resolution, markers=markers,
-                     cell_types=_split(cell_types), n_top_genes=n_top_genes, n_comps=n_comps,
-                     min_genes=min_genes, max_pct_mt=max_pct_mt, doublets=doublets,
-                     remove_doublets=remove_doublets, random_state=seed)
+    with progress_bar() as bar:
+        res = run_omics(input, batch_key=batch_key, label_key=label_key, metadata=metadata,
+                        metadata_on=metadata_on, counts_layer=counts_layer, sample_key=sample_key,
+                        patient_key=patient_key, condition_key=condition_key, test=test,
+                        reference=reference, pair_key=pair_key, de_by_cell_type=de_by_cell_type,
+                        plots=plots, seed=seed, n_jobs=n_jobs, progress=bar,
+                        method=method, resolution=resolution, markers=markers,
+                        cell_types=_split(cell_types), n_top_genes=n_top_genes, n_comps=n_comps,
+                        min_genes=min_genes, max_pct_mt=max_pct_mt, doublets=doublets,
+                        remove_doublets=remove_doublets)
+        res.write(out)
+    s = res.record()
     con.print(f"cells: {s['n_cells_in']} read, {s['n_cells']} after QC; genes: {s['n_genes']}")
     con.print(f"{s['n_clusters']} Leiden clusters; cell types: "
               + ", ".join(f"{k} {v}" for k, v in s["cell_types"].items()))

@@ -25,13 +25,14 @@ def _group() -> None:
 
 @app.command("call")
 def call(
-    vcf: Annotated[Path, typer.Argument(help="GRCh38 VCF (plain or bgzipped, 1+ samples)")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("pmed-pgx"),
+    vcf: Annotated[Path, typer.Argument(help="GRCh38 VCF (plain or bgzipped, 1+ samples)", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder", file_okay=False)] = Path("pmed-pgx"),
     missing_to_ref: Annotated[
         bool, typer.Option("--missing-to-ref", help="positions absent from the VCF are reference")
     ] = False,
     outside_call: Annotated[
-        Path | None, typer.Option("--outside-call", help="PharmCAT outside-call TSV (CYP2D6, HLA)")
+        Path | None, typer.Option("--outside-call", help="PharmCAT outside-call TSV (CYP2D6, HLA)",
+                                  exists=True)
     ] = None,
     sample: Annotated[
         list[str] | None, typer.Option("--sample", "-s", help="call only this sample (repeatable)")
@@ -41,18 +42,20 @@ def call(
     ] = False,
     html: Annotated[bool, typer.Option("--html", help="also write one HTML section per sample")] = False,
 ) -> None:
-    """Call pharmacogenes and write calls.tsv, recommendations.tsv and pgx.json."""
-    from rich.console import Console
+    """Call pharmacogenes and write calls.tsv, recommendations.tsv, pgx.json, provenance.json."""
     from rich.table import Table
 
-    from pmed.genomics.pgx import call_vcf, write_results
+    from pmed.cli._common import console as _console
+    from pmed.cli._common import progress_bar
+    from pmed.genomics.pgx import run_pgx
 
-    result = call_vcf(
-        vcf, samples=sample, missing_to_ref=missing_to_ref, outside_calls=outside_call,
-        top_candidate_only=not all_matches,
-    )
-    paths = write_results(result, out, html=html)
-    console = Console(highlight=False)
+    with progress_bar() as reporter:
+        result = run_pgx(
+            vcf, samples=sample, missing_to_ref=missing_to_ref, outside_calls=outside_call,
+            top_candidate_only=not all_matches, progress=reporter,
+        )
+    paths = result.write(out, html=html)
+    console = _console()
     calls = result.calls_table()
     if len(result.samples) == 1:
         table = Table("gene", "diplotypes", "phenotype", "activity score", title="PGx calls")

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from pmed.cli._params import choice
+
 __all__ = ["app"]
 
 app = typer.Typer(help="Polygenic scores: PGS Catalog scoring files × PLINK/VCF genotypes.",
@@ -19,36 +21,35 @@ def score(
         "--target", "-t", help="genotypes: .pgen, .bed, .vcf.gz or .bcf (repeatable; glob patterns "
                                "such as 'chr*.pgen' for one file per chromosome)")],
     scorefile: Annotated[list[Path], typer.Option(
-        "--scorefile", "-s", help="PGS Catalog or plink2-style scoring file (repeatable)")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("prs-out"),
-    min_overlap: Annotated[float, typer.Option(help="smallest fraction of a score's variants that must match")] = 0.75,
+        "--scorefile", "-s", help="PGS Catalog or plink2-style scoring file (repeatable)", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder", file_okay=False)] = Path("prs-out"),
+    min_overlap: Annotated[float, typer.Option(help="smallest fraction of a score's variants that must match", min=0, max=1)] = 0.75,
     keep_ambiguous: Annotated[bool, typer.Option(help="keep strand-ambiguous (A/T, C/G) variants")] = False,
     keep_multiallelic: Annotated[bool, typer.Option(help="keep matches at multi-allelic sites")] = False,
     keep_first_match: Annotated[bool, typer.Option(help="of duplicated score rows, keep the first")] = False,
-    impute: Annotated[str, typer.Option(help="missing genotypes: mean (cohort frequency), file (allelefrequency_effect) or none")] = "mean",
-    dosage: Annotated[str, typer.Option(help="VCF field to score: GT (hardcalls) or DS (dosages)")] = "GT",
+    impute: Annotated[str, typer.Option(help="missing genotypes: mean (cohort frequency), file (allelefrequency_effect) or none", **choice("mean", "file", "none"))] = "mean",
+    dosage: Annotated[str, typer.Option(help="VCF field to score: GT (hardcalls) or DS (dosages)", **choice("GT", "DS"))] = "GT",
     build: Annotated[str | None, typer.Option(help="genome build of the genotypes if their files do not say (GRCh37/GRCh38)")] = None,
-    threads: Annotated[int, typer.Option(help="threads for reading and multiplying")] = 1,
-    block_size: Annotated[int | None, typer.Option(help="variants per streamed block (default: about 2.5 million genotypes)")] = None,
+    n_jobs: Annotated[int, typer.Option("--n-jobs", "--threads", min=1, help="threads for reading and multiplying (--threads: the earlier name)")] = 1,
+    block_size: Annotated[int | None, typer.Option(help="variants per streamed block (default: about 2.5 million genotypes)", min=1)] = None,
     scheduler: Annotated[str | None, typer.Option(help="run on Dask: 'local' or a scheduler address tcp://host:8786")] = None,
     reference: Annotated[Path | None, typer.Option(help="reference panel genotypes for ancestry-aware scores (PCA, most similar population, Z)")] = None,
-    ref_populations: Annotated[Path | None, typer.Option(help="table with IID and the population column (default: the reference's .psam)")] = None,
+    ref_populations: Annotated[Path | None, typer.Option(help="table with IID and the population column (default: the reference's .psam)", exists=True)] = None,
     population_column: Annotated[str, typer.Option(help="population column of the reference labels")] = "SuperPop",
+    seed: Annotated[int, typer.Option(help="seed of the population classifier (with --reference)")] = 0,
 ) -> None:
     """Score samples on polygenic scores; write DIR/scores.tsv and DIR/match_report.tsv."""
-    from pmed.cli import _console, _progress
-    from pmed.genomics.prs import compute_scores
+    from pmed.cli._common import console, progress_bar
+    from pmed.genomics.prs import run_prs
 
-    with _progress() as p:
-        bar = p.add_task("scoring variants", total=None)
-        res = compute_scores(
+    with progress_bar() as reporter:
+        res = run_prs(
             target, scorefile, out=out, min_overlap=min_overlap, keep_ambiguous=keep_ambiguous,
             keep_multiallelic=keep_multiallelic, keep_first_match=keep_first_match, impute=impute,
-            dosage_field=dosage, target_build=build, threads=threads, block_size=block_size,
+            dosage_field=dosage, target_build=build, n_jobs=n_jobs, block_size=block_size,
             scheduler=scheduler, reference=reference, reference_populations=ref_populations,
-            population_column=population_column,
-            progress=lambda done, total: p.update(bar, completed=done, total=total))
-    con = _console()
+            population_column=population_column, seed=seed, progress=reporter)
+    con = console()
     rep = res.match.report
     for _, r in rep.iterrows():
         con.print(f"[bold]{r['PGS']}[/bold]: {r['matched']}/{r['n_variants']} variants matched "

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from pmed.cohort import Cohort
-from pmed.errors import DataNotFoundError, InputError
+from pmed.errors import DataNotFoundError, InputError, PmedError
+from pmed.errors import MissingDependencyError as _MissingDependency
 from pmed.schema import ColumnSpec, TableSchema
 
 __all__ = [
@@ -41,13 +42,17 @@ __all__ = [
 _ID = "patient_id"
 
 
-class MissingDependencyError(DataNotFoundError, ImportError):
+class MissingDependencyError(_MissingDependency, DataNotFoundError):
     """An optional package that holds a data set is not installed.
 
-    Both a :class:`~pmed.errors.DataNotFoundError` (so the CLI prints it without a traceback)
-    and an :class:`ImportError` (so ``except ImportError`` and ``pytest.importorskip``-style
-    code behave as usual).
+    pmed's one :class:`~pmed.errors.MissingDependencyError` (an :class:`ImportError` too), and a
+    :class:`~pmed.errors.DataNotFoundError` as before.
     """
+
+    exit_code = _MissingDependency.exit_code
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        PmedError.__init__(self, message, fix=fix)
 
 
 def _require(module: str, *, dist: str, what: str) -> ModuleType:

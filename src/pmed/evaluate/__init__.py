@@ -18,7 +18,7 @@ from pmed.evaluate.calibration import (
 )
 from pmed.evaluate.cv import cv_metrics, make_splits, out_of_fold_predictions
 from pmed.evaluate.discrimination import delong_auc, delong_test, proportion_ci, threshold_metrics
-from pmed.evaluate.engine import evaluate_binary, evaluate_predictions, write_evaluation
+from pmed.evaluate.engine import evaluate_binary, evaluate_predictions
 from pmed.evaluate.metrics import (
     BINARY_METRICS,
     GREATER_IS_BETTER,
@@ -29,7 +29,12 @@ from pmed.evaluate.metrics import (
     confusion,
     regression_metrics,
 )
-from pmed.evaluate.predictions import check_predictions, read_predictions
+from pmed.evaluate.predictions import (
+    check_predictions,
+    read_predictions,
+    roc_inputs,
+    select_repeat,
+)
 from pmed.evaluate.tuning import nested_cv, tuned
 from pmed.evaluate.utility import decision_curve, select_threshold
 
@@ -61,5 +66,16 @@ __all__ = [
     "read_predictions",
     "evaluate_binary",
     "evaluate_predictions",
-    "write_evaluation",
+    "roc_inputs",
+    "select_repeat",
 ]
+
+
+def __getattr__(name: str):
+    # ``write_evaluation`` draws and writes, so it lives in pmed.report; this keeps the old
+    # import path working without making the computing layer import the renderers.
+    if name == "write_evaluation":
+        from pmed.report.evaluation import write_evaluation
+
+        return write_evaluation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

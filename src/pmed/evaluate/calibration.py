@@ -55,7 +55,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
-from pmed.errors import ValidationError
+from pmed.errors import PmedWarning, ValidationError
 from pmed.evaluate.discrimination import _check_binary, _check_level, proportion_ci
 from pmed.evaluate.metrics import _with_bootstrap
 
@@ -290,7 +290,7 @@ def calibration_metrics(y, p, *, n_boot: int = 500, seed: int = 0, level: float 
             f"{dropped} predictions of exactly 0 or 1 were left out of the logistic "
             "recalibration fits (their logit is infinite), as rms::val.prob does; they still "
             "count in the Brier score and the smoothed-calibration errors",
-            UserWarning, stacklevel=2,
+            PmedWarning, stacklevel=2,
         )
     yk, lg = y[keep], np.log(p[keep] / (1 - p[keep]))
     ones = np.ones((len(yk), 1))

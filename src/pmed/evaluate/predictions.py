@@ -10,7 +10,7 @@ import pandas as pd
 
 from pmed.errors import ValidationError, format_rows
 
-__all__ = ["read_predictions", "check_predictions"]
+__all__ = ["read_predictions", "check_predictions", "select_repeat", "roc_inputs"]
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
@@ -18,6 +18,35 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     from pmed.io.tables import read_raw_table
 
     return read_raw_table(path, what="predictions file")
+
+
+def select_repeat(df: pd.DataFrame, repeat: int | None, *, source: str | None = None) -> pd.DataFrame:
+    """Keep one repeat of repeated cross-validation (column ``repeat`` of ``oof_predictions.csv``)."""
+    if repeat is None:
+        return df
+    if "repeat" not in df.columns:
+        from pmed.errors import OptionError
+
+        raise OptionError("the predictions have no 'repeat' column", file=source,
+                          fix="drop --repeat, or give pmed run's oof_predictions.csv")
+    kept = df[df["repeat"] == repeat]
+    if kept.empty:
+        from pmed.errors import OptionError
+
+        have = sorted(pd.unique(df["repeat"]).tolist())[:10]
+        raise OptionError(f"no rows with repeat {repeat}", file=source,
+                          fix=f"choose one of the repeats in the file: {', '.join(map(str, have))}")
+    return kept
+
+
+def roc_inputs(df: pd.DataFrame, *, outcome: str, score: str, model_col: str | None = None,
+               model: str = "model") -> pd.DataFrame:
+    """The ``model, outcome, prediction`` table that ROC plots and ``write_evaluation`` take."""
+    return pd.DataFrame({
+        "model": df[model_col].to_numpy() if model_col else model,
+        "outcome": df[outcome].to_numpy(),
+        "prediction": df[score].to_numpy(),
+    }, index=df.index)
 
 
 def check_predictions(

@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pmed.errors import ValidationError
+from pmed.errors import OptionError, ValidationError
 from pmed.evaluate.metrics import _threshold_metrics, _with_bootstrap
 
 __all__ = ["DEFAULT_THRESHOLDS", "decision_curve", "select_threshold"]
@@ -250,12 +250,12 @@ def select_threshold(
     and report the metrics from another.
     """
     if method not in _METHODS:
-        raise ValueError(f"unknown method {method!r}; use one of: {', '.join(_METHODS)}")
+        raise OptionError(f"unknown method {method!r}; use one of: {', '.join(_METHODS)}")
     if method in ("sensitivity", "specificity"):
         if target is None or not 0 < target <= 1:
-            raise ValueError(f"method {method!r} needs a target in (0, 1], got {target!r}")
+            raise OptionError(f"method {method!r} needs a target in (0, 1], got {target!r}")
     if method == "cost" and (cost_ratio is None or not cost_ratio > 0 or not np.isfinite(cost_ratio)):
-        raise ValueError(f"method 'cost' needs a positive cost_ratio, got {cost_ratio!r}")
+        raise OptionError(f"method 'cost' needs a positive cost_ratio, got {cost_ratio!r}")
     y, p = _check_binary(y, p, probabilities=False)
 
     chosen = _select(y, p, method, target, cost_ratio)

@@ -10,7 +10,7 @@ from sklearn.base import clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 
-from pmed.errors import StudyError
+from pmed.errors import OptionError, StudyError
 from pmed.explain.shap_values import _inputs, _steps
 from pmed.models.importance import input_feature_of_outputs
 
@@ -79,7 +79,7 @@ def linear_coefficients(
             fix="use a linear family (linear, elastic_net), or permutation_importance_table for any model",
         )
     if not 0 < level < 1:
-        raise ValueError("level must be between 0 and 1")
+        raise OptionError("level must be between 0 and 1")
     binary = is_classifier(model)
     X = _inputs(pre, X)
     y = np.asarray(y)

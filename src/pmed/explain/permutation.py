@@ -7,6 +7,7 @@ import pandas as pd
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
+from pmed.errors import OptionError
 from pmed.explain.shap_values import _inputs, _steps
 
 __all__ = ["permutation_importance_table"]
@@ -57,7 +58,7 @@ def permutation_importance_table(
     from sklearn.inspection import permutation_importance
 
     if n_repeats < 2:
-        raise ValueError("n_repeats must be at least 2 for an interval")
+        raise OptionError("n_repeats must be at least 2 for an interval")
     pre, model = _steps(pipeline)
     X = _inputs(pre, X)
     scoring = scoring or ("roc_auc" if is_classifier(model) else "r2")

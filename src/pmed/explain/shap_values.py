@@ -29,7 +29,7 @@ import pandas as pd
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
-from pmed.errors import StudyError
+from pmed.errors import NotFoundError, OptionError, PmedWarning, StudyError
 from pmed.models.importance import input_feature_of_outputs
 
 if TYPE_CHECKING:
@@ -187,7 +187,8 @@ def explain(
     X = _inputs(pre, X)
     bg = X if background is None else _inputs(pre, background)
     if len(X) == 0 or len(bg) == 0:
-        raise ValueError("explain needs at least one patient to explain and one background patient")
+        raise OptionError("explain needs at least one patient to explain and one background patient",
+                          fix="pass a non-empty X and background")
     if len(bg) > max_background:
         rows = np.sort(np.random.default_rng(seed).choice(len(bg), max_background, replace=False))
         bg = bg.iloc[rows]
@@ -230,7 +231,7 @@ def explain(
         warnings.warn(
             f"SHAP local accuracy is off by {err:.2g} (method {kind!r}): base value + sum of "
             "values does not reproduce the prediction; treat these explanations with care",
-            RuntimeWarning, stacklevel=2)
+            PmedWarning, stacklevel=2)
     return PatientExplanations(
         values=pd.DataFrame(values, index=X.index, columns=features),
         base_value=float(base),
@@ -484,11 +485,13 @@ def top_factors(
     list of str
     """
     if patient_id not in expl.values.index:
-        raise KeyError(f"patient {patient_id!r} is not among the explained patients")
+        raise NotFoundError("the patient asked for is not among the explained patients",
+                            fix="explain that patient first (pass their row to explain())")
     unit_of = _units(units)
     row = expl.values.loc[patient_id]
     if isinstance(row, pd.DataFrame):  # duplicated index label
-        raise KeyError(f"patient {patient_id!r} appears more than once in the explanations")
+        raise NotFoundError("the patient asked for appears more than once in the explanations",
+                            fix="give each explained row a unique patient ID")
     order = row.abs().sort_values(ascending=False, kind="mergesort").index
     out = []
     for feat in order:

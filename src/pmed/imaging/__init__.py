@@ -1,5 +1,8 @@
 """Medical imaging: readers → augmentation → CNNs → evaluation, heat maps and embeddings.
 
+- :func:`run_imaging` (:mod:`pmed.imaging.api`): the domain's entry point — train a CNN on an
+  ``.npz`` or manifest, evaluate it and embed every patient → :class:`ImagingResult`
+  (``.to_block()`` is the Cohort block ``image_embedding``, ``.write(out)`` the model folder).
 - :mod:`pmed.imaging.readers`: DICOM files and series (pydicom; rescale, windowing,
   orientation and spacing), NIfTI (nibabel), PNG/JPEG (Pillow), MedMNIST ``.npz`` and
   manifest CSVs (``patient_id, path, label, split``) → :class:`ImageSet`.
@@ -54,6 +57,8 @@ __all__ = [
     "make_lesion_images",
     "write_lesion_manifest",
     # loaded on first use (need torch / MONAI / pydicom)
+    "run_imaging",
+    "ImagingResult",
     "AugmentConfig",
     "Augmenter",
     "ImageClassifier",
@@ -69,6 +74,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "run_imaging": "pmed.imaging.api",
+    "ImagingResult": "pmed.imaging.api",
     "AugmentConfig": "pmed.imaging.transforms",
     "Augmenter": "pmed.imaging.transforms",
     "ImageClassifier": "pmed.imaging.train",

@@ -263,7 +263,9 @@ def deidentify(
         Missing source; ``out`` inside ``source`` or equal to it; ``mapping`` inside ``out``; an
         output that exists without ``overwrite``; no DICOM file found.
     """
-    from pydicom import dcmread
+    from pmed.errors import require
+
+    dcmread = require("pydicom", extra="imaging", feature="DICOM de-identification").dcmread
 
     from pmed.io import atomic_path, write_table
 
@@ -292,7 +294,7 @@ def deidentify(
     for f in files:
         try:
             ds = dcmread(f)
-        except Exception:
+        except Exception:  # noqa: BLE001 - not DICOM: listed in `skipped` and warned below
             if not source.is_dir():
                 raise InputError("not a readable DICOM file", file=f,
                                  fix="check the file; de-identification only handles DICOM") from None
@@ -317,6 +319,13 @@ def deidentify(
                      "burned_in_annotation": burned or ""})
     if not rows:
         raise InputError("no DICOM file found", file=source, fix="point at a DICOM file or a folder holding some")
+    if skipped:
+        import warnings as _warnings
+
+        from pmed.errors import PmedWarning
+
+        _warnings.warn(f"{source}: skipped {len(skipped)} file(s) that do not parse as DICOM", PmedWarning,
+                       stacklevel=2)
     table = pd.DataFrame(mapper.rows, columns=["kind", "attribute", "pseudonym", "original"])
     write_table(table, mapping, index=False)
     return DeidResult(files=pd.DataFrame(rows), mapping=table, skipped=skipped, warnings=warnings)

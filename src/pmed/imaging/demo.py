@@ -77,8 +77,9 @@ def imaging_demo(
 
     Xr, yr, _ = make_lesion_images(n_reference, size=size, contrast=0.25, seed=seed + 2)
     n_tr = int(0.8 * n_reference)
-    clf = ImageClassifier(arch="cnn", epochs=epochs, batch_size=32, lr=2e-3, patience=4, seed=seed,
-                          device=device, checkpoint_dir=out / "model")
+    # class_weight spelled out: the demo's numbers were made with balanced weights
+    clf = ImageClassifier(arch="cnn", max_epochs=epochs, batch_size=32, lr=2e-3, patience=4, random_state=seed,
+                          class_weight="balanced", device=device or "auto", checkpoint_dir=out / "model")
     clf.fit(Xr[:n_tr], yr[:n_tr], X_val=Xr[n_tr:], y_val=yr[n_tr:])
     clf.save(out / "model", extra={"data": {"source": "synthetic lesion reference set", "n_train": n_tr,
                                             "n_val": n_reference - n_tr}})

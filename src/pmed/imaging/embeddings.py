@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError
+from pmed.errors import InputError, OptionError
 
 __all__ = ["image_embeddings", "add_image_block", "BLOCK_NAME"]
 
@@ -60,7 +60,8 @@ def image_embeddings(
     if len(ids) != len(images):
         raise InputError(f"{len(ids)} IDs for {len(images)} images", fix="pass one patient ID per image")
     if aggregate not in ("mean", "max"):
-        raise InputError(f"aggregate must be 'mean' or 'max', got {aggregate!r}", fix="pass aggregate='mean'")
+        raise OptionError(f"aggregate must be 'mean' or 'max', got {str(aggregate)[:40]!r}",
+                          fix="pass aggregate='mean'")
     z = clf.embed(images)
     if n_components is not None:
         from sklearn.decomposition import PCA
@@ -81,7 +82,13 @@ def add_image_block(
     provenance: Mapping[str, Any] | None = None,
     allow_missing: bool = False,
 ):
-    """Attach an embedding table to ``cohort`` as block ``image_embedding``; returns the cohort."""
-    prov = {"modality": "imaging", "kind": "cnn_penultimate_layer", "n_features": int(embeddings.shape[1]),
-            **(provenance or {})}
-    return cohort.add_block(BLOCK_NAME, embeddings, provenance=prov, allow_missing=allow_missing)
+    """Attach an embedding table to ``cohort`` as block ``image_embedding``; returns the cohort.
+
+    Kept for existing code: ``cohort.add_block("image_embedding", run_imaging(...).to_block())``
+    does the same from a :func:`pmed.imaging.run_imaging` result.
+    """
+    from pmed.cohort import Block
+
+    prov = {"domain": "imaging", "modality": "imaging", "kind": "cnn_penultimate_layer",
+            "n_features": int(embeddings.shape[1]), **(provenance or {})}
+    return cohort.add_block(BLOCK_NAME, Block(embeddings, prov), allow_missing=allow_missing)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from pmed.errors import InputError
 
-__all__ = ["predictions_table", "evaluate_images", "confusion_table"]
+__all__ = ["predictions_table", "evaluate_images", "write_image_evaluation", "confusion_table"]
 
 
 def predictions_table(
@@ -99,7 +99,19 @@ def evaluate_images(
     paths : dict
         What was written.
     """
-    from pmed.evaluate.engine import evaluate_predictions, write_evaluation
+    ev, parts = _evaluate(predictions, positive=positive, n_boot=n_boot, seed=seed, thresholds=thresholds,
+                          source=source)
+    paths: dict[str, Path] = {}
+    if out is not None:
+        paths = write_image_evaluation(ev, parts, out, figures=figures, context=context)
+    return ev, paths
+
+
+def _evaluate(predictions: pd.DataFrame, *, positive: Any, n_boot: int, seed: int,
+              thresholds: Sequence[float], source: str | None) -> tuple[dict, dict[str, Any]]:
+    """The evaluation dict and what :func:`write_image_evaluation` needs to write it later."""
+    from pmed.evaluate.engine import evaluate_predictions
+    from pmed.evaluate.predictions import roc_inputs
 
     score = f"prob_{positive}"
     if "label" not in predictions.columns or score not in predictions.columns:
@@ -116,12 +128,28 @@ def evaluate_images(
     cm = confusion_table(df["outcome"].to_numpy(), df["probability"].to_numpy(), threshold=thresholds[0])
     ev["confusion_matrix"] = {"threshold": float(thresholds[0]), "rows": "truth", "columns": "prediction",
                               "matrix": cm.to_numpy().tolist()}
-    paths: dict[str, Path] = {}
-    if out is not None:
-        from pmed.io import write_table
+    roc = roc_inputs(df, outcome="outcome", score="probability", model="cnn")
+    return ev, {"tables": tables, "roc": roc, "confusion": cm}
 
-        roc = pd.DataFrame({"model": "cnn", "outcome": df["outcome"].to_numpy(),
-                            "prediction": df["probability"].to_numpy()})
-        paths = write_evaluation(ev, tables, out, roc_data=roc, figures=figures, context=context)
-        paths["confusion_matrix"] = write_table(cm, Path(out) / "confusion_matrix.csv")
-    return ev, paths
+
+def write_image_evaluation(
+    evaluation: dict,
+    parts: Mapping[str, Any],
+    out: str | Path,
+    *,
+    figures: Mapping[str, Path] | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write an evaluation computed earlier into ``out`` (what ``evaluate_images(out=...)`` writes).
+
+    ``parts`` holds the curve tables, ROC inputs and confusion matrix of that evaluation;
+    :class:`pmed.imaging.api.ImagingResult` keeps them so that computing and writing can
+    happen apart.
+    """
+    from pmed.io import write_table
+    from pmed.report.evaluation import write_evaluation
+
+    paths = write_evaluation(evaluation, dict(parts["tables"]), out, roc_data=parts["roc"], figures=figures,
+                             context=context)
+    paths["confusion_matrix"] = write_table(parts["confusion"], Path(out) / "confusion_matrix.csv")
+    return paths

@@ -37,7 +37,10 @@ def grad_cam(clf, images: np.ndarray, *, target=None, batch_size: int = 64) -> n
     numpy.ndarray
         ``(N, H, W)`` maps scaled to ``[0, 1]`` per image (0 where the class gets no support).
     """
-    import torch
+    from pmed.errors import require
+
+    torch = require("torch", extra="imaging", feature="heat maps")
+    require("monai", extra="imaging", feature="heat maps")
     from monai.visualize import GradCAM
 
     clf._check_fitted()
@@ -77,7 +80,10 @@ def occlusion(clf, images: np.ndarray, *, target=None, mask_size: int | None = N
     numpy.ndarray
         ``(N, H, W)`` maps scaled to ``[0, 1]`` per image (1 = most important region).
     """
-    import torch
+    from pmed.errors import require
+
+    torch = require("torch", extra="imaging", feature="heat maps")
+    require("monai", extra="imaging", feature="heat maps")
     from monai.visualize import OcclusionSensitivity
 
     clf._check_fitted()
@@ -130,7 +136,10 @@ def save_heatmaps(
     from pmed.plots._base import save
 
     if method not in ("gradcam", "occlusion"):
-        raise InputError(f"method must be 'gradcam' or 'occlusion', got {method!r}", fix="pass method='gradcam'")
+        from pmed.errors import OptionError
+
+        raise OptionError(f"method must be 'gradcam' or 'occlusion', got {str(method)[:40]!r}",
+                          fix="pass method='gradcam' (CLI: --method gradcam|occlusion)")
     X = clf._check_images(images, "images")
     maps = grad_cam(clf, X, target=target) if method == "gradcam" else occlusion(clf, X, target=target)
     prob = clf.predict_proba(X)

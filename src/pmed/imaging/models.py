@@ -8,8 +8,10 @@ expose :meth:`ImageNet.features` (the penultimate layer, used as the patient emb
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from pmed.errors import OptionError, require
+
+torch = require("torch", extra="imaging", feature="pmed.imaging's networks")
+nn = torch.nn
 
 __all__ = ["ARCHITECTURES", "ImageNet", "build_model", "pick_device"]
 
@@ -79,6 +81,7 @@ class ImageNet(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         if arch == "resnet18":
+            require("monai", extra="imaging", feature="the ResNet-18 network")
             from monai.networks.nets import ResNet
 
             planes = [max(8, round(p * width)) for p in (64, 128, 256, 512)]
@@ -91,7 +94,7 @@ class ImageNet(nn.Module):
             n_feat = self.backbone.out_features
             self.cam_layer = "backbone.block3"
         else:
-            raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+            raise OptionError(f"unknown architecture {arch!r}", fix=f"choose one of: {', '.join(ARCHITECTURES)}")
         self.n_features = n_feat
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(n_feat, n_classes)

@@ -75,6 +75,9 @@ class Augmenter:
         self.seed = seed
 
     def _build(self, shape: tuple[int, int]):
+        from pmed.errors import require
+
+        require("monai", extra="imaging", feature="augmentation")
         from monai.transforms import (
             Compose,
             Identity,
@@ -124,7 +127,10 @@ class Augmenter:
         """Augment each image of a ``(N, C, H, W)`` float array independently."""
         x = np.asarray(batch, dtype=np.float32)
         if x.ndim != 4:
-            raise ValueError(f"expected a (N, C, H, W) batch, got shape {x.shape}")
+            from pmed.errors import InputError
+
+            raise InputError(f"expected a (N, C, H, W) batch of images, got shape {x.shape}",
+                             fix="stack 2-D images into one (N, C, H, W) array")
         if self._compose is None or self._built_for != x.shape[2:]:
             self._build(tuple(x.shape[2:]))
         out = np.empty_like(x)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError
+from pmed.errors import InputError, OptionError
 
 __all__ = ["train_from_file", "predict_from_file", "explain_from_file", "embed_from_file", "model_size"]
 
@@ -31,8 +31,12 @@ def model_size(model_dir: str | Path) -> tuple[int, int]:
     if not cfg.exists():
         raise BundleError("config.json not found in the model folder", file=model_dir,
                           fix="pass the folder written by `pmed imaging train --out`")
-    shape = json.loads(cfg.read_text())["image_shape"]
-    return int(shape[1]), int(shape[2])
+    try:
+        shape = json.loads(cfg.read_text(encoding="utf-8"))["image_shape"]
+        return int(shape[1]), int(shape[2])
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        raise BundleError(f"config.json is damaged ({type(e).__name__}: no usable image_shape)", file=cfg,
+                          fix="retrain with `pmed imaging train`, or restore the model folder") from e
 
 
 def train_from_file(
@@ -47,7 +51,7 @@ def train_from_file(
     patience: int | None = 8,
     size: int | None = None,
     augment: bool = True,
-    class_weight: str | None = "balanced",
+    class_weight: str | None = None,
     seed: int = 0,
     device: str | None = None,
     resume: bool = False,
@@ -55,73 +59,35 @@ def train_from_file(
     val_split: str | None = "val",
     evaluate: bool = True,
     n_boot: int = 500,
-    progress: bool = False,
+    progress=None,
     root: str | Path | None = None,
+    n_jobs: int | None = None,
 ) -> dict[str, Any]:
     """Train a classifier on a dataset file and write the model folder.
 
-    Writes into ``out``: ``model.pt`` + ``config.json`` (the model), ``checkpoint.pt`` (for
-    ``resume``), ``history.csv`` and ``plots/training_curves.png``; with a labelled validation
-    split, ``val_predictions.csv`` and ``evaluation/`` (``metrics.json``, curves, plots,
-    ``report.html``: the files of ``pmed evaluate``).
+    A thin wrapper: :func:`pmed.imaging.api.run_imaging` (with ``checkpoint_dir=out``) then
+    :meth:`~pmed.imaging.api.ImagingResult.write`. Writes into ``out``: ``model.pt`` +
+    ``config.json`` (the model), ``checkpoint.pt`` (for ``resume``), ``history.csv`` and
+    ``plots/training_curves.png``; with a labelled validation split, ``val_predictions.csv`` and
+    ``evaluation/`` (``metrics.json``, curves, plots, ``report.html``: the files of
+    ``pmed evaluate``); ``embedding.csv`` (block ``image_embedding``) and ``provenance.json``.
 
     Returns
     -------
     dict
-        ``n_train``, ``n_val``, ``best_epoch``, ``epochs_run``, ``train_time_s``, ``device``,
-        ``val_auroc`` (with ``ci_low``/``ci_high``) and ``val_accuracy`` when evaluated, and
-        ``paths``.
+        :meth:`ImagingResult.summary() <pmed.imaging.api.ImagingResult.summary>` (``n_train``,
+        ``n_val``, ``best_epoch``, ``epochs_run``, ``train_time_s``, ``device``, ``val_auroc``
+        with ``ci_low``/``ci_high`` and ``val_accuracy`` when evaluated …) and ``paths``.
     """
-    from pmed.imaging.evaluation import evaluate_images, predictions_table
-    from pmed.imaging.plots import training_curves
-    from pmed.imaging.readers import load_dataset
-    from pmed.imaging.train import ImageClassifier
-    from pmed.io import write_table
-    from pmed.plots._base import save
+    from pmed.imaging.api import run_imaging
 
     out = Path(out)
-    iset = load_dataset(data, size=_size(size), root=root)
-    X, y, _ = iset.split(train_split)
-    if (y < 0).any():
-        raise InputError(f"{int((y < 0).sum())} training images have no label", file=data,
-                         fix="label every image of the training split")
-    has_val = val_split is not None and val_split in iset.images
-    Xv = yv = None
-    if has_val:
-        Xv, yv, _ = iset.split(val_split)
-        if (yv < 0).any():
-            has_val, Xv, yv = False, None, None
-    out.mkdir(parents=True, exist_ok=True)
-    clf = ImageClassifier(arch=arch, width=width, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                          class_weight=class_weight, augment=augment, seed=seed, device=device,
-                          checkpoint_dir=out, progress=progress)
-    clf.fit(X, y, X_val=Xv, y_val=yv, resume=resume)
-    clf.save(out, extra={"data": {"source": str(data), "train_split": train_split,
-                                  "val_split": val_split if has_val else None,
-                                  "n_train": int(len(X)), "n_val": int(len(Xv)) if has_val else 0}})
-    paths = {"model": out / "model.pt", "config": out / "config.json",
-             "history": write_table(clf.history_, out / "history.csv", index=False),
-             "training_curves": save(training_curves(clf.history_, title=f"{arch} on {Path(data).name}"),
-                                     out / "plots" / "training_curves.png")}
-    summary: dict[str, Any] = {"n_train": int(len(X)), "n_val": int(len(Xv)) if has_val else 0,
-                               "best_epoch": clf.best_epoch_, "epochs_run": int(len(clf.history_)),
-                               "stopped_early": clf.stopped_early_, "train_time_s": clf.train_time_s_,
-                               "device": str(clf.device_), "classes": clf.classes_.tolist()}
-    if has_val:
-        _, _, ids_v = iset.split(val_split)
-        pred = predictions_table(clf, Xv, ids=ids_v, labels=yv, paths=iset.paths[val_split], split=val_split)
-        paths["val_predictions"] = write_table(pred, out / "val_predictions.csv", index=False)
-        summary["val_accuracy"] = float(np.mean(clf.classes_[pred.filter(like="prob_").to_numpy().argmax(1)] == yv))
-        if evaluate and len(clf.classes_) == 2:
-            ev, ev_paths = evaluate_images(pred, positive=clf.classes_[1], out=out / "evaluation", n_boot=n_boot,
-                                           seed=seed, source=str(data),
-                                           figures={"training_curves": paths["training_curves"]},
-                                           context={"data_sources": [str(data)]})
-            m = ev["models"]["cnn"]["metrics"]
-            summary["val_auroc"] = {k: m["auroc"][k] for k in ("estimate", "ci_low", "ci_high")}
-            summary["val_metrics"] = {k: m[k]["estimate"] for k in ("auprc", "brier", "accuracy",
-                                                                     "balanced_accuracy")}
-            paths.update({f"evaluation_{k}": v for k, v in ev_paths.items()})
+    res = run_imaging(data, arch=arch, width=width, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+                      size=size, augment=augment, class_weight=class_weight, device=device,
+                      train_split=train_split, val_split=val_split, evaluate=evaluate, n_boot=n_boot, root=root,
+                      checkpoint_dir=out, resume=resume, seed=seed, n_jobs=n_jobs, progress=progress)
+    paths = res.write(out)
+    summary = res.summary()
     summary["paths"] = paths
     return summary
 
@@ -180,6 +146,9 @@ def explain_from_file(
     from pmed.imaging.readers import load_dataset
     from pmed.imaging.train import ImageClassifier
 
+    if method not in ("gradcam", "occlusion"):  # refused before the model and data are read
+        raise OptionError(f"method must be 'gradcam' or 'occlusion', got {str(method)[:40]!r}",
+                          fix="pass method='gradcam' (CLI: --method gradcam|occlusion)")
     clf = ImageClassifier.load(model, device=device)
     iset = load_dataset(data, size=model_size(model), root=root)
     X, y, all_ids = iset.split(split)

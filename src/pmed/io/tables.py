@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +12,7 @@ from pmed.errors import InputError
 from pmed.io._atomic import atomic_path
 from pmed.schema import TableSchema
 
-__all__ = ["read_table", "read_raw_table", "write_table", "TABLE_SUFFIXES"]
+__all__ = ["read_table", "read_raw_table", "write_table", "TABLE_SUFFIXES", "check_number_text"]
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": None}
 
@@ -20,6 +22,44 @@ def _suffix(path: Path) -> str:
     if len(s) >= 2 and s[-1] in (".gz", ".bz2", ".xz", ".zst"):
         return s[-2]
     return path.suffix
+
+
+# An exponent of ten or more digits overflows the C int in pandas' float parser (pandas-dev/pandas
+# #63089: read_csv and to_numeric crash the interpreter with a segmentation fault). No real value
+# needs one, so such text is refused before pandas sees it.
+_HUGE_EXPONENT = re.compile(rb"[0-9.][eE][+-]?[0-9]{10,}")
+
+
+def check_number_text(data: bytes, *, file: str | Path | None = None) -> None:
+    """Refuse numbers whose exponent pandas cannot parse safely (10+ digits), naming the line."""
+    m = _HUGE_EXPONENT.search(data)
+    if m is None:
+        return
+    line = data.count(b"\n", 0, m.start()) + 1
+    col = m.start() - (data.rfind(b"\n", 0, m.start()) + 1) + 2
+    raise InputError("a number has an exponent of ten or more digits, which no measurement needs",
+                     file=file, where=f"line {line}, column {col}",
+                     fix="correct the value (e.g. 1.5e3, not 1.5e4000000000)")
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed by content (gzip/bz2/xz) as pandas would read them."""
+    import bz2
+    import gzip
+    import lzma
+
+    head = path.open("rb").read(6)
+    try:
+        if head[:2] == b"\x1f\x8b":
+            return gzip.decompress(path.read_bytes())
+        if head[:3] == b"BZh":
+            return bz2.decompress(path.read_bytes())
+        if head[:6] == b"\xfd7zXZ\x00":
+            return lzma.decompress(path.read_bytes())
+    except (OSError, EOFError, ValueError, lzma.LZMAError) as e:
+        raise InputError(f"compressed file is truncated or corrupt ({type(e).__name__})", file=path,
+                         fix="re-create or re-download the file") from None
+    return path.read_bytes()
 
 
 def read_raw_table(
@@ -54,10 +94,15 @@ def read_raw_table(
     if suffix not in TABLE_SUFFIXES:
         raise InputError(f"unknown table format {suffix!r}", file=path,
                          fix="use .csv, .tsv or .parquet")
+    if path.is_dir():
+        raise InputError(f"{what} is a folder", file=path, fix="name the table file inside it")
     try:
         if TABLE_SUFFIXES[suffix] is None:
             return pd.read_parquet(path)
-        return pd.read_csv(path, sep=TABLE_SUFFIXES[suffix], dtype=dtype, keep_default_na=True)
+        data = _read_bytes(path)
+        check_number_text(data, file=path)
+        return pd.read_csv(io.BytesIO(data), sep=TABLE_SUFFIXES[suffix], dtype=dtype,
+                           keep_default_na=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
             ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pmed.errors import InputError
 
-__all__ = ["open_text", "is_gzip"]
+__all__ = ["open_text", "is_gzip", "read_text"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -40,3 +40,29 @@ def open_text(path: str | Path, *, errors: str = "strict", newline: str | None =
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors=errors,
                                 newline=newline)
     return open(path, encoding="utf-8-sig", errors=errors, newline=newline)  # noqa: SIM115
+
+
+def read_text(path: str | Path, *, what: str = "file", error: type[InputError] = InputError) -> str:
+    """Read a whole UTF-8 text file (BOM removed); bad bytes are an error naming line and column.
+
+    Parameters
+    ----------
+    what
+        What the file is, for the message (``"study file"``).
+    error
+        The :class:`~pmed.errors.PmedError` class to raise (e.g. ``StudyError`` for studies).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} not found" if not path.exists() else f"{what} is a folder", file=path,
+                    fix="check the path")
+    data = path.read_bytes()
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise error(f"{what} is UTF-16 encoded", file=path, fix="save it as UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise error(f"{what} is not valid UTF-8 (byte 0x{data[e.start]:02x})", file=path,
+                    where=f"line {line}, column {col}", fix="save the file as UTF-8") from None

@@ -12,18 +12,18 @@ being simple and exact, and every refusal says which file, which line and what t
 from __future__ import annotations
 
 import datetime as _dt
-import gzip
 import re
 import struct
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError
+from pmed.errors import InputError, OptionError
 from pmed.io._atomic import atomic_path
+from pmed.io.text import open_text
 
 __all__ = ["read_vcf", "write_vcf", "GRCH38_CONTIG_LENGTHS", "BGZF_EOF"]
 
@@ -183,20 +183,21 @@ def write_vcf(
     required = ["chrom", "pos", "id", "ref", "alt"]
     missing = [c for c in required if c not in variants.columns]
     if missing:
-        raise ValueError(f"variants table lacks columns {missing}; it needs {required}")
+        raise OptionError(f"variants table lacks columns {missing}; it needs {required}")
     samples = [str(s) for s in samples]
     g = np.asarray(genotypes)
     n_var = len(variants)
     if g.ndim != 3 or g.shape != (n_var, len(samples), 2):
-        raise ValueError(
+        raise OptionError(
             f"genotypes must have shape (n_variants, n_samples, 2) = ({n_var}, {len(samples)}, 2),"
             f" got {g.shape}"
         )
     bad = [s for s in samples if not s or re.search(r"\s", s)]
     if bad:
-        raise ValueError(f"sample IDs must be non-empty and free of whitespace: {bad[:5]}")
+        raise OptionError(f"{len(bad)} sample ID(s) are empty or contain whitespace; sample IDs must "
+                          "be non-empty and free of whitespace", fix="rename those samples")
     if len(set(samples)) != len(samples):
-        raise ValueError("sample IDs must be unique")
+        raise OptionError("sample IDs must be unique")
 
     chrom = variants["chrom"].astype(str).to_numpy()
     pos = pd.to_numeric(variants["pos"]).to_numpy(dtype=np.int64)
@@ -205,7 +206,7 @@ def write_vcf(
     alt = variants["alt"].astype(str).to_numpy()
     n_alt = np.array([a.count(",") + 1 for a in alt], dtype=np.int64)
     if g.size and (g.min() < -1 or (g.max(axis=(1, 2)) > n_alt).any()):
-        raise ValueError("genotype allele indices must be -1 (missing), 0 (REF) or an ALT index")
+        raise OptionError("genotype allele indices must be -1 (missing), 0 (REF) or an ALT index")
 
     # Sort by chromosome (natural order) then position; a stable sort keeps input order on ties.
     order = sorted(range(n_var), key=lambda i: (_chrom_key(chrom[i]), pos[i]))
@@ -247,15 +248,6 @@ def write_vcf(
 
 
 # ---------------------------------------------------------------------- reading
-def _open_lines(path: Path) -> Iterable[str]:
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    # Sniff the content, not the name: a ".vcf" may be gzipped and a ".gz" may be plain.
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
 def _dosage_of(gt: str, n_alt: int) -> float | None:
     """ALT-allele count of one GT string; NaN when any allele is missing; None when malformed."""
     alleles = _GT_SPLIT.split(gt)
@@ -318,7 +310,8 @@ def read_vcf(
     used_ids: set[str] = set()
     lineno = 0
     try:
-        with _open_lines(path) as fh:
+        # gzip/BGZF sniffed by content, not name: a ".vcf" may be gzipped, a ".gz" plain
+        with open_text(path) as fh:
             for lineno, raw in enumerate(fh, start=1):
                 line = raw.rstrip("\r\n")
                 if not line:

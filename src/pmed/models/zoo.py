@@ -13,20 +13,18 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from pmed.errors import StudyError
+from pmed.models.registry import FamilyDescriptions, get_family, register_model
 
-__all__ = ["FAMILIES", "TASKS", "make_model", "make_preprocessor"]
+__all__ = ["FAMILIES", "DEFAULT_FAMILIES", "TASKS", "make_model", "make_preprocessor"]
 
 TASKS = ("binary", "continuous")
 
-#: family → one-line description (shown in docs and errors)
-FAMILIES = {
-    "mean": "baseline: the training outcome mean (continuous) or prevalence (binary)",
-    "linear": "L2-regularised logistic regression (binary) / ridge regression with its penalty tuned by leave-one-out (continuous)",
-    "elastic_net": "elastic-net logistic regression (binary) / elastic-net regression (continuous)",
-    "random_forest": "random forest",
-    "lightgbm": "gradient boosting with LightGBM",
-    "svm": "support vector machine, RBF kernel (Platt-calibrated probabilities for binary)",
-}
+#: family → one-line description: a live view of :mod:`pmed.models.registry` (a family registered
+#: with :func:`~pmed.models.registry.register_model` appears here too)
+FAMILIES = FamilyDescriptions()
+
+#: the candidates of a study that lists no ``models``: every tabular family of the zoo
+DEFAULT_FAMILIES = ("mean", "linear", "elastic_net", "random_forest", "lightgbm", "svm")
 
 
 def make_preprocessor(
@@ -64,6 +62,13 @@ def _is_binary(s: pd.Series) -> bool:
 
 
 def _estimator(family: str, task: str, params: Mapping[str, Any], seed: int):
+    """The final estimator of a built-in tabular family.
+
+    Binary classifiers are unweighted by default (``class_weight=None``): class weighting
+    shifts every predicted risk towards 0.5 and so miscalibrates them. A study opts in with
+    ``imbalance: {weighting: balanced}`` (which also recalibrates inside each fold), or a model
+    with ``params: {class_weight: balanced}``.
+    """
     binary = task == "binary"
     p = dict(params)
     if family == "mean":
@@ -74,7 +79,7 @@ def _estimator(family: str, task: str, params: Mapping[str, Any], seed: int):
         if binary:
             from sklearn.linear_model import LogisticRegression
 
-            return LogisticRegression(**{"C": 1.0, "class_weight": "balanced", "max_iter": 5000, **p})
+            return LogisticRegression(**{"C": 1.0, "class_weight": None, "max_iter": 5000, **p})
         from sklearn.linear_model import RidgeCV
 
         # penalty chosen by efficient leave-one-out inside each training fold: with as many
@@ -86,7 +91,7 @@ def _estimator(family: str, task: str, params: Mapping[str, Any], seed: int):
 
             return LogisticRegression(**{
                 "solver": "saga", "l1_ratio": 0.5, "C": 0.5, "tol": 1e-3,
-                "class_weight": "balanced", "max_iter": 5000, "random_state": seed, **p})
+                "class_weight": None, "max_iter": 5000, "random_state": seed, **p})
         from sklearn.linear_model import ElasticNet
 
         return ElasticNet(**{"alpha": 0.05, "l1_ratio": 0.5, "max_iter": 10000, "random_state": seed, **p})
@@ -95,7 +100,7 @@ def _estimator(family: str, task: str, params: Mapping[str, Any], seed: int):
 
         defaults = {"n_estimators": 300, "min_samples_leaf": 3, "random_state": seed, "n_jobs": 1}
         if binary:
-            return RandomForestClassifier(**{**defaults, "class_weight": "balanced", **p})
+            return RandomForestClassifier(**{**defaults, "class_weight": None, **p})
         return RandomForestRegressor(**{**defaults, "max_features": 0.33, **p})
     if family == "lightgbm":
         from lightgbm import LGBMClassifier, LGBMRegressor
@@ -106,14 +111,14 @@ def _estimator(family: str, task: str, params: Mapping[str, Any], seed: int):
                     "colsample_bytree": 0.8, "random_state": seed, "n_jobs": 1,
                     "deterministic": True, "force_row_wise": True, "verbose": -1}
         if binary:
-            return LGBMClassifier(**{**defaults, "class_weight": "balanced", **p})
+            return LGBMClassifier(**{**defaults, "class_weight": None, **p})
         return LGBMRegressor(**{**defaults, **p})
     if family == "svm":
         if binary:
             from sklearn.calibration import CalibratedClassifierCV
             from sklearn.svm import SVC
 
-            svc = SVC(**{"C": 1.0, "kernel": "rbf", "class_weight": "balanced", **p})
+            svc = SVC(**{"C": 1.0, "kernel": "rbf", "class_weight": None, **p})
             return CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False)
         from sklearn.svm import SVR
 
@@ -122,6 +127,77 @@ def _estimator(family: str, task: str, params: Mapping[str, Any], seed: int):
         f"unknown model family {family!r}",
         fix=f"use one of: {', '.join(FAMILIES)}",
     )
+
+
+def _builtin(family: str):
+    def factory(*, task: str, params: Mapping[str, Any], seed: int, X: pd.DataFrame):
+        return _estimator(family, task, params, seed)
+
+    factory.__name__ = f"make_{family}"
+    return factory
+
+
+_DESCRIPTIONS = {
+    "mean": "baseline: the training outcome mean (continuous) or prevalence (binary)",
+    "linear": "L2-regularised logistic regression (binary) / ridge regression with its penalty tuned by leave-one-out (continuous)",
+    "elastic_net": "elastic-net logistic regression (binary) / elastic-net regression (continuous)",
+    "random_forest": "random forest",
+    "lightgbm": "gradient boosting with LightGBM",
+    "svm": "support vector machine, RBF kernel (Platt-calibrated probabilities for binary)",
+}
+for _f, _d in _DESCRIPTIONS.items():
+    register_model(_f, _builtin(_f), description=_d, class_weight=_f != "mean")
+
+
+# ---------------------------------------------------------------------- PyTorch families
+_GRID_PREFIXES = ("x|", "m|", "d|")
+
+
+def _grid_columns(X: pd.DataFrame) -> list[str]:
+    return [c for c in X.columns if str(c).startswith(_GRID_PREFIXES)]
+
+
+def _grud_preprocessor(X: pd.DataFrame) -> ColumnTransformer:
+    """Grid columns pass through untouched (GRU-D standardises and masks them itself); static
+    columns get pmed's standard preprocessing. Output is a DataFrame, named as the input."""
+    grid = _grid_columns(X)
+    static = [c for c in X.columns if c not in grid]
+    categorical = [c for c in static if isinstance(X[c].dtype, pd.CategoricalDtype)]
+    binary = [c for c in static if c not in categorical and _is_binary(X[c])]
+    numeric = [c for c in static if c not in categorical and c not in binary]
+    parts: list = [("grid", "passthrough", grid)]
+    if static:
+        parts.append(("static", make_preprocessor(numeric, categorical, binary), static))
+    return ColumnTransformer(parts, verbose_feature_names_out=False).set_output(transform="pandas")
+
+
+def _grud_factory(*, task: str, params: Mapping[str, Any], seed: int, X: pd.DataFrame):
+    if not _grid_columns(X):
+        raise StudyError(
+            "model family 'grud' needs time-series grid columns (x|variable|step, m|variable|step, "
+            "d|variable|step) among the features, and the study's features have none",
+            where="key models[].family",
+            fix="add a block written from pmed.timeseries.to_grid(...).flatten() (a CSV indexed by "
+                "patient_id) to data.blocks and features.blocks; see docs/study.md")
+    from pmed.timeseries.grud import GRUDClassifier
+
+    return GRUDClassifier(**{"random_state": seed, **params})
+
+
+def _cnn_factory(*, task: str, params: Mapping[str, Any], seed: int, X: pd.DataFrame):
+    raise StudyError(
+        "model family 'cnn' trains on images, which a study's feature table cannot hold",
+        where="key models[].family",
+        fix="train it with `pmed imaging train` (or pmed.imaging.ImageClassifier) and give the study "
+            "its image embeddings as a block (pmed.imaging.image_embeddings); see docs/study.md")
+
+
+register_model("grud", _grud_factory, tasks=("binary",), preprocessor=_grud_preprocessor, class_weight=True,
+               description="GRU-D recurrent network on a time-series grid (x|m|d columns of "
+                           "pmed.timeseries Grid.flatten()), binary; needs PyTorch")
+register_model("cnn", _cnn_factory, tasks=("binary",), class_weight=True,
+               description="convolutional image classifier (pmed.imaging.ImageClassifier); trains on "
+                           "images, not on a study's feature table")
 
 
 def make_model(
@@ -137,7 +213,7 @@ def make_model(
     Parameters
     ----------
     family
-        One of :data:`FAMILIES`.
+        A registered family (:data:`FAMILIES`, :func:`pmed.models.register_model`).
     task
         ``"binary"`` or ``"continuous"``.
     X
@@ -151,13 +227,28 @@ def make_model(
     Returns
     -------
     sklearn.pipeline.Pipeline
-        Steps ``preprocess`` and ``model``. Binary classifiers weight classes to balance them.
+        Steps ``preprocess`` and ``model``. Binary classifiers are unweighted
+        (``class_weight=None``) unless ``params`` says otherwise.
+
+    Raises
+    ------
+    StudyError
+        For an unknown family or task, a family that does not handle ``task``, or features the
+        family cannot use.
     """
     if task not in TASKS:
         raise StudyError(f"unknown task {task!r}", fix=f"use one of: {', '.join(TASKS)}")
-    categorical = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
-    # which columns are 0/1 depends only on their values, never on the outcome: no leakage
-    binary = [c for c in X.columns if c not in categorical and _is_binary(X[c])]
-    numeric = [c for c in X.columns if c not in categorical and c not in binary]
-    est = _estimator(family, task, params or {}, seed)
-    return Pipeline([("preprocess", make_preprocessor(numeric, categorical, binary)), ("model", est)])
+    entry = get_family(family)
+    if task not in entry.tasks:
+        raise StudyError(f"model family {family!r} handles {' and '.join(entry.tasks)} targets, not {task}",
+                         where="key models[].family", fix="choose another family for this target")
+    est = entry.factory(task=task, params=dict(params or {}), seed=seed, X=X)
+    if entry.preprocessor is not None:
+        pre = entry.preprocessor(X)
+    else:
+        categorical = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+        # which columns are 0/1 depends only on their values, never on the outcome: no leakage
+        binary = [c for c in X.columns if c not in categorical and _is_binary(X[c])]
+        numeric = [c for c in X.columns if c not in categorical and c not in binary]
+        pre = make_preprocessor(numeric, categorical, binary)
+    return Pipeline([("preprocess", pre), ("model", est)])

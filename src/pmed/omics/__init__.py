@@ -1,10 +1,12 @@
 """Multi-omics and single-cell: read, QC, integrate, cluster, annotate, and reach the patient.
 
-Heavy dependencies (scanpy, anndata, harmonypy, pydeseq2, leidenalg) are imported inside the
-functions that use them (install ``pmed[omics]``). Start with :func:`pmed.omics.pipeline.run_pipeline`
-or the CLI ``pmed omics pipeline``.
+Heavy dependencies (scanpy, anndata, harmonypy, pydeseq2, igraph) are imported inside the
+functions that use them (install ``pmed[omics]``). Start with :func:`run_omics` (returns an
+:class:`OmicsResult`: ``to_block()``, ``summary()``, ``write(out)``) or the CLI
+``pmed omics pipeline``.
 """
 
+from pmed.omics.api import OmicsResult, run_omics
 from pmed.omics.cluster import annotate, cluster, load_markers, marker_genes, score_marker_sets
 from pmed.omics.integrate import integrate, integration_metrics, kbet_acceptance, lisi
 from pmed.omics.patient import (
@@ -35,6 +37,7 @@ from pmed.omics.readers import (
 )
 
 __all__ = [
+    "run_omics", "OmicsResult",
     "read_omics", "read_h5ad", "read_10x", "read_counts_table", "read_bulk", "join_metadata",
     "check_obs_key",
     "qc_metrics", "filter_cells_genes", "flag_doublets", "normalize_pca", "preprocess",

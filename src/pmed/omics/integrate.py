@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError
-from pmed.omics.readers import check_obs_key
+from pmed.errors import InputError, require
+from pmed.omics._compat import resolve_seed
+from pmed.omics.metadata import check_obs_key
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -43,7 +44,8 @@ def integrate(
     batch_key: str,
     *,
     method: str = "harmony",
-    random_state: int = 0,
+    seed: int = 0,
+    random_state: int | None = None,
     max_iter: int = 20,
 ) -> str:
     """Correct the PCA embedding for ``batch_key``.
@@ -58,10 +60,12 @@ def integrate(
     method
         ``"harmony"`` (harmonypy), ``"combat"`` (``scanpy.pp.combat`` on the highly variable
         genes, then PCA), ``"scanorama"`` or ``"bbknn"`` (if installed) or ``"none"``.
-    random_state
+    seed
         Seed.
     max_iter
         Harmony's outer iterations.
+    random_state
+        Deprecated alias of ``seed``.
 
     Returns
     -------
@@ -75,19 +79,21 @@ def integrate(
     InputError
         Unknown method, method not installed, missing or single-valued batch key.
     """
-    import scanpy as sc
+    seed = resolve_seed(seed, random_state, "integrate")
+    sc = require("scanpy", extra="omics")
 
     check_obs_key(adata, batch_key, what="batch key", min_levels=2)
     if "X_pca" not in adata.obsm:
         raise InputError("no PCA embedding (obsm['X_pca'])", fix="run pmed.omics.preprocess first")
     if method not in METHODS:
+        # InputError (not OptionError) as before: callers and tests catch it as an input problem
         raise InputError(f"unknown integration method {method!r}", fix=f"use one of {list(METHODS)}")
     key = METHODS[method]
     if method == "harmony":
-        import harmonypy
+        harmonypy = require("harmonypy", extra="omics", feature="Harmony integration")
 
         res = harmonypy.run_harmony(np.asarray(adata.obsm["X_pca"], dtype=np.float64), adata.obs,
-                                    [batch_key], random_state=random_state, verbose=False,
+                                    [batch_key], random_state=seed, verbose=False,
                                     max_iter_harmony=max_iter, ncores=1)
         z = np.asarray(res.Z_corr)
         adata.obsm[key] = (z if z.shape[0] == adata.n_obs else z.T).astype(np.float32)
@@ -98,31 +104,26 @@ def integrate(
         sc.pp.combat(hv, key=batch_key)
         sc.pp.scale(hv, max_value=10)
         k = adata.obsm["X_pca"].shape[1]
-        sc.pp.pca(hv, n_comps=k, random_state=random_state, svd_solver="arpack")
+        sc.pp.pca(hv, n_comps=k, random_state=seed, svd_solver="arpack")
         adata.obsm[key] = hv.obsm["X_pca"].astype(np.float32)
     elif method == "scanorama":
-        try:
-            import scanorama
-        except ImportError as e:
-            raise InputError("scanorama is not installed", fix="pip install scanorama") from e
+        # not in the omics extra (optional): the error names the package to install
+        scanorama = require("scanorama", extra="omics", feature="--method scanorama")
         batches = adata.obs[batch_key].astype(str).to_numpy()
         order = np.argsort(batches, kind="stable")
         hv = adata[order][:, adata.var["highly_variable"].to_numpy()].copy()
         parts = [hv[hv.obs[batch_key].astype(str).to_numpy() == b].copy() for b in np.unique(batches)]
         scanorama.integrate_scanpy(parts, dimred=adata.obsm["X_pca"].shape[1], verbose=0,
-                                   seed=random_state)
+                                   seed=seed)
         emb = np.concatenate([p.obsm["X_scanorama"] for p in parts])
         out = np.empty_like(emb)
         out[order] = emb
         adata.obsm[key] = out.astype(np.float32)
     elif method == "bbknn":
-        try:
-            import bbknn
-        except ImportError as e:
-            raise InputError("bbknn is not installed", fix="pip install bbknn") from e
+        bbknn = require("bbknn", extra="omics", feature="--method bbknn")
         bbknn.bbknn(adata, batch_key=batch_key, use_rep="X_pca")
     adata.uns["pmed_integration"] = {"method": method, "batch_key": batch_key, "obsm_key": key,
-                                     "random_state": random_state}
+                                     "seed": seed}
     return key
 
 
@@ -317,7 +318,8 @@ def integration_metrics(
     perplexity: float = 30.0,
     k: int = 50,
     max_cells: int = 5000,
-    random_state: int = 0,
+    seed: int = 0,
+    random_state: int | None = None,
 ) -> dict[str, Any]:
     """Batch-mixing and biology-conservation metrics for each embedding.
 
@@ -337,8 +339,10 @@ def integration_metrics(
         LISI perplexity and kBET neighbourhood size.
     max_cells
         Cells scored (a random subset when there are more; neighbours come from all cells).
-    random_state
+    seed
         Seed of that subset.
+    random_state
+        Deprecated alias of ``seed``.
 
     Returns
     -------
@@ -346,12 +350,13 @@ def integration_metrics(
         ``{name: {ilisi_mean, ilisi_normalised, kbet_acceptance, clisi_mean, clisi_normalised,
         label_silhouette, batch_asw, ari, nmi, n_clusters}, "settings": {...}}``.
     """
+    seed = resolve_seed(seed, random_state, "integration_metrics")
     check_obs_key(adata, batch_key, what="batch key", min_levels=2)
     if label_key is not None:
         check_obs_key(adata, label_key, what="label key")
     embeddings = embeddings or {"before": "X_pca"}
     cluster_keys = cluster_keys or {}
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     n = adata.n_obs
     query = np.sort(rng.choice(n, max_cells, replace=False)) if n > max_cells else np.arange(n)
     batches = adata.obs[batch_key].astype(str).to_numpy()

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from pmed.errors import InputError, ValidationError
-from pmed.omics.readers import check_obs_key
+from pmed.errors import InputError, ValidationError, require
+from pmed.omics._compat import resolve_seed
+from pmed.omics.metadata import check_obs_key
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -188,6 +189,7 @@ def pseudobulk_de(
     ValidationError
         A group has no profile, or too few profiles to estimate dispersion.
     """
+    require("pydeseq2", extra="omics", feature="pseudobulk differential expression")
     from pydeseq2.dds import DeseqDataSet
     from pydeseq2.default_inference import DefaultInference
     from pydeseq2.ds import DeseqStats
@@ -233,7 +235,8 @@ def signature_scores(
     signatures: Mapping[str, Sequence[str]] | None = None,
     *,
     min_genes: int = 1,
-    random_state: int = 0,
+    seed: int = 0,
+    random_state: int | None = None,
 ) -> dict[str, list[str]]:
     """Score gene signatures per cell (``scanpy.tl.score_genes``: mean minus a matched control set).
 
@@ -245,15 +248,18 @@ def signature_scores(
         Name → genes; default :data:`SIGNATURES`.
     min_genes
         Signatures with fewer genes present are skipped (recorded in the return value).
-    random_state
+    seed
         Seed of the control-gene draw.
+    random_state
+        Deprecated alias of ``seed``.
 
     Returns
     -------
     dict
         Name → genes used (empty list when skipped).
     """
-    import scanpy as sc
+    seed = resolve_seed(seed, random_state, "signature_scores")
+    sc = require("scanpy", extra="omics")
 
     signatures = SIGNATURES if signatures is None else signatures
     from pmed.omics.cluster import _symbol_map
@@ -265,7 +271,7 @@ def signature_scores(
         used[name] = g if len(g) >= min_genes else []
         if not used[name]:
             continue
-        sc.tl.score_genes(adata, g, score_name=f"sig_{name}", random_state=random_state,
+        sc.tl.score_genes(adata, g, score_name=f"sig_{name}", random_state=seed,
                           ctrl_size=min(50, max(1, adata.n_vars - len(g))))
     return used
 
@@ -381,6 +387,9 @@ def add_to_cohort(cohort: Cohort, features: pd.DataFrame, *, name: str = "omics"
                   allow_missing: bool = False, provenance: Mapping[str, Any] | None = None) -> Cohort:
     """Join patient-level omics features to a :class:`~pmed.cohort.Cohort` as a block.
 
+    Kept for older code: ``cohort.add_block("omics", run_omics(...).to_block())`` does the same
+    with the run's full provenance.
+
     Parameters
     ----------
     cohort
@@ -398,7 +407,9 @@ def add_to_cohort(cohort: Cohort, features: pd.DataFrame, *, name: str = "omics"
     -------
     pmed.cohort.Cohort
     """
-    prov = {"modality": "single-cell RNA-seq", "producer": "pmed.omics",
+    from pmed.cohort import Block
+
+    prov = {"domain": "omics", "modality": "single-cell RNA-seq", "producer": "pmed.omics",
             "n_features": int(features.shape[1])}
     prov.update(provenance or {})
-    return cohort.add_block(name, features, provenance=prov, allow_missing=allow_missing)
+    return cohort.add_block(name, Block(features, prov), allow_missing=allow_missing)

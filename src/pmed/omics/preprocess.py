@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import sparse
 
-from pmed.errors import InputError
+from pmed.errors import InputError, PmedWarning, require
+from pmed.omics._compat import resolve_seed
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -125,7 +126,8 @@ def flag_doublets(
     adata: anndata.AnnData,
     *,
     batch_key: str | None = None,
-    random_state: int = 0,
+    seed: int = 0,
+    random_state: int | None = None,
     remove: bool = False,
     max_cells_per_run: int = 2500,
 ) -> anndata.AnnData:
@@ -145,23 +147,26 @@ def flag_doublets(
         Cells with raw counts in ``layers['counts']``; changed in place unless ``remove``.
     batch_key
         Run scrublet separately within each value of this ``obs`` column.
-    random_state
+    seed
         Seed.
     remove
         Return a copy without the predicted doublets.
     max_cells_per_run
         Largest number of cells scored together (see above).
+    random_state
+        Deprecated alias of ``seed``.
 
     Returns
     -------
     anndata.AnnData
     """
-    import scanpy as sc
+    seed = resolve_seed(seed, random_state, "flag_doublets")
+    sc = require("scanpy", extra="omics")
 
     qc = dict(adata.uns.get("pmed_qc", {}))
     batches = (adata.obs[batch_key].astype(str).to_numpy() if batch_key
                else np.zeros(adata.n_obs, dtype=str))
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     runs = np.empty(adata.n_obs, dtype=object)
     for b in np.unique(batches):
         idx = np.flatnonzero(batches == b)
@@ -175,7 +180,7 @@ def flag_doublets(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sc.pp.scrublet(tmp, batch_key="_run", random_state=random_state, verbose=False)
+            sc.pp.scrublet(tmp, batch_key="_run", random_state=seed, verbose=False)
         adata.obs["doublet_score"] = tmp.obs["doublet_score"].to_numpy()
         adata.obs["predicted_doublet"] = tmp.obs["predicted_doublet"].to_numpy().astype(bool)
         n = int(adata.obs["predicted_doublet"].sum())
@@ -185,6 +190,8 @@ def flag_doublets(
         adata.obs["doublet_score"] = np.nan
         adata.obs["predicted_doublet"] = False
         qc["doublets"] = {"method": "scrublet", "skipped": f"{type(e).__name__}: {e}"}
+        warnings.warn(f"doublet detection skipped ({type(e).__name__}: {str(e)[:200]}); "
+                      "no cell is flagged as a doublet", PmedWarning, stacklevel=2)
     adata.uns["pmed_qc"] = qc
     if remove and adata.obs["predicted_doublet"].any():
         out = adata[~adata.obs["predicted_doublet"].to_numpy()].copy()
@@ -202,7 +209,8 @@ def normalize_pca(
     batch_key: str | None = None,
     n_comps: int = 30,
     max_value: float = 10.0,
-    random_state: int = 0,
+    seed: int = 0,
+    random_state: int | None = None,
 ) -> anndata.AnnData:
     """Normalise, ``log1p``, select highly variable genes, scale them and run PCA.
 
@@ -222,8 +230,10 @@ def normalize_pca(
         Principal components kept (capped below the number of cells/genes).
     max_value
         Clip scaled values at this many SDs.
-    random_state
+    seed
         Seed.
+    random_state
+        Deprecated alias of ``seed``.
 
     Returns
     -------
@@ -231,7 +241,8 @@ def normalize_pca(
         ``X``: log-normalised (sparse); ``var['highly_variable']``; ``obsm['X_pca']``;
         ``uns['pca']``.
     """
-    import scanpy as sc
+    seed = resolve_seed(seed, random_state, "normalize_pca")
+    sc = require("scanpy", extra="omics")
 
     adata.X = adata.layers["counts"].copy()
     sc.pp.normalize_total(adata, target_sum=target_sum)
@@ -249,7 +260,7 @@ def normalize_pca(
     hv.X = hv.X.toarray() if sparse.issparse(hv.X) else np.asarray(hv.X)
     sc.pp.scale(hv, max_value=max_value)
     k = int(min(n_comps, hv.n_obs - 1, hv.n_vars - 1))
-    sc.pp.pca(hv, n_comps=k, random_state=random_state, svd_solver="arpack")
+    sc.pp.pca(hv, n_comps=k, random_state=seed, svd_solver="arpack")
     adata.obsm["X_pca"] = hv.obsm["X_pca"].astype(np.float32)
     adata.uns["pca"] = {"variance_ratio": hv.uns["pca"]["variance_ratio"],
                         "n_hvg": int(hv.n_vars)}
@@ -267,7 +278,8 @@ def preprocess(
     remove_doublets: bool = False,
     n_top_genes: int = 2000,
     n_comps: int = 30,
-    random_state: int = 0,
+    seed: int = 0,
+    random_state: int | None = None,
     **kwargs: Any,
 ) -> anndata.AnnData:
     """QC, doublets, normalisation, HVG, scaling and PCA in one call.
@@ -282,22 +294,25 @@ def preprocess(
         See :func:`filter_cells_genes`.
     doublets, remove_doublets
         Run scrublet; drop the predicted doublets.
-    n_top_genes, n_comps, random_state
+    n_top_genes, n_comps, seed
         See :func:`normalize_pca`.
     **kwargs
         Further options of :func:`normalize_pca`.
+    random_state
+        Deprecated alias of ``seed``.
 
     Returns
     -------
     anndata.AnnData
         A processed copy.
     """
+    seed = resolve_seed(seed, random_state, "preprocess")
     if "counts" not in adata.layers:
         adata.layers["counts"] = sparse.csr_matrix(adata.X)
     qc_metrics(adata)
     out = filter_cells_genes(adata, min_genes=min_genes, max_pct_mt=max_pct_mt, min_cells=min_cells)
     if doublets:
-        out = flag_doublets(out, batch_key=batch_key, random_state=random_state,
+        out = flag_doublets(out, batch_key=batch_key, seed=seed,
                             remove=remove_doublets)
     return normalize_pca(out, batch_key=batch_key, n_top_genes=n_top_genes, n_comps=n_comps,
-                         random_state=random_state, **kwargs)
+                         seed=seed, **kwargs)

@@ -1,21 +1,25 @@
-"""Readers for single-cell and bulk expression data, returning AnnData (cells) or tables (bulk).
+"""Readers for single-cell expression data, returning AnnData (cells × genes, raw counts).
 
 Supported inputs:
 
 - ``.h5ad`` (AnnData);
 - 10x Genomics output: a matrix folder (``matrix.mtx[.gz]``, ``barcodes.tsv[.gz]``,
   ``features.tsv[.gz]`` or ``genes.tsv[.gz]``) or a ``filtered_feature_bc_matrix.h5`` file;
-- CSV/TSV count matrices (cells × genes or genes × cells, first column the names);
-- bulk expression tables (genes × samples or samples × genes), read as samples × genes.
+- CSV/TSV count matrices (cells × genes or genes × cells, first column the names).
 
 Every reader checks what it reads and raises :class:`~pmed.errors.InputError` naming the file and
-the fix: an empty file, a matrix whose dimensions do not match its barcodes/genes lists, duplicate
-or negative counts, a missing batch/metadata key.
+the fix: an empty file, a matrix whose dimensions do not match its barcodes/genes lists,
+duplicate names, negative, fractional or non-finite counts. Whatever bytes a file holds, the
+outcome is an AnnData or a :class:`~pmed.errors.PmedError` (``tests/omics/test_omics_fuzz.py``).
+
+Bulk tables (:func:`pmed.omics.bulk.read_bulk`) and the metadata helpers
+(:func:`pmed.omics.metadata.check_obs_key`, :func:`~pmed.omics.metadata.join_metadata`) live in
+their own modules and are re-exported here, where they used to be.
 """
 
 from __future__ import annotations
 
-import gzip
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +28,11 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from pmed.errors import InputError, ValidationError
+from pmed.errors import InputError, PmedWarning, ValidationError, require
+from pmed.omics._mtx import mmread_checked, mtx_header
+from pmed.omics._tables import TABLE_SUFFIXES, orient, read_numeric_table, require_file, suffix
+from pmed.omics.bulk import read_bulk
+from pmed.omics.metadata import check_obs_key, join_metadata
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -39,20 +47,14 @@ __all__ = [
     "check_obs_key",
 ]
 
-_TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz"}
+# the old private names, for code that imported them from here
+_suffix = suffix
+_require_file = require_file
+_TABLE_SUFFIXES = TABLE_SUFFIXES
 
 
-def _suffix(path: Path) -> str:
-    s = "".join(path.suffixes[-2:]).lower()
-    return s if s.endswith(".gz") else path.suffix.lower()
-
-
-def _require_file(path: Path, what: str) -> None:
-    if not path.exists():
-        raise InputError(f"{what} not found", file=path, fix="check the path")
-    if path.is_file() and path.stat().st_size == 0:
-        raise InputError(f"{what} is empty (0 bytes)", file=path,
-                         fix="re-export the file; an empty file holds no cells or genes")
+def _anndata():
+    return require("anndata", extra="omics", feature="single-cell data")
 
 
 def read_omics(path: str | Path, **kwargs: Any) -> anndata.AnnData:
@@ -78,16 +80,35 @@ def read_omics(path: str | Path, **kwargs: Any) -> anndata.AnnData:
     path = Path(path)
     if path.is_dir():
         return read_10x(path, **kwargs)
-    _require_file(path, "single-cell input")
-    suf = _suffix(path)
+    require_file(path, "single-cell input")
+    suf = suffix(path)
     if suf == ".h5ad":
         return read_h5ad(path, **kwargs)
     if suf == ".h5":
         return read_10x(path, **kwargs)
-    if suf in _TABLE_SUFFIXES:
+    if suf in TABLE_SUFFIXES:
         return read_counts_table(path, **kwargs)
     raise InputError(f"unknown single-cell format {suf!r}", file=path,
                      fix="give an .h5ad, a 10x matrix folder or .h5 file, or a CSV/TSV count matrix")
+
+
+def _as_csr(X: Any, file: Path, where: str) -> sparse.csr_matrix:
+    """``X`` as a float32 CSR matrix, or an InputError when it is not a numeric matrix."""
+    fix = "give raw counts (whole, non-negative numbers)"
+    if not sparse.issparse(X):
+        try:
+            X = np.asarray(X)
+        except (TypeError, ValueError) as e:  # ragged or odd objects anndata let through
+            raise InputError(f"the count matrix is not an array ({type(e).__name__})", file=file,
+                             where=where, fix=fix) from e
+        if X.ndim != 2:
+            raise InputError(f"the count matrix is {X.ndim}-dimensional", file=file, where=where,
+                             fix=fix)
+    if X.dtype.kind not in "biuf":
+        raise InputError(f"the count matrix holds values of type {X.dtype}, not numbers",
+                         file=file, where=where, fix=fix)
+    with np.errstate(over="ignore", invalid="ignore"):  # too large values: checked by _finish
+        return sparse.csr_matrix(X, dtype=np.float32)
 
 
 def _finish(adata: anndata.AnnData, file: Path, *, counts_layer: str | None = None) -> anndata.AnnData:
@@ -99,7 +120,7 @@ def _finish(adata: anndata.AnnData, file: Path, *, counts_layer: str | None = No
     for axis, names in (("cell barcodes", adata.obs_names), ("genes", adata.var_names)):
         dup = names[names.duplicated()]
         if len(dup):
-            problems.append(f"{len(dup)} duplicated {axis}, e.g. {list(dup[:3])}")
+            problems.append(f"{len(dup)} duplicated {axis}, e.g. {[str(d)[:40] for d in dup[:3]]}")
     if problems:
         raise ValidationError(problems, file=file,
                               fix="make names unique (e.g. adata.var_names_make_unique()) first")
@@ -109,24 +130,74 @@ def _finish(adata: anndata.AnnData, file: Path, *, counts_layer: str | None = No
                              where=f"layers {list(adata.layers)}",
                              fix="name the layer that holds raw counts, or leave it unset to use X")
         adata.X = adata.layers[counts_layer]
-    X = adata.X
-    if not sparse.issparse(X):
-        X = sparse.csr_matrix(np.asarray(X))
-    X = sparse.csr_matrix(X, dtype=np.float32)
+    where = "X" if counts_layer is None else f"layers['{counts_layer}']"
+    X = _as_csr(adata.X, file, where)
+    if X.shape != (adata.n_obs, adata.n_vars):
+        raise InputError(f"the matrix is {X.shape[0]} × {X.shape[1]} but there are {adata.n_obs} "
+                         f"cells and {adata.n_vars} genes", file=file, where=where,
+                         fix="write the file again with anndata")
+    X.eliminate_zeros()  # explicit zeros are no data (and keep the checks below to real values)
+    if X.nnz and not np.isfinite(X.data).all():
+        raise InputError(f"{int((~np.isfinite(X.data)).sum())} values are NaN or infinite: these "
+                         "are not raw counts", file=file, where=where,
+                         fix="give raw counts (whole, non-negative numbers)")
     if X.nnz and X.data.min() < 0:
         raise InputError("the matrix has negative values: these are not raw counts", file=file,
-                         where="X" if counts_layer is None else f"layers['{counts_layer}']",
+                         where=where,
                          fix="give raw counts (or name the counts layer with counts_layer=)")
     if X.nnz and not np.array_equal(X.data, np.round(X.data)):
         frac = float(np.mean(X.data != np.round(X.data)))
         raise InputError(f"{frac:.0%} of the non-zero values are not whole numbers: these look "
-                         "normalised or log-transformed, not raw counts", file=file,
-                         where="X" if counts_layer is None else f"layers['{counts_layer}']",
+                         "normalised or log-transformed, not raw counts", file=file, where=where,
                          fix="name the layer holding raw counts (counts_layer= / --counts-layer), "
                              "or round ambient-corrected counts first")
     adata.X = X
     adata.layers["counts"] = X.copy()
     return adata
+
+
+#: Seconds the structure check of an ``.h5ad`` may take (plus one per 100 MB of file).
+H5AD_CHECK_TIMEOUT_S = 120.0
+
+# Run in a child process: open the HDF5 file, read every attribute and every small dataset.
+# A corrupt file can send the HDF5 library into an endless loop (a damaged heap free list) or a
+# segmentation fault, neither of which Python can interrupt in-process.
+_H5_WALK = """
+import sys, h5py
+def walk(o):
+    for k in o.attrs:
+        o.attrs[k]
+    if isinstance(o, h5py.Group):
+        for k in o:
+            walk(o[k])
+    elif isinstance(o, h5py.Dataset) and o.id.get_storage_size() < 16 << 20:
+        o[()]
+with h5py.File(sys.argv[1], "r") as f:
+    walk(f)
+"""
+
+
+def _h5_precheck(path: Path) -> None:
+    """Refuse an HDF5 file on which the HDF5 library hangs or crashes (checked in a child)."""
+    import subprocess
+    import sys
+
+    timeout = H5AD_CHECK_TIMEOUT_S + path.stat().st_size / 100e6
+    fix = "the file is damaged: write it again with anndata (adata.write_h5ad) or re-download it"
+    try:
+        r = subprocess.run([sys.executable, "-c", _H5_WALK, str(path)], capture_output=True,
+                           timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as e:
+        raise InputError(f"reading the HDF5 structure did not finish in {timeout:.0f} s",
+                         file=path, fix=fix) from e
+    except OSError as e:  # no way to start a process here: read it directly
+        warnings.warn(f"{path}: the h5ad structure check could not run ({type(e).__name__}); "
+                      "reading the file directly", PmedWarning, stacklevel=3)
+        return
+    if r.returncode < 0:
+        raise InputError(f"the HDF5 library crashed reading this file (signal {-r.returncode})",
+                         file=path, fix=fix)
+    # a Python error in the child (rc 1) is left to anndata's reader, which names it
 
 
 def read_h5ad(path: str | Path, *, counts_layer: str | None = None) -> anndata.AnnData:
@@ -142,36 +213,49 @@ def read_h5ad(path: str | Path, *, counts_layer: str | None = None) -> anndata.A
     Returns
     -------
     anndata.AnnData
-    """
-    import anndata as ad
 
+    Raises
+    ------
+    InputError
+        Missing, empty or unreadable file, or a matrix that is not raw counts.
+    """
+    ad = _anndata()
     path = Path(path)
-    _require_file(path, "h5ad file")
+    require_file(path, "h5ad file")
+    _h5_precheck(path)
     try:
         adata = ad.read_h5ad(path)
     except Exception as e:  # h5py/anndata raise many types for a corrupt file
-        raise InputError(f"cannot read as h5ad ({type(e).__name__}: {e})", file=path,
+        raise InputError(f"cannot read as h5ad ({type(e).__name__}: {str(e)[:200]})", file=path,
                          fix="check that the file is an AnnData .h5ad written by anndata/scanpy") from e
     return _finish(adata, path, counts_layer=counts_layer)
-
-
-def _open_text(path: Path):
-    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)  # noqa: SIM115
 
 
 def _find(folder: Path, stems: Sequence[str]) -> Path | None:
     for stem in stems:
         for cand in (folder / stem, folder / f"{stem}.gz"):
-            if cand.exists():
+            if cand.is_file():
                 return cand
     return None
 
 
 def _read_lines_table(path: Path) -> pd.DataFrame:
+    """A 10x barcodes/features list: tab-separated, no header, gzip or not (by content)."""
+    from pmed.io import open_text
+
     if path.stat().st_size == 0:
         raise InputError("file is empty (0 bytes)", file=path, fix="re-export the 10x output")
-    with _open_text(path) as fh:
-        df = pd.read_csv(fh, sep="\t", header=None, dtype=str)
+    try:
+        with open_text(path) as fh:
+            df = pd.read_csv(fh, sep="\t", header=None, dtype=str, quoting=3)  # 3: QUOTE_NONE
+    except pd.errors.EmptyDataError as e:
+        raise InputError("file holds no lines", file=path, fix="re-export the 10x output") from e
+    except Exception as e:  # parser errors, bad encoding, a truncated gzip stream
+        raise InputError(f"cannot read as a 10x list ({type(e).__name__}: {str(e)[:200]})",
+                         file=path, fix="one tab-separated line per barcode/feature (UTF-8, "
+                                        "optionally gzip-compressed), as Cell Ranger writes") from e
+    if len(df) == 0 or df.shape[1] == 0:
+        raise InputError("file holds no lines", file=path, fix="re-export the 10x output")
     return df
 
 
@@ -194,17 +278,15 @@ def read_10x(path: str | Path) -> anndata.AnnData:
     InputError
         A file is missing or empty, or the matrix does not match the barcodes/genes lists.
     """
-    import anndata as ad
-
+    ad = _anndata()
     path = Path(path)
     if path.is_file():
-        _require_file(path, "10x .h5 file")
-        import scanpy as sc
-
+        require_file(path, "10x .h5 file")
+        sc = require("scanpy", extra="omics", feature="reading 10x .h5 files")
         try:
             adata = sc.read_10x_h5(path)
-        except Exception as e:
-            raise InputError(f"cannot read as a 10x .h5 matrix ({type(e).__name__}: {e})",
+        except Exception as e:  # h5py and scanpy raise many types for a corrupt file
+            raise InputError(f"cannot read as a 10x .h5 matrix ({type(e).__name__}: {str(e)[:200]})",
                              file=path, fix="give Cell Ranger's filtered_feature_bc_matrix.h5") from e
         adata.var_names_make_unique()
         return _finish(adata, path)
@@ -221,17 +303,10 @@ def read_10x(path: str | Path) -> anndata.AnnData:
     assert mtx is not None and bc is not None and feat is not None
     if mtx.stat().st_size == 0:
         raise InputError("matrix file is empty (0 bytes)", file=mtx, fix="re-export the 10x output")
-    from scipy.io import mmread
-
-    try:
-        with (gzip.open(mtx, "rb") if mtx.suffix == ".gz" else open(mtx, "rb")) as fh:  # noqa: SIM115
-            m = mmread(fh)
-    except Exception as e:
-        raise InputError(f"cannot read Matrix Market file ({type(e).__name__}: {e})", file=mtx,
-                         fix="check that matrix.mtx is a Matrix Market coordinate file") from e
     barcodes = _read_lines_table(bc)[0].to_numpy()
     features = _read_lines_table(feat)
-    n_genes, n_cells = m.shape  # 10x stores genes × cells
+    # dimensions first: a wrong header must not make mmread allocate a huge matrix
+    fmt, n_genes, n_cells, nnz = mtx_header(mtx)  # 10x stores genes × cells
     problems = []
     if len(features) != n_genes:
         problems.append(f"matrix has {n_genes} rows (genes) but {feat.name} lists {len(features)} genes")
@@ -240,12 +315,17 @@ def read_10x(path: str | Path) -> anndata.AnnData:
     if problems:
         raise ValidationError(problems, file=path,
                               fix="matrix.mtx, barcodes.tsv and features.tsv must come from the same run")
+    m = mmread_checked(mtx, fmt, n_genes, n_cells, nnz)
+    if tuple(m.shape) != (n_genes, n_cells):
+        raise InputError(f"matrix entries give {m.shape[0]} × {m.shape[1]}, the header "
+                         f"{n_genes} × {n_cells}", file=mtx, fix="re-export the 10x output")
     symbols = features[1] if features.shape[1] > 1 else features[0]
-    var = pd.DataFrame({"gene_ids": features[0].to_numpy()}, index=pd.Index(symbols.to_numpy(), dtype=str))
+    var = pd.DataFrame({"gene_ids": features[0].to_numpy()},
+                       index=pd.Index(symbols.fillna("").to_numpy(), dtype=str))
     if features.shape[1] > 2:
         var["feature_types"] = features[2].to_numpy()
-    adata = ad.AnnData(X=sparse.csr_matrix(m.T), obs=pd.DataFrame(index=pd.Index(barcodes, dtype=str)),
-                       var=var)
+    X = _as_csr(m, mtx, "entries").T.tocsr()
+    adata = ad.AnnData(X=X, obs=pd.DataFrame(index=pd.Index(barcodes, dtype=str)), var=var)
     adata.var_names_make_unique()
     return _finish(adata, path)
 
@@ -261,7 +341,7 @@ def read_counts_table(
     Parameters
     ----------
     path
-        The table; ``.gz`` allowed.
+        The table; gzip-compressed allowed (detected by content).
     orientation
         ``"cells_by_genes"``, ``"genes_by_cells"`` or ``"auto"`` (genes × cells when there are more
         rows than columns, as in most exported count matrices).
@@ -271,192 +351,21 @@ def read_counts_table(
     Returns
     -------
     anndata.AnnData
-    """
-    import anndata as ad
 
+    Raises
+    ------
+    InputError
+        Missing, empty or unparsable file, a non-numeric or missing value (with its line and
+        column), or values that are not raw counts.
+    """
+    ad = _anndata()
     path = Path(path)
-    _require_file(path, "count matrix")
-    df = _read_numeric_table(path, sep=sep, what="count matrix")
-    df = _orient(df, orientation, "cells")
-    adata = ad.AnnData(X=sparse.csr_matrix(df.to_numpy(dtype=np.float32)),
+    require_file(path, "count matrix")
+    df = read_numeric_table(path, sep=sep, what="count matrix")
+    df = orient(df, orientation, "cells")
+    with np.errstate(over="ignore", invalid="ignore"):  # too large values: caught by _finish
+        X = df.to_numpy(dtype=np.float64).astype(np.float32)
+    adata = ad.AnnData(X=sparse.csr_matrix(X),
                        obs=pd.DataFrame(index=df.index.astype(str)),
                        var=pd.DataFrame(index=df.columns.astype(str)))
     return _finish(adata, path)
-
-
-def _read_numeric_table(path: Path, *, sep: str | None, what: str) -> pd.DataFrame:
-    if sep is None:
-        sep = "," if ".csv" in _suffix(path) else "\t"
-    try:
-        df = pd.read_csv(path, sep=sep, index_col=0)
-    except pd.errors.EmptyDataError as e:
-        raise InputError(f"{what} is empty", file=path, fix="give a table with a header row") from e
-    except Exception as e:
-        raise InputError(f"cannot parse {what} ({type(e).__name__}: {e})", file=path,
-                         fix=f"give a {'comma' if sep == ',' else 'tab'}-separated table") from e
-    if df.empty:
-        raise InputError(f"{what} has no data rows or columns", file=path,
-                         fix="give a table with names in the first column and one column per sample/cell")
-    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
-    if bad:
-        col = bad[0]
-        vals = pd.to_numeric(df[col], errors="coerce")
-        row = int(np.flatnonzero(vals.isna() & df[col].notna())[0]) if (vals.isna() & df[col].notna()).any() \
-            else int(np.flatnonzero(df[col].isna())[0])
-        raise InputError(f"{len(bad)} non-numeric column(s) in the {what}", file=path,
-                         where=f"line {row + 2}, column {col!r}",
-                         fix="the first column holds names; every other cell must be a number")
-    if df.isna().to_numpy().any():
-        r, c = np.argwhere(df.isna().to_numpy())[0]
-        raise InputError(f"missing value in the {what}", file=path,
-                         where=f"line {r + 2}, column {df.columns[c]!r}", fix="fill counts with 0")
-    return df
-
-
-def read_bulk(path: str | Path, *, orientation: str = "auto", sep: str | None = None) -> pd.DataFrame:
-    """Read a bulk expression table as samples × genes.
-
-    Parameters
-    ----------
-    path
-        CSV/TSV (or Parquet) with names in the first column.
-    orientation
-        ``"samples_by_genes"``, ``"genes_by_samples"`` or ``"auto"`` (genes × samples when there are
-        more rows than columns, the usual layout of count tables).
-    sep
-        Separator for text tables; default from the suffix.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by sample ID (``sample_id``), one column per gene.
-    """
-    path = Path(path)
-    _require_file(path, "bulk expression table")
-    if path.suffix.lower() == ".parquet":
-        df = pd.read_parquet(path)
-        df = df.set_index(df.columns[0])
-    else:
-        df = _read_numeric_table(path, sep=sep, what="bulk expression table")
-    df = _orient(df, orientation, "samples")
-    df.index = df.index.astype(str)
-    df.index.name = "sample_id"
-    dup = df.index[df.index.duplicated()]
-    if len(dup):
-        raise ValidationError([f"{len(dup)} duplicated sample IDs, e.g. {list(dup[:3])}"], file=path,
-                              fix="give each sample one row/column")
-    return df
-
-
-def check_obs_key(adata: anndata.AnnData, key: str, *, what: str = "batch key",
-                  file: str | Path | None = None, min_levels: int = 1) -> None:
-    """Raise a clear :class:`~pmed.errors.InputError` if ``key`` is not a usable ``obs`` column.
-
-    Parameters
-    ----------
-    adata
-        The data.
-    key
-        Column of ``adata.obs`` that must exist, have no missing values and at least
-        ``min_levels`` distinct values.
-    what
-        What the key is, for the message (``"batch key"``, ``"label key"``).
-    file
-        File the data came from, for the message.
-    min_levels
-        Fewest distinct values accepted.
-    """
-    cols = list(adata.obs.columns)
-    if key not in adata.obs.columns:
-        raise InputError(f"{what} {key!r} is not a column of the cell metadata", file=file,
-                         where=f"obs columns: {cols[:20]}",
-                         fix=f"pass one of the obs columns, or join metadata holding {key!r} first")
-    col = adata.obs[key]
-    n_na = int(col.isna().sum())
-    if n_na:
-        raise InputError(f"{what} {key!r} is missing for {n_na} of {adata.n_obs} cells", file=file,
-                         where=f"obs column {key!r}", fix="fill it or drop those cells")
-    n = col.nunique()
-    if n < min_levels:
-        raise InputError(f"{what} {key!r} has {n} distinct value(s); at least {min_levels} needed",
-                         file=file, where=f"obs column {key!r}",
-                         fix="choose a column that separates the batches/groups")
-
-
-def join_metadata(
-    adata: anndata.AnnData,
-    metadata: pd.DataFrame | str | Path,
-    *,
-    on: str | None = None,
-    how: str = "require_all",
-) -> anndata.AnnData:
-    """Join sample/patient/batch metadata onto the cells.
-
-    Parameters
-    ----------
-    adata
-        Cells; changed in place and returned.
-    metadata
-        Table (or CSV/TSV/Parquet path) indexed by the join key (first column of a file).
-    on
-        ``obs`` column to join on (such as ``sample_id``); ``None`` joins on the cell barcodes.
-    how
-        ``"require_all"``: every cell must find a row (else :class:`ValidationError` with the
-        unmatched keys); ``"left"``: unmatched cells get missing values.
-
-    Returns
-    -------
-    anndata.AnnData
-    """
-    file = None
-    if not isinstance(metadata, pd.DataFrame):
-        file = Path(metadata)
-        _require_file(file, "metadata table")
-        if file.suffix.lower() == ".parquet":
-            metadata = pd.read_parquet(file)
-        else:
-            sep = "," if ".csv" in _suffix(file) else "\t"
-            try:
-                head = pd.read_csv(file, sep=sep, nrows=0).columns
-                metadata = pd.read_csv(file, sep=sep, dtype={head[0]: str})
-            except Exception as e:
-                raise InputError(f"cannot parse metadata table ({type(e).__name__}: {e})",
-                                 file=file, fix="give a CSV/TSV with a header row") from e
-        metadata = metadata.set_index(metadata.columns[0])
-    meta = metadata.copy()
-    meta.index = meta.index.astype(str)
-    if meta.index.duplicated().any():
-        dup = meta.index[meta.index.duplicated()]
-        raise ValidationError([f"{len(dup)} duplicated keys in the metadata, e.g. {list(dup[:3])}"],
-                              file=file, fix="give one metadata row per key")
-    if on is None:
-        keys = pd.Series(adata.obs_names.astype(str), index=adata.obs_names)
-    else:
-        check_obs_key(adata, on, what="join key")
-        keys = adata.obs[on].astype(str)
-    unmatched = sorted(set(keys) - set(meta.index))
-    if unmatched and how == "require_all":
-        n_cells = int(keys.isin(unmatched).sum())
-        raise ValidationError(
-            [f"{len(unmatched)} {on or 'barcode'} value(s) ({n_cells} cells) have no metadata row, "
-             f"e.g. {unmatched[:5]}"],
-            file=file, fix="add rows for them, or pass how='left' to keep them with missing values")
-    clash = [c for c in meta.columns if c in adata.obs.columns and c != on]
-    if clash:
-        raise ValidationError([f"metadata columns already in obs: {clash}"], file=file,
-                              fix="rename or drop those columns")
-    joined = meta.reindex(keys.to_numpy())
-    joined.index = adata.obs_names
-    for c in joined.columns:
-        adata.obs[c] = joined[c].to_numpy()
-    return adata
-
-
-def _orient(df: pd.DataFrame, orientation: str, rows: str) -> pd.DataFrame:
-    """Rows = ``rows`` (cells or samples), columns = genes. ``auto``: genes outnumber the rest."""
-    known = ("auto", f"{rows}_by_genes", f"genes_by_{rows}")
-    if orientation not in known:
-        raise InputError(f"unknown orientation {orientation!r}", fix=f"use {', '.join(known)}")
-    if orientation == f"genes_by_{rows}" or (orientation == "auto" and df.shape[0] > df.shape[1]):
-        return df.T
-    return df

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from pmed.errors import require
+
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
 
@@ -108,7 +110,7 @@ def simulate_single_cell(
         Raw counts (CSR, also in ``layers['counts']``); ``obs``: ``patient_id``, ``batch``,
         ``responder``, ``true_cell_type``.
     """
-    import anndata as ad
+    ad = require("anndata", extra="omics")
 
     rng = np.random.default_rng(seed)
     ids = [str(p) for p in patient_ids]
@@ -172,7 +174,7 @@ def single_cell_features(
     pandas.DataFrame
         Indexed by ``patient_id``.
     """
-    import scanpy as sc
+    sc = require("scanpy", extra="omics")
 
     from pmed.omics.cluster import annotate, load_markers
     from pmed.omics.patient import patient_features, signature_scores

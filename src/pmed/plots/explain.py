@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from pmed.errors import NotFoundError
 from pmed.plots._base import _plt
 
 __all__ = ["beeswarm", "waterfall"]
@@ -79,7 +80,8 @@ def waterfall(expl, patient_id: Any, *, max_display: int = 10, title: str | None
     matplotlib.figure.Figure
     """
     if patient_id not in expl.values.index:
-        raise KeyError(f"patient {patient_id!r} is not among the explained patients")
+        raise NotFoundError("the patient asked for is not among the explained patients",
+                            fix="explain that patient first (pass their row to explain())")
     pos = int(np.flatnonzero(expl.values.index == patient_id)[0])
     plt = _plt()
     import shap

@@ -6,7 +6,8 @@ embed everything in one HTML file (no network, no scripts), which headless Chrom
 to PDF.
 """
 
+from pmed.report.evaluation import write_evaluation
 from pmed.report.html import model_report, patient_report
 from pmed.report.pdf import find_chromium, html_to_pdf, screenshot
 
-__all__ = ["model_report", "patient_report", "html_to_pdf", "screenshot", "find_chromium"]
+__all__ = ["write_evaluation", "model_report", "patient_report", "html_to_pdf", "screenshot", "find_chromium"]

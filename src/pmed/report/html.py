@@ -77,7 +77,8 @@ def model_report(
         What the evaluation alone does not know: ``study`` (name, description), ``data_sources``
         (list of str), ``eligibility``, ``outcome`` (definition), ``predictors`` (list of
         dicts: name, type, unit, missing, description), ``missing_data`` (str), ``cv`` (dict),
-        ``models`` (dict of specifications), ``selected_model``, ``fingerprint``, ``versions``.
+        ``models`` (dict of specifications), ``imbalance`` (str: class weighting and
+        recalibration used), ``selected_model``, ``fingerprint``, ``versions``.
         Any item left out is shown as a marked placeholder for the study team to write.
     figures
         Name → PNG (path or bytes): ``roc``, ``calibration``, ``decision_curve``, …

@@ -40,6 +40,7 @@ _TRUSTED_TYPES = {
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
     "lightgbm.sklearn.LGBMRegressor",
+    "pmed.timeseries.grud.GRUDClassifier",
 }
 # Libraries whose version must match for a pickled estimator to behave identically.
 _PINNED = ("scikit-learn", "lightgbm")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pmed.cohort import Cohort
-from pmed.errors import ValidationError
+from pmed.errors import OptionError, PmedWarning, ValidationError
 from pmed.io.tables import read_table, write_table
 from pmed.study.bundle import ModelBundle, load_bundle
 
@@ -111,7 +111,7 @@ def explain_patient(bundle: ModelBundle, x: pd.DataFrame, *, top: int = 5) -> pd
         targets, the outcome's scale otherwise).
     """
     if len(x) != 1:
-        raise ValueError("explain_patient takes exactly one patient row")
+        raise OptionError("explain_patient takes exactly one patient row")
     x = bundle.check_features(x)
     ref = bundle.manifest["reference_values"]
     col = "probability" if bundle.task == "binary" else "prediction"
@@ -264,6 +264,8 @@ def _shap_for_patient(bundle: ModelBundle, x: pd.DataFrame, reference: pd.DataFr
             expl = explain(fitted_pipeline(bundle.pipeline), x, background=reference)
             sentences = top_factors(expl, x.index[0], n=top, units=bundle.input_schema())
             png = plots.save(waterfall(expl, x.index[0], max_display=top + 1), out / f".{x.index[0]}.waterfall.png")
-    except Exception:  # explanations are an aid: a model SHAP cannot handle still gets its report
+    except Exception as e:  # noqa: BLE001 - explanations are an aid: the report is still written
+        warnings.warn(f"no explanation in the patient report: {type(e).__name__}: {e}"[:300],
+                      PmedWarning, stacklevel=2)
         return [], None
     return sentences, png

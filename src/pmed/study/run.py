@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -27,31 +26,17 @@ from pmed.errors import StudyError, ValidationError
 from pmed.evaluate.conformal import conformal_from_oof
 from pmed.evaluate.cv import cv_metrics, make_splits, out_of_fold_predictions
 from pmed.evaluate.metrics import GREATER_IS_BETTER
-from pmed.io._atomic import write_text_atomic
+from pmed.io._atomic import atomic_dir, write_text_atomic
 from pmed.io.jsonio import to_json
-from pmed.io.tables import read_table, write_table
+from pmed.io.tables import write_table
 from pmed.models.importance import feature_importance
 from pmed.models.zoo import make_model
+from pmed.progress import Reporter, as_reporter
 from pmed.schema import ColumnSpec, TableSchema, _infer_spec
 from pmed.study.bundle import save_bundle
 from pmed.study.spec import Study, load_study
 
 __all__ = ["run_study", "load_cohort", "read_block", "StudyResult", "Reporter", "encode_target"]
-
-
-class Reporter(Protocol):
-    """Progress sink: the CLI passes a rich progress bar, the API a silent one."""
-
-    def start(self, total: int) -> None: ...
-    def advance(self, description: str) -> None: ...
-
-
-class _Silent:
-    def start(self, total: int) -> None:
-        pass
-
-    def advance(self, description: str) -> None:
-        pass
 
 
 @dataclass
@@ -164,28 +149,57 @@ def run_study(
     study: Study | str | Path,
     out_dir: str | Path,
     *,
+    progress: Reporter | bool | None = None,
     reporter: Reporter | None = None,
 ) -> StudyResult:
     """Train and cross-validate every candidate, pick the best, write outputs and the bundle.
+
+    Everything is written into a fresh folder beside ``out_dir`` that replaces ``out_dir`` whole
+    at the end: a run that fails or is killed leaves the previous outputs (or none), never a
+    folder mixing two runs, and outputs of an earlier study never linger beside new ones.
 
     Parameters
     ----------
     study
         A :class:`~pmed.study.spec.Study` or the path of its YAML.
     out_dir
-        Output folder (created; files in it are replaced atomically).
+        Output folder. It must be empty, absent, or the output of an earlier ``pmed run``
+        (recognised by its ``metrics.json`` or ``model/``): it is replaced whole.
+    progress
+        ``True`` for a progress bar, or a :class:`pmed.progress.Reporter`; silent by default.
     reporter
-        Progress sink (see :class:`Reporter`).
+        Older name of ``progress``.
 
     Returns
     -------
     StudyResult
+        With ``out_dir`` and ``bundle_path`` pointing at the final folder.
     """
     if not isinstance(study, Study):
         study = load_study(study)
-    reporter = reporter or _Silent()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    reporter = as_reporter(progress if progress is not None else reporter)
+    final_dir = Path(out_dir)
+    _check_output_folder(final_dir)
+    with atomic_dir(final_dir) as work:
+        result = _run_into(study, work, reporter)
+    result.out_dir = final_dir
+    result.bundle_path = final_dir / result.bundle_path.relative_to(work)
+    return result
+
+
+def _check_output_folder(out: Path) -> None:
+    """Refuse to replace a folder that holds something other than an earlier study's outputs."""
+    if out.exists() and not out.is_dir():
+        raise StudyError("the output path is a file", file=out, fix="give a folder for --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not ((out / "metrics.json").exists() or (out / "model").is_dir()):
+            raise StudyError(
+                "the output folder is not empty and does not hold an earlier study's outputs; "
+                "pmed replaces the output folder whole", file=out,
+                fix="choose a new or empty folder for --out")
+
+
+def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
     task, ev = study.target.task, study.evaluation
 
     cohort = load_cohort(study)
@@ -220,19 +234,23 @@ def run_study(
         return X[spec.features]
 
     def build(spec, Xm: pd.DataFrame):
-        est = make_model(spec.family, task=task, X=Xm, params=spec.params, seed=study.seed)
+        # the study's imbalance handling (class_weight, in-fold recalibration) is applied here
+        est = make_model(spec.family, task=task, X=Xm, params=study.model_params(spec), seed=study.seed)
         if spec.grid:
             from pmed.evaluate.tuning import tuned
 
             est = tuned(est, spec.grid, task=task, inner_folds=ev.inner_folds, seed=study.seed)
-        if spec.calibration:
+        calibration = study.calibration_of(spec)
+        if calibration:
             if task != "binary":
                 raise StudyError("calibration applies to binary targets only", where="key models[].calibration")
             from pmed.evaluate.calibration import recalibrate
 
-            est = recalibrate(est, method=spec.calibration, cv=3)
+            est = recalibrate(est, method=calibration, cv=3 if spec.calibration else study.imbalance.cv)
         return est
 
+    for spec in study.models:  # a family that cannot use these features fails before any fitting
+        build(spec, features_of(spec))
     results, oofs = {}, []
     for spec in study.models:
         Xm = features_of(spec)
@@ -247,7 +265,8 @@ def run_study(
         if task == "binary":
             m["per_class"] = _per_class(oof[oof["repeat"] == 0], ev.threshold)
         results[spec.label] = {"family": spec.family, "params": spec.params,
-                               "grid": spec.grid, "calibration": spec.calibration,
+                               "class_weight": study.model_params(spec).get("class_weight"),
+                               "grid": spec.grid, "calibration": study.calibration_of(spec),
                                "n_features": int(Xm.shape[1]), **m}
         oofs.append(oof.assign(model=spec.label))
         reporter.advance(f"evaluated {spec.label}")
@@ -280,6 +299,7 @@ def run_study(
         "n_features": int(X.shape[1]),
         "cv": {"folds": ev.folds, "repeats": ev.repeats, "group": ev.group, "seed": study.seed,
                "stratified": task == "binary", "bootstrap_resamples": ev.bootstrap},
+        **({"imbalance": study.imbalance_summary()} if task == "binary" else {}),
         "select_by": sel_metric,
         "selected_model": selected,
         "conformal": conformal,
@@ -325,7 +345,8 @@ def run_study(
 def _clinical_evaluation(study: Study, cohort: Cohort, X: pd.DataFrame, oof: pd.DataFrame, results: dict,
                          selected: str, bundle_path: Path, out: Path, *, figures: dict | None = None) -> None:
     """The same engine as ``pmed evaluate``, on the first repeat's out-of-fold predictions."""
-    from pmed.evaluate.engine import evaluate_predictions, write_evaluation
+    from pmed.evaluate.engine import evaluate_predictions
+    from pmed.report.evaluation import write_evaluation
 
     ev = study.evaluation
     first = oof[oof["repeat"] == 0].copy()
@@ -358,6 +379,7 @@ def _clinical_evaluation(study: Study, cohort: Cohort, X: pd.DataFrame, oof: pd.
         "cv": {"folds": ev.folds, "repeats": ev.repeats, "group": ev.group, "seed": study.seed,
                "stratified": True},
         "models": {k: {"family": v["family"], "params": v["params"]} for k, v in results.items()},
+        "imbalance": study.imbalance.describe(),
         "selected_model": selected,
         "fingerprint": manifest["training_data"]["fingerprint_sha256"],
         "versions": {k: v for k, v in manifest["versions"].items() if v},

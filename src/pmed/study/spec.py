@@ -17,6 +17,7 @@ A study is YAML validated with pydantic; errors name the file, the offending key
       - family: lightgbm
         params: {n_estimators: 300}
     evaluation: {folds: 5, repeats: 1, select_by: auroc}
+    imbalance: {weighting: balanced, recalibrate: sigmoid}   # optional; default: neither
     seed: 0
 """
 
@@ -30,9 +31,10 @@ from pydantic import ValidationError as PydanticValidationError
 
 from pmed.errors import StudyError
 from pmed.evaluate.metrics import BINARY_METRICS, REGRESSION_METRICS
-from pmed.models.zoo import FAMILIES
+from pmed.models.zoo import DEFAULT_FAMILIES, FAMILIES
 
-__all__ = ["Study", "DataSpec", "TargetSpec", "FeatureSpec", "ModelSpec", "EvaluationSpec", "load_study"]
+__all__ = ["Study", "DataSpec", "TargetSpec", "FeatureSpec", "ModelSpec", "EvaluationSpec", "ImbalanceSpec",
+           "load_study"]
 
 
 class _Strict(BaseModel):
@@ -80,7 +82,7 @@ class FeatureSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    """One candidate: a family from :data:`pmed.models.FAMILIES` and estimator parameters."""
+    """One candidate: a registered family (:data:`pmed.models.FAMILIES`) and estimator parameters."""
 
     family: str
     name: str | None = None
@@ -125,8 +127,42 @@ class EvaluationSpec(_Strict):
     report: bool = Field(default=True, description="full clinical evaluation and HTML model report")
 
 
+class ImbalanceSpec(_Strict):
+    """How a binary study handles class imbalance. The default is to do nothing to it.
+
+    Weighting the rare class up (``weighting: balanced``) trades calibration for sensitivity at
+    0.5: every predicted risk moves towards 0.5. So weighting comes with a recalibration
+    (``CalibratedClassifierCV`` around the whole pipeline, fitted inside each training fold, so
+    no test patient leaks into it) unless ``recalibrate: none`` is written.
+    """
+
+    weighting: Literal["none", "balanced"] = Field(
+        default="none", description="class_weight of every binary model that takes one")
+    recalibrate: Literal["none", "sigmoid", "isotonic"] | None = Field(
+        default=None, description="in-fold recalibration (default: sigmoid when weighting, else none)")
+    cv: int = Field(default=3, ge=2, le=20, description="internal folds of the recalibration")
+
+    @property
+    def recalibration(self) -> str | None:
+        """The recalibration method in force, or ``None``."""
+        r = self.recalibrate or ("sigmoid" if self.weighting == "balanced" else "none")
+        return None if r == "none" else r
+
+    def describe(self) -> str:
+        """One sentence for the model report."""
+        if self.weighting == "none" and self.recalibration is None:
+            return ("None: models are fitted unweighted (class_weight=None), so predicted risks keep "
+                    "the cohort's prevalence; no recalibration.")
+        w = ("classes weighted to balance them (class_weight='balanced') in every binary model that "
+             "takes weights" if self.weighting == "balanced" else "models fitted unweighted (class_weight=None)")
+        r = (f"probabilities recalibrated ({self.recalibration}, {self.cv} internal folds) inside each "
+             "training fold" if self.recalibration else "no recalibration (predicted risks are shifted "
+             "towards 0.5 by the weighting)")
+        return f"{w}; {r}."
+
+
 def _default_models() -> list[ModelSpec]:
-    return [ModelSpec(family=f) for f in FAMILIES]
+    return [ModelSpec(family=f) for f in DEFAULT_FAMILIES]
 
 
 class Study(_Strict):
@@ -139,6 +175,7 @@ class Study(_Strict):
     features: FeatureSpec = Field(default_factory=FeatureSpec)
     models: list[ModelSpec] = Field(default_factory=_default_models, min_length=1)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    imbalance: ImbalanceSpec = Field(default_factory=ImbalanceSpec)
     seed: int = 0
 
     # set by load_study, not by the user
@@ -155,11 +192,47 @@ class Study(_Strict):
                 f"evaluation.select_by {self.evaluation.select_by!r} is not a {self.target.task} "
                 f"metric; use one of: {', '.join(allowed)}"
             )
+        from pmed.models.registry import get_family
+
+        for m in self.models:
+            tasks = get_family(m.family).tasks
+            if self.target.task not in tasks:
+                raise ValueError(f"model family {m.family!r} handles {' and '.join(tasks)} targets, "
+                                 f"not {self.target.task}")
+        if self.target.task != "binary" and (self.imbalance.weighting != "none" or self.imbalance.recalibration):
+            raise ValueError("imbalance applies to binary targets only")
         labels = [m.label for m in self.models]
         dup = sorted({x for x in labels if labels.count(x) > 1})
         if dup:
             raise ValueError(f"models share the name(s) {', '.join(dup)}; give each a unique 'name'")
         return self
+
+    def model_params(self, spec: ModelSpec) -> dict[str, Any]:
+        """The estimator parameters of ``spec`` with the study's imbalance weighting applied.
+
+        ``imbalance.weighting: balanced`` sets ``class_weight='balanced'`` on every binary model
+        whose family takes weights, unless the model's own ``params`` set ``class_weight``.
+        """
+        from pmed.models.registry import get_family
+
+        params = dict(spec.params)
+        if (self.target.task == "binary" and self.imbalance.weighting == "balanced"
+                and get_family(spec.family).class_weight and "class_weight" not in params):
+            params["class_weight"] = "balanced"
+        return params
+
+    def calibration_of(self, spec: ModelSpec) -> str | None:
+        """The in-fold recalibration of ``spec``: its own ``calibration``, else the study's."""
+        if self.target.task != "binary":
+            return spec.calibration
+        return spec.calibration or self.imbalance.recalibration
+
+    def imbalance_summary(self) -> dict[str, Any]:
+        """What ``metrics.json`` records under ``imbalance``: the settings and, per model, what ran."""
+        return {"weighting": self.imbalance.weighting, "recalibrate": self.imbalance.recalibration,
+                "cv": self.imbalance.cv, "description": self.imbalance.describe(),
+                "models": {m.label: {"class_weight": self.model_params(m).get("class_weight"),
+                                     "calibration": self.calibration_of(m)} for m in self.models}}
 
     def path(self, p: str) -> Path:
         """Resolve a path written in the study, relative to the study file."""
@@ -212,9 +285,9 @@ def load_study(path: str | Path) -> Study:
     import yaml
 
     path = Path(path)
-    if not path.exists():
-        raise StudyError("study file not found", file=path, fix="check the path")
-    text = path.read_text()
+    from pmed.io.text import read_text
+
+    text = read_text(path, what="study file", error=StudyError)
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:

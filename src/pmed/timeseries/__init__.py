@@ -1,5 +1,7 @@
 """EHR and wearable time series: readers → checks → alignment → features and models.
 
+:func:`run_timeseries` does it in one call (source → :class:`TimeseriesResult`, whose
+``to_block()`` is the Cohort block ``timeseries`` and ``write(out)`` its files and provenance).
 Readers (:mod:`pmed.timeseries.readers`) turn long tables, PhysioNet 2012 stays, FHIR bundles
 and wearable tables into one long format ``patient_id, time, variable, value`` with units and
 plausible ranges checked (:mod:`pmed.timeseries.variables`); :mod:`pmed.timeseries.align` puts
@@ -10,6 +12,7 @@ GRU-D sequence model (PyTorch, imported lazily); :mod:`pmed.timeseries.ecg` and
 """
 
 from pmed.timeseries.align import Grid, rolling_windows, to_grid, window
+from pmed.timeseries.api import TimeseriesResult, run_timeseries
 from pmed.timeseries.features import (
     STATS,
     add_derived,
@@ -41,6 +44,7 @@ from pmed.timeseries.variables import (
 )
 
 __all__ = [
+    "run_timeseries", "TimeseriesResult",
     "Grid", "rolling_windows", "to_grid", "window",
     "STATS", "add_derived", "add_timeseries_block", "detect_format", "features_from_file", "output_rates",
     "summarize",

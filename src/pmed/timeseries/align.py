@@ -14,6 +14,12 @@ import numpy as np
 import pandas as pd
 
 from pmed.errors import InputError
+from pmed.timeseries._options import (
+    TimeseriesOptionError,
+    check_choice,
+    check_positive,
+    check_window,
+)
 
 __all__ = ["window", "rolling_windows", "to_grid", "Grid"]
 
@@ -28,8 +34,7 @@ def _check_long(data: pd.DataFrame) -> None:
 def window(data: pd.DataFrame, *, start: float = 0.0, end: float = 48.0) -> pd.DataFrame:
     """Rows with ``start <= time <= end`` (hours), e.g. the first 48 h after admission."""
     _check_long(data)
-    if end <= start:
-        raise ValueError(f"end ({end}) must be after start ({start})")
+    check_window(start, end)
     t = data["time"].to_numpy(float)
     return data[(t >= start) & (t <= end)].reset_index(drop=True)
 
@@ -43,8 +48,8 @@ def rolling_windows(data: pd.DataFrame, *, width: float, step: float, start: flo
     ``summarize(..., by="window")``.
     """
     _check_long(data)
-    if width <= 0 or step <= 0:
-        raise ValueError("width and step must be positive")
+    check_positive("width", width)
+    check_positive("step", step)
     t = data["time"].to_numpy(float)
     end = float(np.nanmax(t)) if end is None else end
     parts = []
@@ -158,10 +163,12 @@ def to_grid(
         Row order (default: patients in ``data``, sorted); patients without data get empty rows.
     """
     _check_long(data)
-    if agg not in ("mean", "last"):
-        raise ValueError(f"agg={agg!r}: use 'mean' or 'last'")
-    if step <= 0 or end <= start:
-        raise ValueError("need step > 0 and end > start")
+    check_choice("agg", agg, ("mean", "last"))
+    check_positive("step", step)
+    check_window(start, end, what="the grid")
+    if (end - start) / step > 1e6:
+        raise TimeseriesOptionError(f"the grid would have {(end - start) / step:.3g} steps", where="option step",
+                                    fix="use a larger step or a shorter window")
     d = data.dropna(subset=["value"])
     t = d["time"].to_numpy(float)
     d = d[(t >= start) & (t <= end)]

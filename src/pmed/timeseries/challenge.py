@@ -20,6 +20,8 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
+from pmed.timeseries._options import TimeseriesOptionError, check_choice
+
 __all__ = ["event1_score", "best_event1_threshold", "prevalence_threshold", "flag_top_share",
            "event1_ci", "cross_validate_event1", "THRESHOLD_RULES"]
 
@@ -148,9 +150,9 @@ def cross_validate_event1(
     """
     bad = [r for r in rules if r not in THRESHOLD_RULES]
     if bad or not rules:
-        raise ValueError(f"rules must be among {THRESHOLD_RULES}")
-    if threshold_from not in ("inner_cv", "validation", "score"):
-        raise ValueError("threshold_from must be 'inner_cv', 'validation' or 'score'")
+        raise TimeseriesOptionError(f"rules={list(rules)!r}: each rule must be one of {', '.join(THRESHOLD_RULES)}",
+                                    where="option rules", fix=f"use rules among {', '.join(THRESHOLD_RULES)}")
+    check_choice("threshold_from", threshold_from, ("inner_cv", "validation", "score"))
     yv = np.asarray(y).astype(int)
     rows = []
     for r, f, tr, te in splits:

@@ -14,17 +14,13 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError
+from pmed.errors import InputError, require
 
 __all__ = ["r_peaks", "ecg_features", "ecg_block"]
 
 
 def _nk():
-    try:
-        import neurokit2 as nk
-    except ImportError:  # pragma: no cover - optional dependency
-        raise InputError("ECG features need the neurokit2 package", fix="pip install neurokit2") from None
-    return nk
+    return require("neurokit2", extra="timeseries", feature="ECG features")
 
 
 def r_peaks(signal, fs: float, *, method: str = "neurokit") -> np.ndarray:
@@ -75,7 +71,8 @@ def ecg_block(records: Mapping[str, object], *, channel: str | None = None,
         sig = wf.signals
         col = channel if channel is not None else sig.columns[0]
         if col not in sig.columns:
-            raise InputError(f"lead {col!r} not in record {wf.record}", fix=f"available: {', '.join(sig.columns)}")
+            raise InputError(f"lead {col!r} not in the record", file=wf.record,
+                             fix=f"available: {', '.join(map(str, sig.columns))}")
         rows[str(pid)] = {f"ecg_{k}": v for k, v in ecg_features(sig[col].to_numpy(), wf.fs, method=method).items()}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "patient_id"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pmed.timeseries._options import TimeseriesOptionError, check_window
 from pmed.timeseries.align import _check_long
 
 __all__ = ["STATS", "DerivedRule", "DERIVED", "OutputRule", "OUTPUTS", "FORMATS", "summarize",
@@ -82,8 +83,7 @@ def output_rates(
     (an absent chart is not a zero output).
     """
     _check_long(data)
-    if end <= start:
-        raise ValueError(f"the window must have end > start (got {start}, {end})")
+    check_window(start, end)
     d = data.dropna(subset=["value"])
     d = d[(d["time"] >= start) & (d["time"] <= end)]
     mid = (start + end) / 2
@@ -176,7 +176,8 @@ def summarize(
     _check_long(data)
     bad = [s for s in stats if s not in STATS]
     if bad:
-        raise ValueError(f"unknown stats {bad}; use {', '.join(STATS)}")
+        raise TimeseriesOptionError(f"unknown stat(s) {', '.join(map(repr, bad))}", where="option stats",
+                                    fix=f"use any of {', '.join(STATS)}")
     keys = ["patient_id"] + ([by] if by else [])
     all_rows = data[keys].drop_duplicates()
     d = data.dropna(subset=["value"])
@@ -283,10 +284,18 @@ FORMATS = ("auto", "physionet2012", "long", "fhir", "wearable")
 
 
 def detect_format(path) -> str:
-    """Guess a source's format: folder/archive → PhysioNet 2012, JSON → FHIR, tables by header."""
+    """Guess a source's format: folder/archive → PhysioNet 2012, JSON → FHIR, tables by header.
+
+    Raises
+    ------
+    InputError
+        The path does not exist, or a table's header cannot be read, or its name says nothing
+        of its format (then pass ``format=``).
+    """
     from pathlib import Path
 
     from pmed.errors import InputError
+    from pmed.io.tables import TABLE_SUFFIXES, _suffix
 
     p = Path(path)
     name = p.name.lower()
@@ -298,15 +307,33 @@ def detect_format(path) -> str:
         return "physionet2012"
     if name.endswith((".json", ".ndjson")):
         return "fhir"
-    if name.endswith(".txt"):
-        head = p.read_text(errors="replace").splitlines()[:1]
-        if head and head[0].replace(" ", "") == "Time,Parameter,Value":
+    fix = "pass the format (format= or --format): physionet2012, long, fhir or wearable"
+    if name.endswith((".txt", ".txt.gz")):
+        from pmed.io.text import open_text
+
+        try:
+            with open_text(p, errors="replace") as fh:
+                head = fh.readline(4096)
+        except (OSError, EOFError):
+            raise InputError("cannot read the first line", file=p, fix=fix) from None
+        if head.strip().replace(" ", "") == "Time,Parameter,Value":
             return "physionet2012"
-    if name.endswith((".parquet", ".pq")):
-        cols = pd.read_parquet(p).columns
-    else:
-        sep = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
-        cols = pd.read_csv(p, sep=sep, nrows=0).columns
+    suffix = _suffix(p).lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(f"cannot tell the format from the file name (suffix {suffix or 'none'!r})", file=p,
+                         fix=fix)
+    try:
+        if TABLE_SUFFIXES[suffix] is None:
+            import pyarrow.parquet as pq
+
+            cols = pq.read_schema(p).names
+        else:
+            cols = pd.read_csv(p, sep=TABLE_SUFFIXES[suffix], nrows=0).columns
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError,
+            ValueError) as e:
+        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise InputError(f"cannot read the header: {first}", file=p,
+                         fix="check the delimiter, quoting and encoding (UTF-8), or " + fix) from None
     return "long" if {"variable", "value"} <= set(cols) else "wearable"
 
 
@@ -321,11 +348,12 @@ def features_from_file(
     static: bool = True,
     epoch_minutes: float = 1.0,
 ):
-    """Read a source and make its patient-level features (what ``pmed timeseries features`` does).
+    """Read a source and make its patient-level features (the tuple form of
+    :func:`~pmed.timeseries.api.run_timeseries`, kept for its callers).
 
     EHR sources (PhysioNet 2012, long tables, FHIR) give :func:`timeseries_block` summaries in
-    ``[start, end]`` hours (with the static descriptors unless ``static=False``); wearable tables give daily activity and resting heart rate
-    (:func:`pmed.timeseries.wearables.wearable_features`).
+    ``[start, end]`` hours (with the static descriptors unless ``static=False``); wearable tables
+    give daily activity and resting heart rate (:func:`pmed.timeseries.wearables.wearable_features`).
 
     Returns
     -------
@@ -334,23 +362,10 @@ def features_from_file(
     ts : TimeSeriesData
         What was read (clean long table, descriptors, flags, outcomes).
     provenance : dict
+        How the features were made (``format``, window, stats, counts).
     """
-    from pmed.timeseries import readers
+    from pmed.timeseries.api import run_timeseries
 
-    if format not in FORMATS:
-        raise ValueError(f"format={format!r}: use one of {', '.join(FORMATS)}")
-    fmt = detect_format(path) if format == "auto" else format
-    if fmt == "physionet2012":
-        ts = readers.read_physionet2012(path, unknown=unknown)
-    elif fmt == "long":
-        ts = readers.read_long(path, unknown=unknown)
-    elif fmt == "fhir":
-        ts = readers.read_fhir(path, unknown=unknown)
-    else:
-        from pmed.timeseries.wearables import daily_summary, wearable_features
-
-        ts = readers.read_wearable(path, unknown=unknown)
-        feats = wearable_features(daily_summary(ts.data, epoch_minutes=epoch_minutes))
-        return feats, ts, {"reader": "pmed.timeseries.read_wearable", "format": fmt, **ts.summary()}
-    feats, prov = timeseries_block(ts, start=start, end=end, derived=derived, static=static)
-    return feats, ts, {**prov, "format": fmt}
+    res = run_timeseries(path, format=format, start=start, end=end, unknown=unknown, derived=derived,
+                         static=static, epoch_minutes=epoch_minutes)
+    return res.features, res.series, dict(res.block_provenance)

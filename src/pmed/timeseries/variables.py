@@ -217,8 +217,9 @@ def check_values(
     ValidationError
         Unknown variables (with ``unknown="error"``), naming each and its first line.
     """
-    if unknown not in ("error", "keep", "drop"):
-        raise ValueError(f"unknown={unknown!r}: use 'error', 'keep' or 'drop'")
+    from pmed.timeseries._options import check_choice, short
+
+    check_choice("unknown", unknown, ("error", "keep", "drop"))
     data = data.copy()
     names = pd.unique(data["variable"])
     unknown_names = [v for v in names if v not in variables]
@@ -229,7 +230,7 @@ def check_values(
             where = ""
             if "line" in data.columns:
                 where = f" (first at line {int(data.loc[rows[0], 'line'])})"
-            problems.append(f"unknown variable {v!r}{where}: {len(rows)} value(s)")
+            problems.append(f"unknown variable {short(v)}{where}: {len(rows)} value(s)")
         if len(unknown_names) > 20:
             problems.append(f"… {len(unknown_names)} unknown variables in all")
         raise ValidationError(
@@ -251,8 +252,9 @@ def check_values(
         v = values[idx]
         if spec.missing_codes:
             drop[idx[np.isin(v, spec.missing_codes)]] = True
-        live = ~drop[idx] & np.isfinite(v)
-        out_of_range = live & ((v < spec.low) | (v > spec.high))
+        live = ~drop[idx] & ~np.isnan(v)
+        # ±inf is never a measurement: out of range even for a variable without bounds
+        out_of_range = live & ((v < spec.low) | (v > spec.high) | np.isinf(v))
         for fx in spec.fixes:
             hit = out_of_range & (v >= fx.low) & (v <= fx.high)
             if hit.any():

@@ -96,7 +96,10 @@ def motion_features(X: np.ndarray, *, channels: list[str] | None = None) -> pd.D
     """
     X = np.asarray(X, dtype=float)
     if X.ndim != 3:
-        raise ValueError(f"X must be (windows, channels, samples); got shape {X.shape}")
+        from pmed.errors import InputError
+
+        raise InputError(f"motion windows must be a 3-D array (windows, channels, samples); got shape {X.shape}",
+                         fix="stack the windows as an array of shape (n_windows, n_channels, n_samples)")
     n, c, t = X.shape
     channels = channels or [f"ch{i}" for i in range(c)]
     mu = X.mean(axis=2, keepdims=True)
@@ -120,15 +123,13 @@ def load_basic_motions() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     """sktime's bundled BasicMotions: ``X_train, y_train, X_test, y_test`` (40/40 windows, 6 × 100).
 
     Smartwatch accelerometer and gyroscope (x, y, z each) during standing, walking, running and
-    badminton. Needs the ``sktime`` package (data ship inside it; nothing is downloaded).
+    badminton. Needs the ``sktime`` package (data ship inside it; nothing is downloaded): without it,
+:class:`~pmed.errors.MissingDependencyError` names the ``timeseries`` extra.
     """
-    from pmed.errors import DataNotFoundError
+    from pmed.errors import require
 
-    try:
-        from sktime.datasets import load_basic_motions as _load
-    except ImportError:
-        raise DataNotFoundError("BasicMotions ships with sktime, which is not installed",
-                                fix="pip install sktime") from None
+    _load = require("sktime.datasets", extra="timeseries", package="sktime",
+                    feature="the BasicMotions data set").load_basic_motions
     Xtr, ytr = _load(split="train", return_X_y=True, return_type="numpy3D")
     Xte, yte = _load(split="test", return_X_y=True, return_type="numpy3D")
     return Xtr, np.asarray(ytr), Xte, np.asarray(yte)

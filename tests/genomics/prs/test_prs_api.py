@@ -183,3 +183,65 @@ def test_scores_become_a_study_block(cohort_files, tmp_path):
     block, prov = read_block(tmp_path / "scores.tsv")
     assert list(block.columns) == ["prs_PGS_TEST"] and len(block) == 80
     assert prov["reader"] == "pmed.genomics.prs.scores_to_block" and prov["scores"] == ["PGS_TEST"]
+
+
+def test_run_prs_result_block_summary_and_folder(cohort_files, tmp_path):
+    import json
+
+    from pmed.cohort import Block
+    from pmed.genomics.prs import read_block, run_prs
+    from pmed.result import file_sha256
+
+    d, vcf, sf, *_ = cohort_files
+    seen = []
+
+    class Recorder:
+        def start(self, total, description=""):
+            seen.append((description, total))
+
+        def advance(self, description=None, n=1):
+            seen.append(n)
+
+    res = run_prs(vcf, sf, progress=Recorder())
+    assert [s[0] for s in seen if isinstance(s, tuple)] == [
+        "reading inputs", "matching variants", "scoring variants"]
+    assert sum(n for n in seen if isinstance(n, int)) == 2 + 1 + 200
+    block = res.to_block()
+    assert isinstance(block, Block) and list(block.data.columns) == ["prs_PGS_TEST"]
+    assert block.provenance["domain"] == "prs" and block.provenance["value"] == "SUM"
+    assert res.to_block(value="AVG").data.iloc[0, 0] == pytest.approx(
+        block.data.iloc[0, 0] / (2 * 200))
+    s = res.summary()
+    assert s["n_samples"] == 80 and s["scores"]["PGS_TEST"]["matched"] == 200
+    files = res.write(tmp_path / "out")
+    prov = json.loads(files["provenance"].read_text())
+    hashed = {e["role"]: e["sha256"] for e in prov["inputs"]}
+    assert hashed["scorefiles"] == file_sha256(sf) and hashed["targets"] == file_sha256(vcf)
+    assert prov["options"]["n_jobs"] == 1 and prov["scores"] == ["PGS_TEST"]
+    # the folder, its scores.tsv: the same block; any other file of it: not a PRS block
+    for p in (tmp_path / "out", tmp_path / "out" / "scores.tsv"):
+        back = read_block(p)
+        pd.testing.assert_frame_equal(back.data, block.data, check_exact=False, atol=1e-9)
+    assert read_block(tmp_path / "out" / "match_report.tsv") is None
+
+
+def test_options_are_checked_first_and_old_names_still_work(cohort_files, recwarn):
+    from pmed.errors import OptionError, PmedWarning
+    from pmed.genomics.prs import run_prs
+
+    d, vcf, sf, *_ = cohort_files
+    for bad in ({"impute": "median"}, {"min_overlap": 1.5}, {"dosage_field": "GP"},
+                {"n_jobs": 0}, {"block_size": -3}):
+        with pytest.raises(OptionError):
+            run_prs(vcf, sf, **bad)
+    done = []
+    res = compute_scores([vcf], [sf], threads=2, progress=lambda a, b: done.append((a, b)))
+    assert done[-1] == (200, 200) and res.provenance["options"]["n_jobs"] == 2
+    assert any(issubclass(w.category, PmedWarning) and "n_jobs" in str(w.message) for w in recwarn)
+
+
+def test_one_iid_twice_is_a_clear_error():
+    scores = pd.DataFrame({"FID": ["a", "b"], "IID": ["x", "x"], "PGS": ["S", "S"],
+                           "SUM": [1.0, 2.0]})
+    with pytest.raises(InputError, match="twice"):
+        scores_to_block(scores)

@@ -1,4 +1,9 @@
-"""End-to-end PGx calling: VCF → named-allele calls → phenotypes → recommendations → files."""
+"""End-to-end PGx calling: VCF → named-allele calls → phenotypes → recommendations → files.
+
+:func:`run_pgx` is the domain entry point (``run_<domain>`` contract of :mod:`pmed.result`);
+:func:`call_vcf`, :func:`call_cohort` and :func:`write_results` are the older names, kept as thin
+wrappers around it.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,12 @@ import time
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pandas as pd
 
-from pmed.errors import InputError
+from pmed.cohort import Block
+from pmed.errors import InputError, format_rows
 from pmed.genomics.pgx._data import ALL_GENES, data_version
 from pmed.genomics.pgx.matcher import (
     LOWEST_FUNCTION_GENES,
@@ -23,8 +30,11 @@ from pmed.genomics.pgx.matcher import (
 from pmed.genomics.pgx.phenotype import Phenotype, lowest_function_pair, phenotype_for
 from pmed.genomics.pgx.recommend import Recommendation, drug_messages, recommend
 from pmed.genomics.pgx.vcf import PgxGenotypes, read_pgx_vcf
+from pmed.progress import Reporter, as_reporter
+from pmed.result import DomainResult, make_provenance
 
 __all__ = [
+    "run_pgx",
     "PgxResult",
     "SampleResult",
     "call_vcf",
@@ -32,6 +42,7 @@ __all__ = [
     "call_cohort",
     "read_outside_calls",
     "write_results",
+    "features_table",
     "CALLS_COLUMNS",
     "RECOMMENDATION_COLUMNS",
 ]
@@ -45,6 +56,8 @@ RECOMMENDATION_COLUMNS = [
     "implications", "population", "ambiguous", "warnings", "guideline", "data_version",
 ]
 OUTSIDE_GENES = ("CYP2D6", "HLA-A", "HLA-B", "MT-RNR1")
+#: What the Cohort block's features are (its provenance says so too).
+METHOD = "pmed.genomics.pgx named allele matcher (PharmCAT semantics)"
 
 
 @dataclass
@@ -59,8 +72,13 @@ class SampleResult:
 
 
 @dataclass
-class PgxResult:
-    """Calls and recommendations for every sample of a VCF.
+class PgxResult(DomainResult):
+    """Calls and recommendations for every sample of a VCF (what :func:`run_pgx` returns).
+
+    One result holds every sample of a multi-sample VCF: :meth:`to_block` is the patient ×
+    features table for ``Cohort.add_block("pgx", ...)``, :meth:`write` the output folder
+    (``calls.tsv``, ``recommendations.tsv``, ``pgx.json``, optional HTML sections,
+    ``provenance.json``).
 
     Attributes
     ----------
@@ -70,12 +88,123 @@ class PgxResult:
         Version of the definitions/guidelines used (also in every table row).
     source
         The VCF read.
+    vcf_warnings
+        ``{"chr:pos": [messages]}`` about VCF records that could not be matched exactly.
+    provenance
+        Inputs (with SHA-256), options, library versions and commit (:func:`make_provenance`);
+        empty for results made by :func:`call_genotypes` alone.
     """
+
+    domain: ClassVar[str] = "pgx"
+    block_name: ClassVar[str] = "pgx"
 
     samples: list[SampleResult]
     data_version: str
     source: str = ""
     vcf_warnings: dict[str, list[str]] = field(default_factory=dict)
+    html: bool = field(default=False, repr=False)
+    """Whether :meth:`write` also writes one HTML report section per sample."""
+
+    @property
+    def sample_ids(self) -> list[str]:
+        """Sample IDs in VCF order."""
+        return [s.sample for s in self.samples]
+
+    # -- the domain contract --------------------------------------------------------------
+    def to_block(self) -> Block:
+        """The patient × features table (:func:`features_table`) for ``Cohort.add_block``.
+
+        Returns
+        -------
+        pmed.cohort.Block
+            Indexed by ``patient_id`` (the VCF sample IDs) with ``{GENE}_diplotype``,
+            ``{GENE}_phenotype`` and, where defined, ``{GENE}_activity_score`` columns; genes
+            with no data in any sample are left out.
+        """
+        data = features_table(self.calls_table(), self.sample_ids)
+        return Block(data, self._block_provenance())
+
+    def _block_provenance(self) -> dict[str, Any]:
+        options = self.provenance.get("options", {})
+        prov: dict[str, Any] = {
+            "domain": self.domain,
+            "source": self.source,
+            "method": METHOD,
+            "data_version": self.data_version,
+            "missing_to_ref": bool(options.get("missing_to_ref", False)),
+        }
+        for key in ("inputs", "options", "commit", "created"):
+            if key in self.provenance:
+                prov[key] = self.provenance[key]
+        return prov
+
+    def summary(self) -> dict[str, Any]:
+        """Counts of what was called (no sample IDs): samples, genes, calls, recommendations.
+
+        Returns
+        -------
+        dict
+            JSON-ready: ``n_samples``, ``genes`` (called from the VCF, with data),
+            ``outside_genes``, ``n_gene_calls``, ``n_no_data``, ``n_no_match``,
+            ``n_recommendations``, ``n_vcf_warnings``, ``data_version`` and, per gene, the
+            count of each phenotype (``phenotypes``).
+        """
+        called: dict[str, dict[str, int]] = {}
+        n_calls = n_no_data = n_no_match = 0
+        for s in self.samples:
+            for gene, gc in s.genes.items():
+                if gc.no_data:
+                    n_no_data += 1
+                    continue
+                n_calls += 1
+                if not gc.diplotypes and not gc.haplotypes:
+                    n_no_match += 1
+                phen = " | ".join(dict.fromkeys(p.phenotype for p in s.phenotypes.get(gene, [])))
+                counts = called.setdefault(gene, {})
+                key = phen or "n/a"
+                counts[key] = counts.get(key, 0) + 1
+        outside = sorted({g for s in self.samples for g in s.outside})
+        return {
+            "n_samples": len(self.samples),
+            "genes": sorted(called),
+            "outside_genes": outside,
+            "n_gene_calls": n_calls,
+            "n_no_data": n_no_data,
+            "n_no_match": n_no_match,
+            "n_recommendations": sum(len(s.recommendations) for s in self.samples),
+            "n_vcf_warnings": sum(len(v) for v in self.vcf_warnings.values()),
+            "data_version": self.data_version,
+            "phenotypes": {g: dict(sorted(c.items())) for g, c in sorted(called.items())},
+        }
+
+    def _write_files(self, out: Path) -> dict[str, Path]:
+        return _write_tables(self, out, html=self.html)
+
+    def write(self, out: str | PathLike, *, html: bool | None = None) -> dict[str, Path]:
+        """Write ``calls.tsv``, ``recommendations.tsv``, ``pgx.json`` and ``provenance.json``.
+
+        Parameters
+        ----------
+        out
+            Output folder (created if needed).
+        html
+            Also write ``pgx_<n>.html``, one report section per sample with calls (numbered
+            in VCF order, so that no patient identifier is in a file name). Default: the
+            result's :attr:`html`.
+
+        Returns
+        -------
+        dict
+            Output name → path (``"calls"``, ``"recommendations"``, ``"json"``,
+            ``"html_<n>"``, ``"provenance"``).
+        """
+        if html is None:
+            return super().write(out)
+        saved, self.html = self.html, html
+        try:
+            return super().write(out)
+        finally:
+            self.html = saved
 
     def calls_table(self) -> pd.DataFrame:
         """One row per sample and gene: the ``calls.tsv`` table."""
@@ -178,11 +307,13 @@ def read_outside_calls(path: str | PathLike) -> dict[str, str]:
     InputError
         A line without a gene and a diplotype or phenotype, with its line number.
     """
+    from pmed.io import open_text
+
     path = Path(path)
     if not path.is_file():
         raise InputError("outside call file not found", file=path, fix="check the path")
     out: dict[str, str] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(_read_lines(path, open_text, what="outside call file"), 1):
         if not line.strip() or line.startswith("#"):
             continue
         cols = line.split("\t")
@@ -198,6 +329,20 @@ def read_outside_calls(path: str | PathLike) -> dict[str, str]:
         # two calls for one gene (a collision) are kept as equally good alternatives
         out[gene] = f"{out[gene]} | {dip}" if gene in out else dip
     return out
+
+
+def _read_lines(path: Path, opener, *, what: str) -> list[str]:
+    """All lines of a small text file; a corrupt or truncated gzip file is an InputError."""
+    import zlib
+
+    try:
+        with opener(path, errors="replace", newline=None) as fh:
+            return fh.read().splitlines()
+    except (EOFError, OSError, zlib.error) as exc:
+        raise InputError(
+            f"the {what} cannot be read ({type(exc).__name__}: the gzip data are truncated or "
+            "corrupt)", file=path, fix="re-create or re-download the file",
+        ) from None
 
 
 def _outside_phenotypes(gene: str, dip: str) -> list[Phenotype]:
@@ -264,6 +409,7 @@ def call_genotypes(
     outside_calls: dict[str, str] | None = None,
     recommendations: bool = True,
     require_calls: bool = True,
+    progress: Reporter | bool | None = None,
 ) -> PgxResult:
     """Call every gene of every sample of parsed genotypes.
 
@@ -285,11 +431,17 @@ def call_genotypes(
         Also match guideline recommendations.
     require_calls
         Raise when a sample has no genotype call at any pharmacogene position.
+    progress
+        ``True`` for a progress bar, or a :class:`~pmed.progress.Reporter` (one step per
+        sample); silent by default.
 
     Returns
     -------
     PgxResult
+        Without provenance (:func:`run_pgx` adds it).
     """
+    reporter = as_reporter(progress)
+    reporter.start(len(geno.samples), "calling pharmacogenes")
     genes = list(genes) if genes is not None else list(ALL_GENES)
     outside_calls = dict(outside_calls or {})
     results = []
@@ -344,7 +496,7 @@ def call_genotypes(
             sr.outside[gene] = dip
             sr.phenotypes[gene] = _outside_phenotypes(gene, dip)
         if n_called == 0:
-            empty.append(sample)
+            empty.append(s + 1)
         if recommendations:
             rkey = tuple(sorted(
                 (g, tuple((p.diplotype, p.phenotype, p.activity_score,
@@ -355,11 +507,14 @@ def call_genotypes(
                 rec_memo[rkey] = recommend(sr.phenotypes)
             sr.recommendations = list(rec_memo[rkey])
         results.append(sr)
+        reporter.advance()
     if require_calls and empty:
+        # sample numbers, not IDs: no patient identifier in messages
         raise InputError(
-            f"sample(s) {', '.join(empty[:5])}{' …' if len(empty) > 5 else ''} have no genotype "
-            "call at any pharmacogene position",
+            f"{len(empty)} of {len(geno.samples)} sample(s) have no genotype call at any "
+            "pharmacogene position",
             file=geno.source or None,
+            where=f"sample(s) number {format_rows(empty)} (1-based, in the order called)",
             fix="check that the VCF covers the GRCh38 pharmacogene positions (chr prefixes are "
             "fine) and that the sample's genotypes are not all './.'",
         )
@@ -367,6 +522,105 @@ def call_genotypes(
         samples=results, data_version=data_version(), source=geno.source,
         vcf_warnings=geno.warnings,
     )
+
+
+def run_pgx(
+    vcf: str | PathLike,
+    *,
+    samples: list[str] | None = None,
+    genes: list[str] | None = None,
+    missing_to_ref: bool = False,
+    top_candidate_only: bool = True,
+    outside_calls: str | PathLike | dict[str, str] | None = None,
+    recommendations: bool = True,
+    require_calls: bool = True,
+    progress: Reporter | bool | None = None,
+    hash_inputs: bool = True,
+) -> PgxResult:
+    """Call pharmacogenes from a GRCh38 VCF: the ``pgx`` domain's entry point.
+
+    One call covers every sample of the VCF (a single patient's VCF or a cohort's
+    multi-sample VCF): each sample gets named-allele calls, phenotypes, activity scores and,
+    unless turned off, CPIC/DPWG recommendations.
+
+    Parameters
+    ----------
+    vcf
+        Path of the VCF (plain, gzip or bgzip; with a ``.tbi``/``.csi`` index beside it only
+        the gene regions are read when ``cyvcf2`` is installed).
+    samples
+        Call only these samples (default: all, in VCF order).
+    genes
+        Call only these genes (default: every matcher gene,
+        :data:`~pmed.genomics.pgx.ALL_GENES`).
+    missing_to_ref
+        Treat definition positions absent from the VCF as GRCh38 reference (variant-only VCFs),
+        as PharmCAT's ``--missing-to-ref``; ``./.`` stays missing.
+    top_candidate_only
+        Keep only the top-scoring diplotypes (PharmCAT's default).
+    outside_calls
+        A PharmCAT outside-call TSV (CYP2D6, HLA …) or a ``{gene: diplotype}`` mapping, applied
+        to every sample.
+    recommendations
+        Also match guideline recommendations.
+    require_calls
+        Raise when a sample has no genotype call at any pharmacogene position.
+    progress
+        ``True`` for a progress bar, or a :class:`~pmed.progress.Reporter`; silent by default.
+    hash_inputs
+        Record the SHA-256 of the VCF and of the outside-call file in the provenance (the
+        default). Hashing reads the whole file: turn it off for a whole-genome VCF read through
+        its tabix index, where the calls themselves read only the gene regions.
+
+    Returns
+    -------
+    PgxResult
+        ``.to_block()`` (patient × features for the Cohort), ``.summary()``, ``.write(out)``,
+        ``.calls_table()``, ``.recommendations_table()``.
+
+    Raises
+    ------
+    InputError
+        For a missing or malformed VCF or outside-call file (with its line), GRCh37 input, a
+        requested sample that is not in the VCF, or (``require_calls``) a sample without calls.
+
+    Examples
+    --------
+    >>> res = run_pgx("cohort.vcf.gz", missing_to_ref=True)  # doctest: +SKIP
+    >>> cohort.add_block("pgx", res.to_block())  # doctest: +SKIP
+    >>> res.write("pgx-out")  # doctest: +SKIP
+    """
+    reporter = as_reporter(progress)
+    reporter.start(None, "reading the VCF")
+    samples = None if samples is None else list(samples)
+    outside_path = None
+    if outside_calls is not None and not isinstance(outside_calls, dict):
+        outside_path = Path(outside_calls)
+        outside_calls = read_outside_calls(outside_path)
+    geno = read_pgx_vcf(vcf, genes=genes, samples=samples)
+    reporter.advance()
+    res = call_genotypes(
+        geno, genes=genes, missing_to_ref=missing_to_ref, top_candidate_only=top_candidate_only,
+        outside_calls=outside_calls, recommendations=recommendations,
+        require_calls=require_calls, progress=reporter,
+    )
+    options: dict[str, Any] = {
+        "samples": None if samples is None else len(samples),  # a count: no patient IDs
+        "genes": None if genes is None else list(genes),
+        "missing_to_ref": missing_to_ref,
+        "top_candidate_only": top_candidate_only,
+        "outside_calls": (None if outside_calls is None else
+                          "file" if outside_path is not None else sorted(outside_calls)),
+        "recommendations": recommendations,
+        "require_calls": require_calls,
+    }
+    res.provenance = make_provenance(
+        "pgx", inputs={"vcf": Path(vcf), "outside_calls": outside_path}, options=options,
+        libraries=["cyvcf2"], hash_inputs=hash_inputs,
+    )
+    res.provenance["data_version"] = res.data_version
+    res.provenance["method"] = METHOD
+    return res
 
 
 def call_vcf(
@@ -380,38 +634,58 @@ def call_vcf(
     recommendations: bool = True,
     require_calls: bool = True,
 ) -> PgxResult:
-    """Call pharmacogenes from a GRCh38 VCF (single- or multi-sample).
+    """Call pharmacogenes from a GRCh38 VCF (single- or multi-sample); see :func:`run_pgx`.
 
-    Parameters
-    ----------
-    vcf
-        Path of the VCF (plain, gzip or bgzip; with a tabix index only the gene regions are
-        read when ``cyvcf2`` is installed).
-    samples, genes
-        Restrict the samples / genes called.
-    missing_to_ref, top_candidate_only, recommendations, require_calls
-        See :func:`call_genotypes`.
-    outside_calls
-        A PharmCAT outside-call TSV or a ``{gene: diplotype}`` mapping.
-
-    Returns
-    -------
-    PgxResult
-        ``.calls_table()``, ``.recommendations_table()``, ``.to_dict()``.
+    Kept for existing code: the same as :func:`run_pgx` without a progress reporter and
+    without hashing the inputs (the provenance lists their sizes only), so that calling a
+    tabix-indexed whole-genome VCF still reads only the gene regions.
 
     Examples
     --------
     >>> res = call_vcf("sample.vcf.gz", missing_to_ref=True)  # doctest: +SKIP
     >>> res.calls_table().query("gene == 'CYP2C19'")  # doctest: +SKIP
     """
-    geno = read_pgx_vcf(vcf, genes=genes, samples=samples)
-    if outside_calls is not None and not isinstance(outside_calls, dict):
-        outside_calls = read_outside_calls(outside_calls)
-    return call_genotypes(
-        geno, genes=genes, missing_to_ref=missing_to_ref, top_candidate_only=top_candidate_only,
-        outside_calls=outside_calls, recommendations=recommendations,
-        require_calls=require_calls,
+    return run_pgx(
+        vcf, samples=samples, genes=genes, missing_to_ref=missing_to_ref,
+        top_candidate_only=top_candidate_only, outside_calls=outside_calls,
+        recommendations=recommendations, require_calls=require_calls, hash_inputs=False,
     )
+
+
+def features_table(calls: pd.DataFrame, samples: list[str] | None = None) -> pd.DataFrame:
+    """Patient × features from a ``calls.tsv``-shaped table (one row per sample and gene).
+
+    Parameters
+    ----------
+    calls
+        :meth:`PgxResult.calls_table` (or ``calls.tsv`` read back as text).
+    samples
+        Row order (default: the samples in order of appearance in ``calls``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``patient_id``: ``{GENE}_diplotype``, ``{GENE}_phenotype`` (``" | "``
+        between the distinct phenotypes of equally good diplotypes) and, where any sample has
+        one, ``{GENE}_activity_score`` (float). Genes with ``"no data"`` in every sample are
+        left out.
+    """
+    if samples is None:
+        samples = list(dict.fromkeys(calls["sample"].astype(str)))
+    present = calls.loc[~calls["diplotypes"].isin(["no data"]), "gene"].unique().tolist()
+    calls = calls[calls["gene"].isin(present)]
+    frames = {}
+    for col, src in (("diplotype", "diplotypes"), ("phenotype", "phenotype"),
+                     ("activity_score", "activity_score")):
+        frames[col] = calls.pivot(index="sample", columns="gene", values=src)
+    out = pd.DataFrame(index=pd.Index(samples, name="patient_id"))
+    for gene in present:
+        out[f"{gene}_diplotype"] = frames["diplotype"][gene].reindex(out.index)
+        out[f"{gene}_phenotype"] = frames["phenotype"][gene].reindex(out.index)
+        sc = pd.to_numeric(frames["activity_score"][gene].reindex(out.index), errors="coerce")
+        if sc.notna().any():
+            out[f"{gene}_activity_score"] = sc
+    return out
 
 
 def call_cohort(
@@ -421,6 +695,10 @@ def call_cohort(
     missing_to_ref: bool = False,
 ) -> pd.DataFrame:
     """PGx features for a cohort: one row per patient (VCF sample), for ``Cohort.add_block``.
+
+    Kept for existing code: ``run_pgx(vcf_path, genes=genes, missing_to_ref=missing_to_ref,
+    recommendations=False, require_calls=False).to_block()`` gives the same table with its
+    provenance.
 
     Parameters
     ----------
@@ -445,25 +723,12 @@ def call_cohort(
         ``attrs["provenance"]`` records the data version and options.
     """
     t0 = time.perf_counter()
-    res = call_vcf(vcf_path, genes=genes, missing_to_ref=missing_to_ref,
-                   recommendations=False, require_calls=False)
-    calls = res.calls_table()
-    present = calls.loc[~calls["diplotypes"].isin(["no data"]), "gene"].unique().tolist()
-    calls = calls[calls["gene"].isin(present)]
-    frames = {}
-    for col, src in (("diplotype", "diplotypes"), ("phenotype", "phenotype")):
-        frames[col] = calls.pivot(index="sample", columns="gene", values=src)
-    score = calls.pivot(index="sample", columns="gene", values="activity_score")
-    out = pd.DataFrame(index=pd.Index(res_samples(res), name="patient_id"))
-    for gene in present:
-        out[f"{gene}_diplotype"] = frames["diplotype"][gene].reindex(out.index)
-        out[f"{gene}_phenotype"] = frames["phenotype"][gene].reindex(out.index)
-        sc = pd.to_numeric(score[gene].reindex(out.index), errors="coerce")
-        if sc.notna().any():
-            out[f"{gene}_activity_score"] = sc
+    res = run_pgx(vcf_path, genes=genes, missing_to_ref=missing_to_ref,
+                  recommendations=False, require_calls=False, hash_inputs=False)
+    out = features_table(res.calls_table(), res.sample_ids)
     out.attrs["provenance"] = {
         "source": str(vcf_path),
-        "method": "pmed.genomics.pgx named allele matcher (PharmCAT semantics)",
+        "method": METHOD,
         "data_version": res.data_version,
         "missing_to_ref": missing_to_ref,
         "seconds": round(time.perf_counter() - t0, 3),
@@ -473,13 +738,16 @@ def call_cohort(
 
 def res_samples(res: PgxResult) -> list[str]:
     """Sample IDs of a result, in VCF order."""
-    return [s.sample for s in res.samples]
+    return res.sample_ids
 
 
 def write_results(
     result: PgxResult, out_dir: str | PathLike, *, html: bool = False
 ) -> dict[str, Path]:
     """Write ``calls.tsv``, ``recommendations.tsv`` and ``pgx.json`` into ``out_dir``.
+
+    Kept for existing code: ``result.write(out_dir, html=html)`` writes the same files plus
+    ``provenance.json``.
 
     Files are written atomically; the data version is a column of both tables and a key of
     the JSON. With ``html=True`` each sample's report section is written to
@@ -490,6 +758,10 @@ def write_results(
     dict
         Name → path of each file written.
     """
+    return result.write(out_dir, html=html)
+
+
+def _write_tables(result: PgxResult, out_dir: Path, *, html: bool) -> dict[str, Path]:
     from pmed.io import write_table, write_text_atomic
     from pmed.io.jsonio import to_json
 

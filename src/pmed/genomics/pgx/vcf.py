@@ -15,8 +15,8 @@ header says nothing, by the reference bases at the definition positions.
 from __future__ import annotations
 
 import gzip
-import io
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from os import PathLike
@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pmed.errors import InputError
+from pmed.errors import InputError, format_rows
 from pmed.genomics.pgx._data import ALL_GENES, definitions
+from pmed.io import open_text
 
 __all__ = ["PgxGenotypes", "read_pgx_vcf", "GRCH37_CHR1_LENGTH", "GRCH38_CHR1_LENGTH"]
 
@@ -61,14 +62,6 @@ class PgxGenotypes:
     )
     source: str = ""
     warnings: dict[str, list[str]] = field(default_factory=dict)
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
 
 
 def _norm_chrom(chrom: str) -> str:
@@ -140,9 +133,12 @@ def _window_alleles(
 
 
 _GT_SPLIT = re.compile(r"[/|]")
+# an allele index: ASCII digits only (``int`` would also take "-1", "+1", " 1" and "1_0")
+_ALLELE_INDEX = re.compile(r"[0-9]{1,9}")
 
 
 def _parse_gt(value: str) -> tuple[list[int | None], bool]:
+    """``"0|1"`` → ``([0, 1], True)``; ``ValueError`` for anything that is not a GT."""
     if value in (".", "./.", ".|."):
         return [None, None] if "/" in value or "|" in value else [None], False
     parts = _GT_SPLIT.split(value)
@@ -151,8 +147,10 @@ def _parse_gt(value: str) -> tuple[list[int | None], bool]:
     for p in parts:
         if p == ".":
             out.append(None)
-        else:
+        elif _ALLELE_INDEX.fullmatch(p):
             out.append(int(p))
+        else:
+            raise ValueError(p)  # turned into an InputError naming the line by the caller
     return out, phased
 
 
@@ -193,7 +191,22 @@ def _iter_lines(path: Path, index: _Index) -> Iterator[tuple[int, str]]:
         else:
             yield from _iter_indexed(path, index)
             return
-    with _open_text(path) as fh:
+    try:
+        yield from _iter_text(path, index)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        # a truncated .gz ends in EOFError, damaged deflate data in zlib.error
+        raise InputError(
+            f"the VCF cannot be read to its end ({type(exc).__name__}): the gzip/BGZF data are "
+            "truncated or corrupt",
+            file=path, fix="re-create or re-download the file (check it with `gzip -t`)",
+        ) from None
+    except OSError as exc:
+        raise InputError(f"the VCF cannot be read ({type(exc).__name__}: {exc.strerror or exc})",
+                         file=path, fix="check the file's permissions and the disk") from None
+
+
+def _iter_text(path: Path, index: _Index) -> Iterator[tuple[int, str]]:
+    with open_text(path, errors="replace", newline=None) as fh:
         for n, line in enumerate(fh, 1):
             if line.startswith("#"):
                 yield n, line
@@ -301,6 +314,12 @@ def read_pgx_vcf(
             header.append(line)
             continue
         if line.startswith("#"):
+            if sample_ids is not None:
+                raise InputError(
+                    "a header line ('#…') after the #CHROM line", file=path, where=f"line {n}",
+                    fix="a VCF has one #CHROM line, after the ## meta-information lines and "
+                    "before the records",
+                )
             _detect_build(header, path)
             cols = line.rstrip("\n\r").split("\t")
             if len(cols) < 10 or cols[8] != "FORMAT":
@@ -310,16 +329,20 @@ def read_pgx_vcf(
                     fix="give a VCF with genotypes (GT) for at least one sample",
                 )
             sample_ids = cols[9:]
+            _check_sample_ids(sample_ids, path, n)
             if samples is not None:
-                wanted = list(samples)
-                missing = [s for s in wanted if s not in sample_ids]
+                wanted = list(dict.fromkeys(samples))
+                missing = [i for i, s in enumerate(wanted, 1) if s not in sample_ids]
                 if missing:
+                    # positions in the request, not the IDs: no patient identifier in messages
                     raise InputError(
-                        f"sample(s) {', '.join(missing[:5])} not in the VCF",
+                        f"{len(missing)} of the {len(wanted)} requested sample(s) are not in "
+                        f"the VCF (requested sample(s) number {format_rows(missing)})",
                         file=path, where=f"line {n}",
-                        fix=f"choose among {', '.join(sample_ids[:10])}",
+                        fix=f"the VCF has {len(sample_ids)} sample column(s); check the sample "
+                        "names asked for (`bcftools query -l` lists them)",
                     )
-                keep = np.array([sample_ids.index(s) for s in wanted])
+                keep = np.array([sample_ids.index(s) for s in wanted], dtype=np.intp)
                 result.samples = wanted
             else:
                 keep = np.arange(len(sample_ids))
@@ -346,6 +369,29 @@ def read_pgx_vcf(
     for key, entries in raw.items():
         result.calls[key] = _merge(entries)
     return result
+
+
+def _check_sample_ids(sample_ids: list[str], path: Path, n: int) -> None:
+    """Sample names must be non-empty and unique (VCF 4.3, 1.5): they become patient IDs."""
+    empty = [10 + i for i, s in enumerate(sample_ids) if not s.strip()]
+    if empty:
+        raise InputError(
+            f"{len(empty)} sample column(s) without a name",
+            file=path, where=f"line {n}, column(s) {format_rows(empty)}",
+            fix="name every sample column of the #CHROM line (and remove trailing tabs)",
+        )
+    seen: dict[str, int] = {}
+    dup = []
+    for i, s in enumerate(sample_ids):
+        if s in seen:
+            dup.append(10 + i)
+        seen.setdefault(s, i)
+    if dup:
+        raise InputError(
+            f"{len(dup)} sample column(s) repeat an earlier sample name",
+            file=path, where=f"line {n}, column(s) {format_rows(dup)}",
+            fix="give each sample a unique name (bcftools reheader --samples)",
+        )
 
 
 def _parse_record(line, n, path, sample_ids, keep, index, raw, result, ref_checks) -> None:

@@ -1,26 +1,49 @@
-"""One call from files to scores: read, check builds, match, check overlap, score, write."""
+"""One call from files to scores: read, check builds, match, check overlap, score, write.
+
+:func:`run_prs` is the domain's entry point (``run_<domain>`` of :mod:`pmed.result`): it returns a
+:class:`PRSResult`, whose :meth:`~PRSResult.to_block` is the Cohort's ``prs`` block and whose
+:meth:`~PRSResult.write` leaves ``scores.tsv``, ``match_report.tsv``, the per-variant log and
+``provenance.json`` in a folder; :func:`read_block` reads such a folder back as the block.
+:func:`compute_scores`, :func:`write_results` and :func:`scores_to_block` are the earlier names,
+kept working.
+"""
 
 from __future__ import annotations
 
+import json
+import threading
+import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError
+from pmed.cohort import Block
+from pmed.errors import InputError, OptionError, PmedWarning
 from pmed.genomics.prs._memory import in_lean_heap
 from pmed.genomics.prs.match import MatchResult, check_overlap, match_variants
-from pmed.genomics.prs.score import score_targets
+from pmed.genomics.prs.score import check_impute, resolve_n_jobs, score_targets
 from pmed.genomics.prs.scorefile import ScoringFile, normalize_build, read_scorefile
 from pmed.genomics.prs.targets import Target, open_targets
+from pmed.progress import Reporter, as_reporter
+from pmed.result import DomainResult, make_provenance
 
-__all__ = ["compute_scores", "PRSResult", "scores_to_block", "write_results"]
+__all__ = ["run_prs", "PRSResult", "read_block", "compute_scores", "scores_to_block",
+           "write_results", "BLOCK_READER"]
+
+#: What a PRS block's provenance names as its reader.
+BLOCK_READER = "pmed.genomics.prs.scores_to_block"
+
+# adjusted values a block can hold, best first (see PRSResult.to_block)
+_ADJUSTED = ("Z_norm2", "Z_norm1", "Z_MostSimilarPop", "percentile_MostSimilarPop")
 
 
 @dataclass
-class PRSResult:
+class PRSResult(DomainResult):
     """Scores and how they were obtained.
 
     Attributes
@@ -30,15 +53,78 @@ class PRSResult:
     match : MatchResult
         Per-variant match log and per-score report.
     scorefiles : list of ScoringFile
+    ancestry : AncestryResult or None
+        PCs, most similar population and adjusted scores, when a reference panel was given.
     provenance : dict
-        Inputs, options and counts, for the Cohort block and the output folder.
+        :func:`pmed.result.make_provenance` of the run (inputs with SHA-256, options, versions)
+        plus ``scores``, ``genome_build``, ``n_samples`` and per-score ``overlap``.
     """
+
+    domain: ClassVar[str] = "prs"
+    block_name: ClassVar[str] = "prs"
 
     scores: pd.DataFrame
     match: MatchResult
     scorefiles: list[ScoringFile]
-    provenance: dict = field(default_factory=dict)
-    ancestry: object | None = None  # reference.AncestryResult when a reference panel was given
+    ancestry: Any | None = None  # reference.AncestryResult when a reference panel was given
+    # the folder the per-variant log was already written to while scoring (run_prs(out=...))
+    _log_written_to: Path | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def score_names(self) -> list[str]:
+        """Score names, in the order of the scoring files."""
+        names = self.provenance.get("scores")
+        return list(names) if names else list(dict.fromkeys(self.scores["PGS"].astype(str)))
+
+    # -- the domain contract ------------------------------------------------------------
+    def to_block(self, *, value: str = "SUM", prefix: str = "prs_",
+                 id_map: Callable[[str], str] | None = None) -> Block:
+        """The wide ``prs_<PGS>`` table (one column per score, indexed by sample ID).
+
+        Parameters
+        ----------
+        value
+            ``SUM`` (default), ``AVG``, or with a reference panel an adjusted value
+            (``Z_norm2``, ``Z_norm1``, ``Z_MostSimilarPop``, ``percentile_MostSimilarPop``).
+        prefix, id_map
+            See :func:`scores_to_block`.
+        """
+        table = self.scores
+        if value not in table.columns and self.ancestry is not None \
+                and value in self.ancestry.adjusted.columns:
+            adj = self.ancestry.adjusted
+            table = adj[~adj["REFERENCE"].astype(bool)]
+        data = scores_to_block(table, value=value, prefix=prefix, id_map=id_map)
+        prov = {**self.provenance, "domain": self.domain, "reader": BLOCK_READER,
+                "value": value, "scores": self.score_names}
+        return Block(data, prov)
+
+    def summary(self) -> dict[str, Any]:
+        """Samples, scores, and per score the variants matched and the overlap."""
+        rep = self.match.report
+        per_score = {}
+        for _, r in rep.iterrows():
+            ov = float(r["overlap"])
+            per_score[str(r["PGS"])] = {
+                "n_variants": int(r["n_variants"]), "matched": int(r["matched"]),
+                "excluded": int(r["excluded"]), "unmatched": int(r["unmatched"]),
+                "unscorable": int(r["unscorable"]),
+                "overlap": round(ov, 6) if np.isfinite(ov) else None,
+            }
+        out: dict[str, Any] = {
+            "n_samples": int(self.scores["IID"].nunique()),
+            "n_scores": len(self.score_names),
+            "genome_build": self.provenance.get("genome_build"),
+            "scores": per_score,
+        }
+        if self.ancestry is not None:
+            pops = self.ancestry.assignment["MostSimilarPop"].value_counts()
+            out["ancestry"] = {"n_pca_variants": int(self.ancestry.n_pca_variants),
+                               "most_similar_population": {str(k): int(v) for k, v in pops.items()}}
+        return out
+
+    def _write_files(self, out: Path) -> dict[str, Path]:
+        return _write_files(self, out)
 
 
 def _target_build(targets: Sequence[Target], given: str | None) -> str | None:
@@ -48,7 +134,31 @@ def _target_build(targets: Sequence[Target], given: str | None) -> str | None:
     return builds.pop() if len(builds) == 1 else None
 
 
-def compute_scores(
+def _fileset(t: Target) -> list[Path]:
+    """The files a target was read from (a PLINK fileset is three)."""
+    sides = {"pgen": (".pvar", ".psam"), "bed": (".bim", ".fam")}.get(t.kind, ())
+    return [t.path, *(t.path.with_suffix(s) for s in sides)]
+
+
+def _check_options(*, min_overlap, impute, dosage_field, block_size, population_column) -> None:
+    """Refuse bad option values before any file is read."""
+    check_impute(impute)
+    if dosage_field not in ("GT", "DS"):
+        raise OptionError(f"unknown genotype field {dosage_field!r}",
+                          fix="use GT (hardcalls) or DS (dosages)")
+    if isinstance(min_overlap, bool) or not isinstance(min_overlap, (int, float)) \
+            or not 0 <= min_overlap <= 1:
+        raise OptionError(f"min_overlap={min_overlap!r} must lie in [0, 1]",
+                          fix="give a fraction such as 0.75 (pgsc_calc's default)")
+    if block_size is not None and (isinstance(block_size, bool)
+                                   or not isinstance(block_size, (int, np.integer)) or block_size < 1):
+        raise OptionError(f"block_size={block_size!r} must be a positive integer",
+                          fix="leave it out for the default (about 2.5 million genotypes)")
+    if not isinstance(population_column, str) or not population_column:
+        raise OptionError("population_column must name a column", fix="e.g. SuperPop")
+
+
+def run_prs(
     targets: str | Path | Sequence[str | Path] | Sequence[Target],
     scorefiles: str | Path | Sequence[str | Path],
     *,
@@ -60,13 +170,15 @@ def compute_scores(
     impute: str = "mean",
     dosage_field: str = "GT",
     target_build: str | None = None,
-    threads: int = 1,
+    n_jobs: int = 1,
     block_size: int | None = None,
     scheduler: str | None = None,
     reference: str | Path | None = None,
     reference_populations: str | Path | None = None,
     population_column: str = "SuperPop",
-    progress: Callable[[int, int], None] | None = None,
+    seed: int = 0,
+    progress: Reporter | bool | None = None,
+    hash_inputs: bool = True,
 ) -> PRSResult:
     """Score genotype files on one or more scoring files.
 
@@ -78,8 +190,8 @@ def compute_scores(
     scorefiles
         PGS Catalog or plink2-style scoring files; all their scores are computed in one pass.
     out
-        When given, ``scores.tsv`` and ``match_report.tsv`` (plus ``match_variants.parquet``, the
-        per-variant log, and ``unscorable.tsv``) are written there atomically.
+        When given, the result is also written there (as :meth:`PRSResult.write` does), the
+        per-variant log while the genotypes are scored.
     min_overlap
         Smallest fraction of a score's variants that must be matched (pgsc_calc's default 0.75).
     keep_ambiguous, keep_multiallelic, keep_first_match
@@ -91,8 +203,8 @@ def compute_scores(
         VCF field to score: ``"GT"`` hardcalls or ``"DS"`` dosages.
     target_build
         Genome build of the genotypes when their files do not declare it (``GRCh37``/``GRCh38``).
-    threads, block_size
-        Parallelism and variants per streamed block (default: about 2.5 million genotypes).
+    n_jobs, block_size
+        Threads, and variants per streamed block (default: about 2.5 million genotypes).
     scheduler
         Run on Dask: ``"local"`` (a LocalCluster on this machine) or a scheduler address
         ``tcp://host:8786``. Results are identical to the local run.
@@ -104,25 +216,128 @@ def compute_scores(
         are then scored on the variants matched in both.
     reference_populations, population_column
         Table with ``IID`` and the population column (default: the reference's ``.psam``).
+    seed
+        Seed of the population classifier (the only random step, with a reference panel).
     progress
-        Callback (done, total) for progress bars.
+        ``True`` for a progress bar, or a :class:`pmed.progress.Reporter`; silent by default.
+    hash_inputs
+        Record the SHA-256 of every input file in the provenance (read alongside the scoring;
+        turn off for inputs too large to read twice).
+
+    Returns
+    -------
+    PRSResult
 
     Raises
     ------
+    OptionError
+        An option value outside its allowed set or range.
     InputError
         Unreadable inputs, a genome-build mismatch, or a score below ``min_overlap``.
     """
+    _check_options(min_overlap=min_overlap, impute=impute, dosage_field=dosage_field,
+                   block_size=block_size, population_column=population_column)
+    n_jobs = resolve_n_jobs(n_jobs, None)
+    reporter = as_reporter(progress)
     if isinstance(scorefiles, str | Path):
         scorefiles = [scorefiles]
-    from concurrent.futures import ThreadPoolExecutor
+    if isinstance(targets, str | Path | Target):
+        targets = [targets]
+    scorefiles = list(scorefiles)
+    targets = list(targets)
+    if not scorefiles or not targets:
+        raise OptionError("no " + ("scoring file" if not scorefiles else "genotype file") + " given",
+                          fix="give at least one genotype file and one scoring file")
 
-    given = targets and all(isinstance(t, Target) for t in targets)  # type: ignore[union-attr]
+    reporter.start(len(scorefiles) + 1, "reading inputs")
+    given = all(isinstance(t, Target) for t in targets)
     # scoring files and genotype variant tables are parsed side by side (Arrow releases the GIL)
     with ThreadPoolExecutor(2) as ex:
         fut_targets = None if given else ex.submit(
-            open_targets, targets, dosage_field=dosage_field, threads=threads)
-        sfs = [read_scorefile(p) for p in scorefiles]
-        opened = list(targets) if given else fut_targets.result()  # type: ignore[arg-type]
+            open_targets, targets, dosage_field=dosage_field, n_jobs=n_jobs)
+        sfs = []
+        for p in scorefiles:
+            sfs.append(read_scorefile(p))
+            reporter.advance()
+        opened = list(targets) if given else fut_targets.result()  # type: ignore[union-attr]
+        reporter.advance()
+    prov = make_provenance(
+        "prs",
+        inputs={"targets": [f for t in opened for f in _fileset(t)],
+                "scorefiles": [sf.path for sf in sfs],
+                "reference": reference, "reference_populations": reference_populations},
+        options={"min_overlap": min_overlap, "keep_ambiguous": keep_ambiguous,
+                 "keep_multiallelic": keep_multiallelic, "keep_first_match": keep_first_match,
+                 "impute": impute, "dosage_field": dosage_field, "target_build": target_build,
+                 "n_jobs": n_jobs, "block_size": block_size, "scheduler": scheduler,
+                 "population_column": population_column, "seed": seed},
+        libraries=["pyarrow", "pgenlib", "cyvcf2"] + (["dask", "distributed"] if scheduler else []),
+        hash_inputs=False)
+    # the inputs are hashed while they are matched and scored (hashlib releases the GIL)
+    hasher = _Hasher([Path(e["path"]) for e in prov["inputs"]] if hash_inputs else [])
+    try:
+        res = _score(opened, sfs, out=out, min_overlap=min_overlap, keep_ambiguous=keep_ambiguous,
+                     keep_multiallelic=keep_multiallelic, keep_first_match=keep_first_match,
+                     impute=impute, dosage_field=dosage_field, target_build=target_build,
+                     n_jobs=n_jobs, block_size=block_size, scheduler=scheduler,
+                     reference=reference, reference_populations=reference_populations,
+                     population_column=population_column, seed=seed, reporter=reporter)
+    except BaseException:
+        hasher.cancel()  # a refused run does not wait for the hash of a large genotype file
+        raise
+    digests = hasher.result()
+    for entry in prov["inputs"]:
+        if entry["path"] in digests:
+            entry["sha256"] = digests[entry["path"]]
+    res.provenance = {**prov, **res.provenance}
+    if out is not None:
+        res.write(out)
+    return res
+
+
+class _Hasher:
+    """SHA-256 of the input files in a background thread, stopped when the run fails."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._stop = threading.Event()
+        self._digests: dict[str, str] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(list(paths),), daemon=True,
+                                        name="pmed-prs-hash")
+        self._thread.start()
+
+    def _run(self, paths: list[Path]) -> None:
+        import hashlib
+
+        try:
+            for p in paths:
+                if not p.is_file():  # folders and in-memory targets: sizes only
+                    continue
+                h = hashlib.sha256()
+                with open(p, "rb") as fh:
+                    while block := fh.read(1 << 20):
+                        if self._stop.is_set():
+                            return
+                        h.update(block)
+                self._digests[str(p)] = h.hexdigest()
+        except OSError as e:  # reported by result(), not lost with the thread
+            self._error = e
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def result(self) -> dict[str, str]:
+        self._thread.join()
+        if self._error is not None:
+            raise InputError(f"cannot read an input file to hash it: {self._error}",
+                             fix="check the inputs were not moved or changed during the run")
+        return self._digests
+
+
+def _score(opened, sfs, *, out, min_overlap, keep_ambiguous, keep_multiallelic, keep_first_match,
+           impute, dosage_field, target_build, n_jobs, block_size, scheduler, reference,
+           reference_populations, population_column, seed, reporter) -> PRSResult:
+    """Build check, matching, overlap check, scoring (and ancestry): the body of :func:`run_prs`."""
     _check_unique_scores(sfs)
     tbuild = _target_build(opened, target_build)
     for sf in sfs:
@@ -132,6 +347,7 @@ def compute_scores(
                 file=sf.path, where="header line '#genome_build'" if "genome_build" in sf.header else None,
                 fix=f"download the harmonized scoring file for {tbuild} from the PGS Catalog "
                     f"(e.g. *_hmPOS_{tbuild}.txt.gz), or lift the genotypes over")
+    reporter.start(1, "matching variants")
     # one target: its table as it is (a copy would double the largest table of the run)
     variants = opened[0].variants if len(opened) == 1 else pd.concat(
         [t.variants.assign(file=np.int16(i)) for i, t in enumerate(opened)], ignore_index=True)
@@ -144,64 +360,103 @@ def compute_scores(
     check_overlap(result, min_overlap=min_overlap, targets_desc=desc, target_variants=variants,
                   score_builds={s: sf.genome_build for sf in sfs for s in sf.scores},
                   target_build=tbuild)
+    reporter.advance()
     names = [s for sf in sfs for s in sf.scores]
     log_writer = None
     if out is not None and reference is None:
         # the per-variant log is written while the genotypes are scored (zlib releases the GIL)
-        import threading
+        log_writer = ThreadPoolExecutor(1)
+        log_done = log_writer.submit(_write_variant_log, result, sfs, Path(out))
+    try:
+        ref_target = None
+        if reference is not None:
+            from pmed.genomics.prs.targets import open_target
 
-        log_writer = threading.Thread(target=_write_variant_log, args=(result, sfs, Path(out)))
-        log_writer.start()
-    ref_target = None
-    if reference is not None:
-        from pmed.genomics.prs.targets import open_target
+            if len(opened) > 1:
+                raise InputError("ancestry analysis needs the genotypes in one file", file=desc,
+                                 fix="merge the per-chromosome files first (plink2 --pmerge-list)")
+            ref_target = open_target(reference, n_jobs=n_jobs)
+            ref_match = match_variants(scoring, ref_target.variants, keep_ambiguous=keep_ambiguous,
+                                       keep_multiallelic=keep_multiallelic,
+                                       keep_first_match=keep_first_match)
+            _restrict_to_reference(result, ref_match)
+        matched = result.matched
+        if scheduler:
+            from pmed.genomics.prs.distributed import score_targets_dask
 
-        ref_target = open_target(reference, threads=threads)
-        if len(opened) > 1:
-            raise InputError("ancestry analysis needs the genotypes in one file", file=desc,
-                             fix="merge the per-chromosome files first (plink2 --pmerge-list)")
-        ref_match = match_variants(scoring, ref_target.variants, keep_ambiguous=keep_ambiguous,
-                                   keep_multiallelic=keep_multiallelic,
-                                   keep_first_match=keep_first_match)
-        _restrict_to_reference(result, ref_match)
-    matched = result.matched
-    if scheduler:
-        from pmed.genomics.prs.distributed import score_targets_dask
-
-        scores = score_targets_dask(opened, matched, names, scheduler=scheduler, impute=impute,
-                                    block_size=block_size, dosage_field=dosage_field)
-    else:
-        scores = score_targets(opened, matched, names, impute=impute, block_size=block_size,
-                               threads=threads, progress=progress)
+            scores = score_targets_dask(opened, matched, names, scheduler=scheduler, impute=impute,
+                                        block_size=block_size, dosage_field=dosage_field)
+        else:
+            scores = score_targets(opened, matched, names, impute=impute, block_size=block_size,
+                                   n_jobs=n_jobs, progress=reporter)
+    finally:
+        if log_writer is not None:
+            log_writer.shutdown(wait=True)
+    if log_writer is not None:
+        log_done.result()  # a failed write (disk full, no permission) is reported here
     prov = {
-        "reader": "pmed.genomics.prs.compute_scores",
         "targets": [str(t.path) for t in opened],
         "scorefiles": [str(sf.path) for sf in sfs],
         "scores": names,
         "genome_build": tbuild,
-        "options": {"min_overlap": min_overlap, "keep_ambiguous": keep_ambiguous,
-                    "keep_multiallelic": keep_multiallelic, "keep_first_match": keep_first_match,
-                    "impute": impute, "dosage_field": dosage_field},
         "n_samples": int(opened[0].n_samples),
-        "overlap": dict(zip(result.report["PGS"], result.report["overlap"].round(4), strict=True)),
+        "overlap": {str(k): float(v) for k, v in zip(result.report["PGS"],
+                                                      result.report["overlap"].round(4), strict=True)},
     }
-    res = PRSResult(scores, result, sfs, prov)
+    res = PRSResult(scores, result, sfs, provenance=prov)
+    if log_writer is not None:
+        res._log_written_to = Path(out)
     if ref_target is not None:
         from pmed.genomics.prs.reference import ancestry_analysis, read_populations
 
+        reporter.start(1, "ancestry: PCA and populations")
         pops = read_populations(ref_target, reference_populations, population_column)
         ref_rows = ref_match.matched.merge(matched[["score", "row"]], on=["score", "row"])
         ref_scores = score_targets([ref_target], ref_rows.assign(file=0), names, impute=impute,
-                                   block_size=block_size, threads=threads)
-        res.ancestry = ancestry_analysis(ref_target, pops, opened[0], ref_scores, scores)
+                                   block_size=block_size, n_jobs=n_jobs)
+        res.ancestry = ancestry_analysis(ref_target, pops, opened[0], ref_scores, scores, seed=seed)
         prov["reference"] = {"file": str(ref_target.path), "population_column": population_column,
                              "n_reference": int(ref_target.n_samples),
                              "n_pca_variants": res.ancestry.n_pca_variants}
-    if out is not None:
-        if log_writer is not None:
-            log_writer.join()
-        write_results(res, out, variant_log=log_writer is None)
+        reporter.advance()
     return res
+
+
+def compute_scores(
+    targets: str | Path | Sequence[str | Path] | Sequence[Target],
+    scorefiles: str | Path | Sequence[str | Path],
+    *,
+    out: str | Path | None = None,
+    threads: int | None = None,
+    n_jobs: int = 1,
+    progress: Reporter | bool | Callable[[int, int], None] | None = None,
+    **kwargs,
+) -> PRSResult:
+    """:func:`run_prs` under its earlier name (``threads`` is the deprecated ``n_jobs``).
+
+    ``progress`` may also be the earlier callback ``(done, total)``, called as variants are
+    scored. Every other keyword is :func:`run_prs`'s.
+    """
+    n_jobs = resolve_n_jobs(n_jobs, threads)
+    if callable(progress) and not isinstance(progress, Reporter):
+        progress = _CallbackReporter(progress)
+    return run_prs(targets, scorefiles, out=out, n_jobs=n_jobs, progress=progress, **kwargs)
+
+
+class _CallbackReporter:
+    """The earlier ``progress(done, total)`` callback, as a Reporter of the scoring stage."""
+
+    def __init__(self, fn: Callable[[int, int], None]) -> None:
+        self.fn, self.total, self.done, self.active = fn, None, 0, False
+
+    def start(self, total: int | None, description: str = "") -> None:
+        self.active = description == "scoring variants"
+        self.total, self.done = total, 0
+
+    def advance(self, description: str | None = None, n: int = 1) -> None:
+        if self.active:
+            self.done += n
+            self.fn(self.done, self.total)
 
 
 def _restrict_to_reference(result: MatchResult, ref_match: MatchResult) -> None:
@@ -260,13 +515,11 @@ def _write_variant_log(match: MatchResult, scorefiles: Sequence[ScoringFile], ou
     return {"match_variants": out / "match_variants.parquet", "unscorable": out / "unscorable.tsv"}
 
 
-def write_results(res: PRSResult, out: str | Path, *, variant_log: bool = True) -> dict[str, Path]:
-    """Write ``scores.tsv``, ``match_report.tsv``, ``match_variants.parquet``, ``unscorable.tsv``."""
+def _write_files(res: PRSResult, out: Path) -> dict[str, Path]:
+    """``scores.tsv``, ``match_report.tsv``, ``match_variants.parquet``, ``unscorable.tsv`` and,
+    with a reference panel, ``ancestry.tsv``, ``scores_adjusted.tsv`` and plots."""
     from pmed.io import atomic_path
-    from pmed.io.jsonio import to_json
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     files = {}
     with atomic_path(out / "scores.tsv") as tmp:
         res.scores.to_csv(tmp, sep="\t", index=False, float_format="%.10g")
@@ -274,11 +527,12 @@ def write_results(res: PRSResult, out: str | Path, *, variant_log: bool = True) 
     with atomic_path(out / "match_report.tsv") as tmp:
         res.match.report.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     files["match_report"] = out / "match_report.tsv"
-    if variant_log:
-        files.update(_write_variant_log(res.match, res.scorefiles, out))
-    else:
+    logged = res._log_written_to
+    if logged is not None and Path(logged).resolve() == out.resolve():
         files.update({"match_variants": out / "match_variants.parquet",
                       "unscorable": out / "unscorable.tsv"})
+    else:
+        files.update(_write_variant_log(res.match, res.scorefiles, out))
     if res.ancestry is not None:
         from pmed.genomics.prs.plots import pca_plot, score_distribution_plot
         from pmed.plots._base import save
@@ -296,18 +550,31 @@ def write_results(res: PRSResult, out: str | Path, *, variant_log: bool = True) 
         files["pca_plot"] = save(pca_plot(ref.pcs_, ref.populations_, anc.assignment[pc],
                                           target_populations=anc.assignment["MostSimilarPop"]),
                                  out / "plots" / "ancestry_pca.png")
-        for s in res.provenance["scores"]:
+        for s in res.score_names:
             files[f"dist_{s}"] = save(score_distribution_plot(anc.adjusted, pgs=s, column="SUM"),
                                       out / "plots" / f"{s}_distribution.png")
-    with atomic_path(out / "provenance.json") as tmp:
-        tmp.write_text(to_json(res.provenance))
-    files["provenance"] = out / "provenance.json"
     return files
+
+
+def write_results(res: PRSResult, out: str | Path, *, variant_log: bool = True) -> dict[str, Path]:
+    """:meth:`PRSResult.write` under its earlier name.
+
+    Writes ``scores.tsv``, ``match_report.tsv``, ``match_variants.parquet``, ``unscorable.tsv``
+    (ancestry files with a reference panel) and ``provenance.json``. ``variant_log=False``
+    leaves out the per-variant log (already written there).
+    """
+    out = Path(out)
+    if not variant_log:
+        res._log_written_to = out
+    return res.write(out)
 
 
 def scores_to_block(scores: pd.DataFrame, *, value: str = "SUM", prefix: str = "prs_",
                     id_map: Callable[[str], str] | None = None) -> pd.DataFrame:
     """Long scores → a wide patient-indexed table (one column per score) for ``Cohort.add_block``.
+
+    :meth:`PRSResult.to_block` gives the same table with its provenance, as a
+    :class:`~pmed.cohort.Block`.
 
     Parameters
     ----------
@@ -319,14 +586,98 @@ def scores_to_block(scores: pd.DataFrame, *, value: str = "SUM", prefix: str = "
         Prepended to score names so that feature names say what they are.
     id_map
         Maps genotype sample IDs to cohort patient IDs (e.g. strip a ``FID_`` prefix).
+
+    Raises
+    ------
+    InputError
+        When ``value``, ``IID`` or ``PGS`` is not a column, or a sample has two values for a
+        score (the same IID in two families).
     """
-    if value not in scores.columns:
-        raise InputError(f"the scores table has no column {value!r}",
-                         fix=f"choose one of {', '.join(map(str, scores.columns))}")
-    wide = scores.pivot(index="IID", columns="PGS", values=value)
+    missing = [c for c in ("IID", "PGS", value) if c not in scores.columns]
+    if missing:
+        raise InputError(f"the scores table has no column {missing[0]!r}",
+                         fix=f"choose one of {', '.join(map(str, scores.columns))}"
+                         if value in missing else "give the long table of scores.tsv "
+                                                  "(IID, PGS, SUM, DENOM, AVG)")
+    dup = scores.duplicated(["IID", "PGS"]).to_numpy()
+    if dup.any():
+        rows = (np.flatnonzero(dup) + 2).tolist()  # 1-based lines of a file with a header
+        raise InputError(f"{int(dup.sum())} sample × score pairs appear twice (the same IID in "
+                         "two families?)", where=f"lines {rows[:8]}",
+                         fix="give every sample a unique IID, or map FID_IID with id_map")
+    values = pd.to_numeric(scores[value], errors="coerce")
+    wide = scores.assign(**{value: values}).pivot(index="IID", columns="PGS", values=value)
     wide.columns = [f"{prefix}{c}" for c in wide.columns]
     wide.index = wide.index.astype(str)
     if id_map is not None:
         wide.index = [id_map(i) for i in wide.index]
     wide.index.name = "patient_id"
     return wide.astype(np.float64)
+
+
+def read_block(path: str | Path) -> Block | None:
+    """Read a ``run_prs`` output (its folder, ``scores.tsv`` or ``scores_adjusted.tsv``) as the block.
+
+    The registered reader of the ``prs`` domain (:data:`pmed.cohort.BLOCK_READERS`): one column
+    ``prs_<PGS>`` per score, indexed by sample ID. ``scores.tsv`` gives the ``SUM``;
+    ``scores_adjusted.tsv`` the most adjusted value it holds (``Z_norm2``, else ``Z_norm1``,
+    ``Z_MostSimilarPop``, ``percentile_MostSimilarPop``).
+
+    Returns
+    -------
+    Block or None
+        None for any other file of the folder (it is then read as a plain table).
+
+    Raises
+    ------
+    InputError
+        When the scores file cannot be read or lacks its columns.
+    """
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    file = folder / "scores.tsv" if path.is_dir() else path
+    if file.name not in ("scores.tsv", "scores_adjusted.tsv") or not file.is_file():
+        return None
+    prov: dict[str, Any] = {}
+    prov_file = folder / "provenance.json"
+    if prov_file.is_file():
+        try:
+            prov = json.loads(prov_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            warnings.warn(f"{prov_file}: unreadable provenance ({type(e).__name__}); the scores "
+                          "are read without it", PmedWarning, stacklevel=2)
+        if not isinstance(prov, dict):
+            prov = {}
+    for k in ("summary", "outputs"):  # about the folder, not the block
+        prov.pop(k, None)
+    scores = _read_scores_table(file)
+    if file.name == "scores_adjusted.tsv":
+        value = next((c for c in _ADJUSTED if c in scores.columns), "SUM")
+    else:
+        value = "SUM"
+    data = scores_to_block(scores, value=value)
+    names = prov.get("scores") or list(dict.fromkeys(scores["PGS"]))
+    return Block(data, {**prov, "domain": "prs", "reader": BLOCK_READER, "file": str(file),
+                        "value": value, "scores": list(names)})
+
+
+def _read_scores_table(file: Path) -> pd.DataFrame:
+    """``scores.tsv``: IDs as written (an IID 'NA' stays 'NA'), numbers as floats."""
+    from pmed.io.text import open_text
+
+    try:
+        with open_text(file) as fh:
+            head = fh.readline().rstrip("\r\n").split("\t")
+            fh.seek(0)
+            text_cols = {c: str for c in ("FID", "IID", "PGS", "MostSimilarPop") if c in head}
+            na = {c: ["", "NA", "NaN", "nan"] for c in head if c not in text_cols}
+            scores = pd.read_csv(fh, sep="\t", dtype=text_cols, keep_default_na=False,
+                                 na_values=na)
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as e:
+        raise InputError(f"cannot read the scores table ({type(e).__name__})", file=file,
+                         fix="give the scores.tsv written by 'pmed prs score'") from e
+    missing = [c for c in ("IID", "PGS", "SUM") if c not in scores.columns]
+    if missing:
+        raise InputError(f"the scores table lacks columns {', '.join(missing)}", file=file,
+                         where="line 1", fix="give the scores.tsv written by 'pmed prs score'")
+    return scores

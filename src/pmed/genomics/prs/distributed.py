@@ -22,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError
+from pmed.errors import InputError, require
 from pmed.genomics.prs.score import _long_table, block_stats, make_plans, score_block
 from pmed.genomics.prs.targets import Target, open_target
 
@@ -31,17 +31,18 @@ __all__ = ["score_targets_dask", "get_client"]
 
 def get_client(scheduler: str, *, n_workers: int = 2):
     """A Dask client: ``"local"`` starts a LocalCluster (``n_workers`` processes, 1 thread each)."""
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise InputError("Dask is not installed", fix="pip install 'pmed[scale]'") from e
+    require("dask", extra="scale", feature="running on a Dask cluster")
+    require("distributed", extra="scale", package="distributed",
+            feature="running on a Dask cluster")
+    from dask.distributed import Client, LocalCluster
+
     if scheduler == "local":
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                dashboard_address=None)
         return Client(cluster)
     try:
         return Client(scheduler, timeout="10s")
-    except OSError as e:
+    except (OSError, ValueError, TypeError) as e:  # unreachable, or not an address
         raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {e}",
                          fix="start it with 'dask scheduler' and check the address/port") from e
 
@@ -54,7 +55,7 @@ def _subplan(plan, rows: slice):
 
 
 def _read(path: str, dosage_field: str, sub, samples: slice) -> np.ndarray:
-    t = open_target(path, dosage_field=dosage_field, threads=1)
+    t = open_target(path, dosage_field=dosage_field, n_jobs=1)
     try:
         out = np.empty((len(sub.var_idx), len(range(*samples.indices(t.n_samples)))), dtype=t.dtype)
         t.read_alt_dosages(sub.var_idx, sub.allele_idx, out, samples)

@@ -10,6 +10,7 @@ both.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,13 @@ def read_populations(reference: Target, populations: str | Path | None, column: 
                              fix="give --ref-populations FILE (columns IID and the population "
                                  "column) or a .psam with that column")
         populations = psam
-    df = pd.read_csv(populations, sep=None, engine="python", dtype=str)
+    try:
+        df = pd.read_csv(populations, sep=None, engine="python", dtype=str,
+                         encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as e:  # ParserError is a ValueError
+        raise InputError(f"cannot read the population table ({type(e).__name__})",
+                         file=populations, fix="give a tab- or comma-separated table with a "
+                                               "header line (IID and the population column)") from e
     df.columns = [c.lstrip("#") for c in df.columns]
     if "IID" not in df.columns or column not in df.columns:
         raise InputError(f"the population table needs columns IID and {column!r}",

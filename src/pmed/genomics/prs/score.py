@@ -22,6 +22,7 @@ on its own variants and samples, so the same function runs per block locally or 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,12 +30,32 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError
+from pmed.errors import InputError, OptionError, PmedWarning
 from pmed.genomics.prs.targets import Target
+from pmed.progress import Reporter, as_reporter
 
 __all__ = ["score_targets", "ScorePlan", "make_plans", "score_block", "block_stats"]
 
 IMPUTE = ("mean", "file", "none")
+
+
+def check_impute(impute: str) -> None:
+    """Refuse an unknown imputation before any genotype is read."""
+    if impute not in IMPUTE:
+        raise OptionError(f"unknown imputation {impute!r}", fix=f"use one of {', '.join(IMPUTE)}")
+
+
+def resolve_n_jobs(n_jobs: int | None, threads: int | None, *, default: int = 1) -> int:
+    """``n_jobs``, or the deprecated ``threads`` when only that was given (with a warning)."""
+    if threads is not None:
+        warnings.warn("threads= is deprecated; use n_jobs=", PmedWarning, stacklevel=3)
+        if n_jobs in (None, default):
+            n_jobs = threads
+    n_jobs = default if n_jobs is None else n_jobs
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+        raise OptionError(f"n_jobs={n_jobs!r} must be a positive integer",
+                          fix="give the number of threads to use (1 or more)")
+    return int(n_jobs)
 
 
 @dataclass
@@ -236,7 +257,7 @@ def imputed_contribution(plan: ScorePlan, rows: slice, mean_alt, mean_nl, impute
     elif impute == "none":
         contrib = np.zeros_like(w)
     else:
-        raise InputError(f"unknown imputation {impute!r}", fix=f"use one of {', '.join(IMPUTE)}")
+        check_impute(impute)
     return np.where(present, np.nan_to_num(contrib), 0.0)
 
 
@@ -282,8 +303,9 @@ def score_targets(
     *,
     impute: str = "mean",
     block_size: int | None = None,
-    threads: int = 1,
-    progress: Callable[[int, int], None] | None = None,
+    n_jobs: int = 1,
+    progress: Reporter | bool | Callable[[int, int], None] | None = None,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Score every sample on every score; long table ``[FID,] IID, PGS, SUM, DENOM, AVG``.
 
@@ -301,14 +323,17 @@ def score_targets(
     block_size
         Variants per block (default: :func:`auto_block_size`, about 2.5 million genotypes);
         memory is about ``6 × block_size × n_samples`` bytes.
-    threads
+    n_jobs
         Worker threads, each streaming its share of the variants with its own reader (PLINK
         inputs; a VCF is read in one sequential pass).
     progress
-        Called with (variants done, variants total) after each block.
+        A :class:`pmed.progress.Reporter` (or ``True`` for a bar) advanced by the variants of
+        each block; a function called with (variants done, variants total) is still accepted.
+    threads
+        Deprecated name of ``n_jobs``.
     """
-    if impute not in IMPUTE:
-        raise InputError(f"unknown imputation {impute!r}", fix=f"use one of {', '.join(IMPUTE)}")
+    n_jobs = resolve_n_jobs(n_jobs, threads)
+    check_impute(impute)
     n = targets[0].n_samples
     plans = make_plans(matched, scores)
     total_sum = np.zeros((n, len(scores)))
@@ -316,12 +341,16 @@ def score_targets(
     n_total = sum(p.n_alleles for p in plans)
     done = [0]
     lock = threading.Lock()
+    callback = progress if callable(progress) and not isinstance(progress, Reporter) else None
+    reporter = as_reporter(None if callback is not None else progress)
+    reporter.start(n_total, "scoring variants")
 
     def advance(k: int) -> None:
         with lock:
             done[0] += k
-            if progress is not None:
-                progress(done[0], n_total)
+            reporter.advance(n=k)
+            if callback is not None:
+                callback(done[0], n_total)
 
     from threadpoolctl import threadpool_limits
 
@@ -332,10 +361,10 @@ def score_targets(
             total_sum += plan.const[None, :]
             denom += 2.0 * plan.n_variants
             rows_per_block = block_size or auto_block_size(n)
-            if threads > 1 and target.kind in ("pgen", "bed", "array") and plan.n_alleles > rows_per_block:
-                bounds = np.linspace(0, plan.n_alleles, threads + 1).astype(int)
+            if n_jobs > 1 and target.kind in ("pgen", "bed", "array") and plan.n_alleles > rows_per_block:
+                bounds = np.linspace(0, plan.n_alleles, n_jobs + 1).astype(int)
                 parts = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-                with ThreadPoolExecutor(threads) as ex:
+                with ThreadPoolExecutor(n_jobs) as ex:
                     futs = [ex.submit(_score_rows, target.fork(), plan, part, rows_per_block,
                                       impute, advance) for part in parts]
                     for f in futs:

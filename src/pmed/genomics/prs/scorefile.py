@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pandas as pd
 
 from pmed.errors import InputError
 from pmed.genomics.prs._memory import in_lean_heap, use_system_arrow_pool
+from pmed.io.text import is_gzip, open_text
 
 __all__ = ["ScoringFile", "read_scorefile", "normalize_build", "normalize_chrom", "COLUMNS"]
 
@@ -106,20 +108,12 @@ class ScoringFile:
         return names + extra
 
 
-def _open_text(path: Path):
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
 def _read_header(path: Path) -> tuple[dict, int, list[str]]:
     """Metadata lines (``#key=value``), the number of lines before the column header, its names."""
     header: dict[str, str] = {}
     n = 0
     try:
-        with _open_text(path) as fh:
+        with open_text(path) as fh:  # gzip by content; a UTF-8 BOM is removed
             for line in fh:
                 n += 1
                 if line.startswith("#"):
@@ -131,7 +125,7 @@ def _read_header(path: Path) -> tuple[dict, int, list[str]]:
                 if not line.strip():
                     continue
                 return header, n - 1, line.rstrip("\r\n").split("\t")
-    except (OSError, UnicodeDecodeError, EOFError) as e:
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error) as e:
         raise InputError(f"cannot read scoring file: {e}", file=path,
                          fix="give a PGS Catalog scoring file (.txt or .txt.gz) or a plink2 --score file") from e
     raise InputError("the scoring file has no column header line", file=path,
@@ -208,7 +202,7 @@ def _read_body(path: Path, skip: int, cols: list[str], needed: list[str] | None 
     try:
         # decompressed by Python's zlib: Arrow's own gzip stream takes its buffers from the
         # default (mimalloc) pool, which keeps them after the read
-        raw = gzip.open(path, "rb") if _is_gz(path) else open(path, "rb")  # noqa: SIM115
+        raw = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # noqa: SIM115
         src = pa.PythonFile(raw, mode="r")
         reader = pcsv.open_csv(
             src,
@@ -225,7 +219,7 @@ def _read_body(path: Path, skip: int, cols: list[str], needed: list[str] | None 
                 kinds[c], piece = _compact(arr, kinds[c], parts[c])
                 parts[c].append(piece)
             del batch
-    except (pa.ArrowInvalid, OSError, EOFError) as e:
+    except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as e:
         raise InputError(f"cannot parse the scoring file: {e}", file=path,
                          fix="the file must be tab-separated with one header line") from e
     finally:
@@ -290,11 +284,6 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do
         pass
-
-
-def _is_gz(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
 
 
 def _categorical(arr) -> pd.Categorical:

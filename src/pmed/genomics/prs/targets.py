@@ -12,17 +12,20 @@ imported only when a file of its kind is opened.
 from __future__ import annotations
 
 import glob
-import gzip
 import re
-from collections.abc import Sequence
+import warnings
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError
+from pmed.errors import InputError, PmedError, PmedWarning, require
 from pmed.genomics.prs._memory import in_lean_heap
 from pmed.genomics.prs.scorefile import normalize_build, normalize_chrom
+from pmed.io.text import open_text
 
 __all__ = ["Target", "open_target", "open_targets", "PgenTarget", "BedTarget", "VcfTarget",
            "ArrayTarget"]
@@ -98,22 +101,37 @@ class Target:
 
 
 # ---------------------------------------------------------------------- helpers
+def _short(e: BaseException, limit: int = 160) -> str:
+    """An exception's text, cut short (a parser may quote a long line of the file)."""
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextmanager
+def _parsing(path: Path, fix: str) -> Iterator[None]:
+    """A text file of a fileset that its parser chokes on becomes an InputError naming it."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except PmedError:
+        raise
+    except (ValueError, KeyError, IndexError, TypeError, UnicodeError, OSError, EOFError,
+            zlib.error, pa.ArrowException) as e:
+        raise InputError(f"cannot parse the file ({type(e).__name__}: {_short(e)})", file=path,
+                         fix=fix) from e
+
+
 def _header_lines(path: Path, prefix: str = "##") -> tuple[list[str], int]:
     """Leading lines starting with ``prefix`` and how many there are."""
-    opener = gzip.open if _is_gzip(path) else open
     lines = []
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+    with open_text(path, errors="replace") as fh:
         for line in fh:
             if line.startswith(prefix):
-                lines.append(line.rstrip("\n"))
+                lines.append(line.rstrip("\r\n"))
             else:
                 break
     return lines, len(lines)
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
 
 
 def _build_from_header(lines: Sequence[str]) -> str | None:
@@ -252,12 +270,19 @@ class PgenTarget(Target):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         pvar, psam = _fileset(path, ".pvar", ".psam", "PLINK 2")
+        with _parsing(pvar, "regenerate the .pvar with plink2 (--make-pgen)"):
+            self._read_pvar(pvar)
+        with _parsing(psam, "regenerate the .psam with plink2 (--make-pgen)"):
+            self.samples = _read_psam(psam)
+        self._open_reader(pvar)
+
+    def _read_pvar(self, pvar: Path) -> None:
         lines, skip = _header_lines(pvar)
         self.genome_build = _build_from_header(lines)
         with open(pvar, encoding="utf-8") as fh:
             for _ in range(skip):
                 fh.readline()
-            head = fh.readline().rstrip("\n").split("\t")
+            head = fh.readline().rstrip("\r\n").split("\t")
         if head and head[0].startswith("#"):
             cols = [c.lstrip("#").upper() for c in head]
             want = {"CHROM": "chr", "POS": "pos", "ID": "id", "REF": "ref", "ALT": "alt"}
@@ -272,13 +297,12 @@ class PgenTarget(Target):
         else:  # header-less .pvar is a .bim in disguise
             table = _read_variant_table(pvar, ["chr", "id", "pos", "alt", "ref"], [0, 1, 3, 4, 5], skip)
         self.variants = _explode_alts(table)
-        del table
-        self.samples = _read_psam(psam)
-        self._open_reader(pvar)
 
     def _open_reader(self, variant_file: Path) -> None:
         try:
             self._reader = self._new_reader()
+        except PmedError:
+            raise
         except Exception as e:  # pgenlib raises RuntimeError with plink2's text
             raise InputError(f"pgenlib cannot open the file: {e}", file=self.path,
                              fix=f"check the file is complete and matches its {variant_file.suffix}"
@@ -292,8 +316,7 @@ class PgenTarget(Target):
         self._subset_readers: dict = {}
 
     def _new_reader(self, sample_subset: np.ndarray | None = None):
-        import pgenlib
-
+        pgenlib = require("pgenlib", extra="genomics", feature="reading .pgen and .bed files")
         return pgenlib.PgenReader(str(self.path).encode(), raw_sample_ct=self.n_samples,
                                   sample_subset=sample_subset)
 
@@ -315,6 +338,14 @@ class PgenTarget(Target):
         return self._subset_readers[key]
 
     def read_alt_dosages(self, var_idx, allele_idx, out, samples=None) -> None:
+        try:
+            self._read(var_idx, allele_idx, out, samples)
+        except RuntimeError as e:  # pgenlib's message for a damaged genotype block
+            raise InputError(f"the genotype file is corrupt: {_short(e)}", file=self.path,
+                             fix="the file was probably damaged or cut short: regenerate it "
+                                 "with plink2 and check it with 'plink2 --validate'") from e
+
+    def _read(self, var_idx, allele_idx, out, samples=None) -> None:
         n = len(var_idx)
         reader = self._reader_for(samples)
         idx = np.ascontiguousarray(var_idx, dtype=np.uint32)
@@ -352,6 +383,11 @@ def _read_psam(psam: Path) -> pd.DataFrame:
     return df
 
 
+def _read_fam(fam: Path) -> pd.DataFrame:
+    return pd.read_csv(fam, sep=r"\s+", header=None, dtype=str, usecols=[0, 1],
+                       names=["FID", "IID"], keep_default_na=False)
+
+
 # ---------------------------------------------------------------------- PLINK 1
 class BedTarget(PgenTarget):
     """PLINK 1 fileset (``.bed/.bim/.fam``).
@@ -366,15 +402,24 @@ class BedTarget(PgenTarget):
     def __init__(self, path: Path) -> None:
         Target.__init__(self, path)
         bim, fam = _fileset(path, ".bim", ".fam", "PLINK 1")
-        # .bim: chr id cm pos A1 A2; plink writes A1 = ALT (minor/counted), A2 = REF
-        table = _read_variant_table(bim, ["chr", "id", "pos", "alt", "ref"], [0, 1, 3, 4, 5], 0)
-        self.variants = _explode_alts(table)
-        self.samples = pd.read_csv(fam, sep=r"\s+", header=None, dtype=str, usecols=[0, 1],
-                                   names=["FID", "IID"])
+        with _parsing(bim, "regenerate the .bim with plink (--make-bed)"):
+            # .bim: chr id cm pos A1 A2; plink writes A1 = ALT (minor/counted), A2 = REF
+            table = _read_variant_table(bim, ["chr", "id", "pos", "alt", "ref"], [0, 1, 3, 4, 5], 0)
+            self.variants = _explode_alts(table)
+        with _parsing(fam, "regenerate the .fam with plink (--make-bed)"):
+            self.samples = _read_fam(fam)
         self._open_reader(bim)
 
 
 # ---------------------------------------------------------------------- VCF / BCF
+_CONTIG = re.compile(r"^##contig=<(?:[^\n]*?[<,])?ID=([^,>\n]+)", re.M)
+_CONTIG_NAME = re.compile(r"[^\s,<>\"'=]+")  # (and ASCII): what a ##contig ID can hold
+
+
+def _cyvcf2_VCF():
+    return require("cyvcf2", extra="genomics", feature="reading VCF/BCF files").VCF
+
+
 class VcfTarget(Target):
     """VCF/BCF (bgzipped or plain) via cyvcf2: GT hardcalls by default, ``DS`` dosages on request.
 
@@ -391,24 +436,47 @@ class VcfTarget(Target):
             raise InputError(f"unknown genotype field {field!r}", file=path, fix="use GT or DS")
         self.field = field
         self.threads = threads
-        from cyvcf2 import VCF
-
+        VCF = _cyvcf2_VCF()
         vcf = self._open(VCF, gts012=True)
-        self.genome_build = _build_from_header(vcf.raw_header.splitlines())
-        if field == "DS" and "DS" not in {h.get("ID") for h in vcf.header_iter() if h.type == "FORMAT"}:
-            raise InputError("the VCF has no FORMAT/DS field", file=path,
-                             fix="score hardcalls (GT, the default) or add dosages (e.g. from imputation)")
-        self.samples = pd.DataFrame({"IID": list(vcf.samples)})
+        try:
+            self.genome_build = _build_from_header(vcf.raw_header.splitlines())
+            if field == "DS" and "DS" not in {h.info().get("ID") for h in vcf.header_iter()
+                                              if h.type == "FORMAT"}:
+                raise InputError("the VCF has no FORMAT/DS field", file=path,
+                                 fix="score hardcalls (GT, the default) or add dosages (e.g. "
+                                     "from imputation)")
+            self.samples = pd.DataFrame({"IID": list(vcf.samples)})
+            declared = self._declare_contigs(vcf)
+        except PmedError:
+            vcf.close()
+            raise
+        except Exception as e:  # cyvcf2 decoding a damaged header (not UTF-8, …)
+            vcf.close()
+            raise InputError(f"cannot read the VCF header ({type(e).__name__}: {_short(e)})",
+                             file=path, where="header",
+                             fix="check the file with 'bcftools view -h'; the header must be "
+                                 "UTF-8 text ending in the #CHROM line") from e
         chrom, pos, ids, ref, alt = [], [], [], [], []
         n = 0
         try:
             for rec in vcf:
-                chrom.append(rec.CHROM)
+                c = rec.CHROM
+                if c not in declared:
+                    # htslib hands over a record of an undeclared contig even when the rest of
+                    # its line failed to parse, and reading such a record crashes the process
+                    raise InputError(
+                        "the record is on a chromosome that the header does not declare",
+                        file=path, where=f"record {n + 1}",
+                        fix="declare every chromosome in ##contig header lines (bcftools "
+                            "reheader), or check the file is not damaged")
+                chrom.append(c)
                 pos.append(rec.POS)
                 ids.append(rec.ID or ".")
                 ref.append(rec.REF)
                 alt.append(",".join(rec.ALT) if rec.ALT else ".")
                 n += 1
+        except InputError:
+            raise
         except Exception as e:
             raise self._truncated(e, n, chrom, pos) from e
         finally:
@@ -417,6 +485,28 @@ class VcfTarget(Target):
             raise InputError("the VCF has no samples", file=path, fix="give a VCF with genotype columns")
         table = pd.DataFrame({"chr": chrom, "pos": pos, "id": ids, "ref": ref, "alt": alt})
         self.variants = _explode_alts(table)
+
+    def _declare_contigs(self, vcf) -> set[str]:
+        """The chromosomes the header declares; for a text VCF without ``##contig`` lines, those
+        its records use, found in a first pass and added to the header (see the check above)."""
+        declared = set(_CONTIG.findall(vcf.raw_header))
+        if declared or self.path.suffix.lower() == ".bcf":
+            return declared
+        order: dict[str, None] = {}
+        try:
+            with open_text(self.path, errors="replace") as fh:
+                for line in fh:
+                    if not line.startswith("#"):
+                        order.setdefault(line.partition("\t")[0].rstrip("\r\n"), None)
+        except (OSError, EOFError, zlib.error) as e:
+            raise self._truncated(e, 0, [], []) from e
+        for i, c in enumerate(order):
+            if not c.isascii() or not _CONTIG_NAME.fullmatch(c):
+                raise InputError("a record has an empty or invalid chromosome name",
+                                 file=self.path, where=f"chromosome {i + 1} of the file",
+                                 fix="chromosome names have no spaces, commas, quotes or <>")
+            vcf.add_to_header(f"##contig=<ID={c}>")
+        return set(order)
 
     def _open(self, VCF, **kw):
         try:
@@ -453,7 +543,15 @@ class VcfTarget(Target):
             if rec_i != var_idx[k]:  # pragma: no cover - var_idx come from our own table
                 raise InputError("the VCF changed while it was read", file=self.path,
                                  fix="do not modify input files during scoring")
-            self._fill(rec, int(allele_idx[k]), buf[k - start], cols)
+            try:
+                self._fill(rec, int(allele_idx[k]), buf[k - start], cols)
+            except Exception as e:  # cyvcf2/htslib: a record whose genotypes cannot be parsed
+                records.close()
+                raise InputError(
+                    f"the genotypes of record {int(var_idx[k]) + 1} cannot be read: {_short(e)}",
+                    file=self.path, where=f"record {int(var_idx[k]) + 1}",
+                    fix="check the file with 'bcftools view'; every record needs a FORMAT "
+                        "column and one genotype per sample") from e
             k += 1
             if k - start == len(buf) or k == len(var_idx):
                 yield start, buf[: k - start]
@@ -462,9 +560,7 @@ class VcfTarget(Target):
 
     def _iter(self, sorted_idx: Sequence[int]):
         """Yield (var_idx, record) for the wanted records, in file order."""
-        from cyvcf2 import VCF
-
-        vcf = self._open(VCF, gts012=True)
+        vcf = self._open(_cyvcf2_VCF(), gts012=True)
         want = iter(sorted_idx)
         nxt = next(want, None)
         i = -1
@@ -538,11 +634,23 @@ _SUFFIXES = {".pgen": "pgen", ".bed": "bed", ".vcf": "vcf", ".bcf": "vcf", ".gz"
 
 
 @in_lean_heap
-def open_target(path: str | Path, *, dosage_field: str = "GT", threads: int | None = None) -> Target:
+def open_target(path: str | Path, *, dosage_field: str = "GT", n_jobs: int | None = None,
+                threads: int | None = None) -> Target:
     """Open one genotype file set, recognised by its suffix (``.pgen``, ``.bed``, ``.vcf[.gz]``, ``.bcf``).
 
     A path without a suffix is tried as a PLINK prefix (``PREFIX.pgen``, then ``PREFIX.bed``).
+    ``n_jobs`` are htslib's decompression threads for a VCF (``threads`` is its deprecated name).
+
+    Raises
+    ------
+    InputError
+        A missing, incomplete, truncated or unparsable file set.
+    MissingDependencyError
+        pgenlib (PLINK) or cyvcf2 (VCF) is not installed.
     """
+    if threads is not None:
+        warnings.warn("threads= is deprecated; use n_jobs=", PmedWarning, stacklevel=3)
+        n_jobs = n_jobs or threads
     path = Path(path)
     if not path.exists():
         for suffix in (".pgen", ".bed", ".vcf.gz", ".bcf"):
@@ -561,7 +669,7 @@ def open_target(path: str | Path, *, dosage_field: str = "GT", threads: int | No
     if kind == "bed":
         return BedTarget(path)
     if kind == "vcf":
-        return VcfTarget(path, field=dosage_field, threads=max(1, threads or 1))
+        return VcfTarget(path, field=dosage_field, threads=max(1, n_jobs or 1))
     raise InputError(f"unrecognised genotype file type {path.suffix!r}", file=path,
                      fix="supported: PLINK 2 .pgen, PLINK 1 .bed, VCF (.vcf, .vcf.gz) and .bcf")
 

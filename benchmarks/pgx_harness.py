@@ -1,4 +1,8 @@
-"""Concordance with PharmCAT's own test expectations.
+"""Concordance with PharmCAT's own test expectations (a validation harness, not part of pmed).
+
+Run ``python benchmarks/pgx_harness.py --write docs/results/pgx_concordance.md`` to regenerate
+the concordance report; ``tests/genomics/pgx/test_pgx_concordance.py`` imports this file by path
+so that CI keeps checking the concordance.
 
 PharmCAT 3.1.1's Java tests are stored as data in ``../shared/data/pgx/pharmcat_v3.1.1/test``:
 
@@ -584,7 +588,7 @@ def concordance_markdown(table: pd.DataFrame, example: pd.DataFrame | None = Non
     lines = [
         "# PGx concordance with PharmCAT 3.1.1's test expectations",
         "",
-        f"Written by `python -m pmed.genomics.pgx.harness --write docs/results/pgx_concordance.md`"
+        f"Written by `python benchmarks/pgx_harness.py --write docs/results/pgx_concordance.md`"
         f" (data `{data_version()}`). Inputs: `../shared/data/pgx/pharmcat_v3.1.1/test/`.",
         "",
         "A case is *exact* when pmed returns exactly the expected **set** of diplotypes (order "

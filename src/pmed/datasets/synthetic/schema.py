@@ -1,0 +1,67 @@
+"""Columns and pmed schema of the synthetic patient tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["OUTCOME_COLUMNS", "PATIENT_COLUMNS", "synthetic_schema"]
+
+
+#: Columns that are outcomes (absent from ``new_patients.csv``).
+OUTCOME_COLUMNS = ("ldl_mmol_l", "response", "cad")
+
+#: Patient table columns in order (``patient_id`` is the index).
+PATIENT_COLUMNS = (
+    "age",
+    "sex",
+    "bmi",
+    "smoking",
+    "alcohol_units_week",
+    "physical_activity_h_week",
+    "diabetes",
+    "hypertension",
+    "prior_mi",
+    "pm25_ug_m3",
+    "deprivation_index",
+    "site",
+    "ldl_mmol_l",
+    "drug",
+    "response",
+    "cad",
+)
+
+
+def synthetic_schema() -> dict:
+    """The pmed schema (see :mod:`pmed.schema`) of the synthetic patient tables, as a dict."""
+    cols: dict[str, dict[str, Any]] = {
+        "age": {"type": "float", "unit": "years", "min": 18, "max": 110,
+                "description": "age at enrolment"},
+        "sex": {"type": "category", "categories": ["F", "M"], "description": "sex at birth"},
+        "bmi": {"type": "float", "unit": "kg/m2", "min": 10, "max": 80,
+                "description": "body-mass index"},
+        "smoking": {"type": "category", "categories": ["never", "former", "current"],
+                    "description": "smoking status"},
+        "alcohol_units_week": {"type": "float", "unit": "UK units/week", "min": 0, "max": 200,
+                               "description": "alcohol intake"},
+        "physical_activity_h_week": {"type": "float", "unit": "h/week", "min": 0, "max": 80,
+                                     "description": "moderate-to-vigorous physical activity"},
+        "diabetes": {"type": "bool", "description": "diagnosed diabetes (1 = yes)"},
+        "hypertension": {"type": "bool", "description": "diagnosed hypertension (1 = yes)"},
+        "prior_mi": {"type": "bool", "description": "previous myocardial infarction (1 = yes)"},
+        "pm25_ug_m3": {"type": "float", "unit": "ug/m3", "min": 0, "max": 200,
+                       "description": "annual mean PM2.5 air pollution at home address"},
+        "deprivation_index": {"type": "float", "unit": "score", "min": 0, "max": 10,
+                              "description": "area deprivation (0 = least, 10 = most)"},
+        "site": {"type": "category", "categories": ["A", "B", "C"], "nullable": False,
+                 "description": "recruiting site"},
+        "ldl_mmol_l": {"type": "float", "unit": "mmol/L", "min": 0, "max": 15,
+                       "required": False,
+                       "description": "outcome: LDL cholesterol"},
+        "drug": {"type": "category", "categories": ["clopidogrel", "ticagrelor"],
+                 "nullable": False, "description": "antiplatelet drug given (randomised)"},
+        "response": {"type": "bool", "required": False,
+                     "description": "outcome: 1 = adequate response / no ischaemic event"},
+        "cad": {"type": "bool", "required": False,
+                "description": "outcome: coronary artery disease"},
+    }  # fmt: skip
+    return {"id": "patient_id", "columns": cols, "strict": False}
