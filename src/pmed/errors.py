@@ -153,13 +153,14 @@ class MissingDependencyError(PmedError, ImportError):
 
     exit_code = 9
 
-    def __init__(self, package: str, *, extra: str, feature: str | None = None) -> None:
+    def __init__(self, package: str, *, extra: str | None, feature: str | None = None) -> None:
         self.package = package
         self.extra = extra
         what = f" for {feature}" if feature else ""
         super().__init__(
             f"the optional package {package!r} is needed{what} but is not installed",
-            fix=f'pip install "pmed[{extra}]"',
+            # packages outside every extra (rarely used alternatives) are installed by name
+            fix=f'pip install "pmed[{extra}]"' if extra else f"pip install {package}",
         )
 
 
@@ -167,7 +168,8 @@ class PmedWarning(UserWarning):
     """Base class of every warning pmed emits (filter with ``warnings.simplefilter``)."""
 
 
-def require(module: str, *, extra: str, package: str | None = None, feature: str | None = None):
+def require(module: str, *, extra: str | None, package: str | None = None,
+            feature: str | None = None):
     """Import an optional dependency or raise :class:`MissingDependencyError` naming its extra.
 
     Parameters
@@ -175,7 +177,8 @@ def require(module: str, *, extra: str, package: str | None = None, feature: str
     module
         Module to import, e.g. ``"torch"`` or ``"cyvcf2"``.
     extra
-        The pmed extra that installs it (``"imaging"``, ``"genomics"`` …).
+        The pmed extra that installs it (``"imaging"``, ``"genomics"`` …), or ``None`` for a
+        package that no extra brings (the message then says ``pip install <package>``).
     package
         Distribution name when it differs from the module (``scikit-misc`` for ``skmisc``).
     feature

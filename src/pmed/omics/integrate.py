@@ -108,7 +108,7 @@ def integrate(
         adata.obsm[key] = hv.obsm["X_pca"].astype(np.float32)
     elif method == "scanorama":
         # not in the omics extra (optional): the error names the package to install
-        scanorama = require("scanorama", extra="omics", feature="--method scanorama")
+        scanorama = require("scanorama", extra=None, feature="--method scanorama")
         batches = adata.obs[batch_key].astype(str).to_numpy()
         order = np.argsort(batches, kind="stable")
         hv = adata[order][:, adata.var["highly_variable"].to_numpy()].copy()
@@ -120,7 +120,7 @@ def integrate(
         out[order] = emb
         adata.obsm[key] = out.astype(np.float32)
     elif method == "bbknn":
-        bbknn = require("bbknn", extra="omics", feature="--method bbknn")
+        bbknn = require("bbknn", extra=None, feature="--method bbknn")
         bbknn.bbknn(adata, batch_key=batch_key, use_rep="X_pca")
     adata.uns["pmed_integration"] = {"method": method, "batch_key": batch_key, "obsm_key": key,
                                      "seed": seed}

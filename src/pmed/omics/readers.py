@@ -182,6 +182,10 @@ def _h5_precheck(path: Path) -> None:
     import subprocess
     import sys
 
+    import h5py  # anndata's own dependency
+
+    if not h5py.is_hdf5(path):  # reads the signature only: anndata refuses such a file at once
+        return
     timeout = H5AD_CHECK_TIMEOUT_S + path.stat().st_size / 100e6
     fix = "the file is damaged: write it again with anndata (adata.write_h5ad) or re-download it"
     try:
