@@ -184,20 +184,39 @@ def _grud_factory(*, task: str, params: Mapping[str, Any], seed: int, X: pd.Data
     return GRUDClassifier(**{"random_state": seed, **params})
 
 
+def _cnn_preprocessor(X: pd.DataFrame) -> ColumnTransformer:
+    """Every column passes through untouched: the image classifier picks its column of image
+    paths itself (:func:`pmed.models.image.find_image_column`) and ignores the others."""
+    return ColumnTransformer([("image", "passthrough", list(X.columns))],
+                             verbose_feature_names_out=False).set_output(transform="pandas")
+
+
 def _cnn_factory(*, task: str, params: Mapping[str, Any], seed: int, X: pd.DataFrame):
-    raise StudyError(
-        "model family 'cnn' trains on images, which a study's feature table cannot hold",
-        where="key models[].family",
-        fix="train it with `pmed imaging train` (or pmed.imaging.ImageClassifier) and give the study "
-            "its image embeddings as a block (pmed.imaging.image_embeddings); see docs/study.md")
+    # imported here: it imports pmed.imaging (and PyTorch when fitting) only for a cnn model
+    from pmed.models.image import ImagePathClassifier, find_image_column
+
+    p = dict(params)
+    column = find_image_column(X, p.get("image_column"), root=p.get("root"))
+    # refuse missing files before any fold is fitted (counted: paths may hold patient IDs)
+    from pmed.imaging.readers._base import _exists
+    from pmed.models.image import _resolve
+
+    values = X[column].dropna().astype(str)
+    absent = int(sum(not _exists(_resolve(v, p.get("root"))) for v in values))
+    if absent:
+        raise StudyError(f"model family 'cnn': {absent} of {len(values)} paths in column {column!r} do not exist",
+                         where="key models[].family",
+                         fix="check the image paths; relative ones are resolved against the working folder "
+                             "or params: {root: FOLDER}")
+    return ImagePathClassifier(**{"random_state": seed, **p, "image_column": column})
 
 
 register_model("grud", _grud_factory, tasks=("binary",), preprocessor=_grud_preprocessor, class_weight=True,
                description="GRU-D recurrent network on a time-series grid (x|m|d columns of "
                            "pmed.timeseries Grid.flatten()), binary; needs PyTorch")
-register_model("cnn", _cnn_factory, tasks=("binary",), class_weight=True,
-               description="convolutional image classifier (pmed.imaging.ImageClassifier); trains on "
-                           "images, not on a study's feature table")
+register_model("cnn", _cnn_factory, tasks=("binary",), preprocessor=_cnn_preprocessor, class_weight=True,
+               description="convolutional image classifier (pmed.imaging.ImageClassifier) on a column of "
+                           "image paths (named image, *_path, or params.image_column), binary; needs PyTorch")
 
 
 def make_model(

@@ -41,6 +41,7 @@ _TRUSTED_TYPES = {
     "lightgbm.sklearn.LGBMClassifier",
     "lightgbm.sklearn.LGBMRegressor",
     "pmed.timeseries.grud.GRUDClassifier",
+    "pmed.models.image.ImagePathClassifier",
 }
 # Libraries whose version must match for a pickled estimator to behave identically.
 _PINNED = ("scikit-learn", "lightgbm")
@@ -117,6 +118,9 @@ class ModelBundle:
         for c in self.feature_names:
             s = X[c]
             spec = specs.get(c)
+            if spec and spec["type"] == "string":  # e.g. image paths, passed as written
+                out[c] = s.astype("object")
+                continue
             if spec and spec["type"] == "category":
                 # compared and encoded as text, as Cohort.features gives them to the model
                 cats = [str(v) for v in spec["categories"]]

@@ -119,10 +119,13 @@ def _same(a, b) -> bool:
         isinstance(a, (int, float, np.number, bool)) and isinstance(b, (int, float, bool)) and float(a) == float(b))
 
 
-def _feature_specs(X: pd.DataFrame, schema: TableSchema | None) -> dict[str, ColumnSpec]:
+def _feature_specs(X: pd.DataFrame, schema: TableSchema | None,
+                   text: tuple[str, ...] = ()) -> dict[str, ColumnSpec]:
     specs = {}
     for c in X.columns:
-        if schema is not None and c in schema.columns and schema.columns[c].type != "string":
+        if c in text:  # read as written (image paths): new patients bring values never seen
+            specs[c] = ColumnSpec(type="string")
+        elif schema is not None and c in schema.columns and schema.columns[c].type != "string":
             specs[c] = schema.columns[c]
         elif isinstance(X[c].dtype, pd.CategoricalDtype):
             specs[c] = ColumnSpec(type="category", categories=tuple(X[c].cat.categories))
@@ -131,12 +134,26 @@ def _feature_specs(X: pd.DataFrame, schema: TableSchema | None) -> dict[str, Col
     return specs
 
 
-def _reference_values(X: pd.DataFrame) -> dict:
+def _text_columns(estimator) -> tuple[str, ...]:
+    """Feature columns a fitted model reads as text (the CNN family's image paths)."""
+    from pmed.models.importance import fitted_pipeline
+
+    try:
+        model = fitted_pipeline(estimator).steps[-1][1]
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return ()
+    col = getattr(model, "image_column_", None)
+    return (col,) if col else ()
+
+
+def _reference_values(X: pd.DataFrame, text: tuple[str, ...] = ()) -> dict:
     """Typical value of each feature (median / most frequent) for what-if explanations."""
     ref = {}
     for c in X.columns:
         s = X[c]
-        if isinstance(s.dtype, pd.CategoricalDtype):
+        if c in text:  # no typical image path (and no patient's path in the manifest)
+            ref[c] = None
+        elif isinstance(s.dtype, pd.CategoricalDtype):
             m = s.mode(dropna=True)
             ref[c] = None if m.empty else str(m.iloc[0])
         else:
@@ -285,6 +302,7 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
     X = features_of(sel_spec)
     final = build(sel_spec, X)
     final.fit(X, y.astype(int) if task == "binary" else y)
+    text = _text_columns(final)
     importance = feature_importance(final, X, y, seed=study.seed)
     reporter.advance(f"refitted {selected} on all {len(X)} patients")
 
@@ -312,16 +330,16 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
     input_cols = [c for c in X.columns if c in cohort.patients.columns]
     in_schema = TableSchema(
         id=cohort.patients.index.name or study.data.id,
-        columns={c: spec for c, spec in _feature_specs(X[input_cols], cohort.schema).items()},
+        columns={c: spec for c, spec in _feature_specs(X[input_cols], cohort.schema, text).items()},
     )
     bundle_path = save_bundle(
         out_dir / "model", final, task=task, target=study.target.column, X=X, y=y,
-        feature_specs=_feature_specs(X, cohort.schema), input_schema=in_schema,
+        feature_specs=_feature_specs(X, cohort.schema, text), input_schema=in_schema,
         blocks={n: str(study.path(p)) for n, p in study.data.blocks.items()
                 if study.features.blocks is None or n in study.features.blocks},
         metrics=results[selected], study_text=study.source_text, threshold=ev.threshold,
         extra={"model": {"name": selected, "family": sel_spec.family, "params": sel_spec.params},
-               "reference_values": _reference_values(X),
+               "reference_values": _reference_values(X, text),
                "conformal": conformal,
                "population_predictions": np.quantile(sel_oof["prediction"], np.linspace(0, 1, 101)).tolist(),
                "positive": study.target.positive},
