@@ -87,11 +87,14 @@ def predict(
     pdf: Annotated[bool, typer.Option("--pdf", help="also print each patient report to PDF (Chromium)")] = False,
 ) -> None:
     """Score new patients with a trained model bundle."""
+    from pmed.io import check_not_input
     from pmed.study import load_bundle, predict_patients
     from pmed.study.predict import new_patient_features, write_patient_reports
 
-    bundle = load_bundle(model)
     blocks = _parse_blocks(block)
+    # before loading anything: --out must not replace --patients, a block file or the bundle
+    check_not_input(out, patients, list((blocks or {}).values()), model)
+    bundle = load_bundle(model)
     pred = predict_patients(bundle, patients, blocks=blocks, out=out)
     _console().print(f"wrote {len(pred)} predictions to {out}")
     if report is not None:
@@ -131,9 +134,13 @@ def evaluate(
 ) -> None:
     """Evaluate any predictions file: discrimination, calibration, utility, subgroups, report."""
     from pmed.evaluate import evaluate_predictions, read_predictions, roc_inputs, select_repeat
+    from pmed.io import check_not_input
     from pmed.report import write_evaluation
     from pmed.study.report import print_evaluation_summary
 
+    # before any work: the files written into --out must not replace the predictions
+    check_not_input(out, predictions, writes=["metrics.json", "reliability_curve.csv", "decision_curve.csv",
+                                              "calibration_curve.csv", "report.html", "report.pdf"])
     df = select_repeat(read_predictions(predictions), repeat, source=str(predictions))
     with _progress() as p:
         bar = p.add_task("evaluating", total=None)

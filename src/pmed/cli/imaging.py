@@ -88,7 +88,9 @@ def predict(
 ) -> None:
     """Batch inference: one row per image with the probability of each class."""
     from pmed.imaging.workflow import predict_from_file
+    from pmed.io import check_not_input
 
+    check_not_input(out, data, model)  # before inference: --out must not replace the data or the model
     pred = predict_from_file(model, data, out, split=split, device=device, batch_size=batch_size, root=root)
     _console().print(f"wrote {len(pred)} predictions to {out}")
 

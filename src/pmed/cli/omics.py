@@ -59,8 +59,14 @@ def pipeline(
     """Read, QC, correct batches, cluster, annotate and summarise per patient into DIR."""
     from pmed.cli import _console
     from pmed.cli._common import progress_bar
+    from pmed.io import check_not_input
     from pmed.omics.api import run_omics
 
+    # before the pipeline: the files it writes into --out must not replace an input
+    check_not_input(out, input, metadata, writes=[
+        "processed.h5ad", "run.json", "integration_metrics.json", "provenance.json", "composition.csv",
+        "biomarkers.csv", "biomarkers_by_cell_type.csv", "annotation_scores.csv", "markers_leiden.csv",
+        "markers_cell_type.csv"])
     con = _console()
     with progress_bar() as bar:
         res = run_omics(input, batch_key=batch_key, label_key=label_key, metadata=metadata,

@@ -48,7 +48,10 @@ def call(
     from pmed.cli._common import console as _console
     from pmed.cli._common import progress_bar
     from pmed.genomics.pgx import run_pgx
+    from pmed.io import check_not_input
 
+    check_not_input(out, vcf, outside_call, writes=["calls.tsv", "recommendations.tsv", "pgx.json",
+                                                   "provenance.json"])
     with progress_bar() as reporter:
         result = run_pgx(
             vcf, samples=sample, missing_to_ref=missing_to_ref, outside_calls=outside_call,

@@ -41,7 +41,12 @@ def score(
     """Score samples on polygenic scores; write DIR/scores.tsv and DIR/match_report.tsv."""
     from pmed.cli._common import console, progress_bar
     from pmed.genomics.prs import run_prs
+    from pmed.io import check_not_input
 
+    # before scoring: targets may be globs, so only the literal paths are compared
+    check_not_input(out, [t for t in target if Path(t).exists()], scorefile, reference, ref_populations,
+                    writes=["scores.tsv", "match_report.tsv", "provenance.json", "ancestry.tsv",
+                            "scores_adjusted.tsv"])
     with progress_bar() as reporter:
         res = run_prs(
             target, scorefile, out=out, min_overlap=min_overlap, keep_ambiguous=keep_ambiguous,

@@ -45,8 +45,11 @@ def features(
     """Summarise each patient's series into one row of features (a Cohort block for `pmed run`)."""
     from pmed.cli import _console
     from pmed.cli._common import progress_bar
+    from pmed.io import check_not_input
     from pmed.timeseries.api import run_timeseries
 
+    for target in (out, flags, patients):  # before reading: an output must not replace the source
+        check_not_input(target, source)
     with progress_bar() as bar:
         res = run_timeseries(source, format=format, start=start, end=end, unknown=unknown, derived=derived,
                              epoch_minutes=epoch_minutes, static=patients is None, progress=bar)

@@ -119,11 +119,13 @@ class ImagingResult(DomainResult):
         from pmed.imaging.plots import training_curves
         from pmed.io import write_table
         from pmed.plots._base import save
+        from pmed.study.bundle import SUMS_NAME
 
         clf = self.model
         source = self.data.get("source", "")
-        clf.save(out, extra={"data": {k: self.data.get(k) for k in ("source", "train_split", "val_split",
-                                                                    "n_train", "n_val")}})
+        # the model becomes loadable (its SHA256SUMS written) only once every other output is:
+        # a failure below leaves no model that `imaging predict` would take for a finished one
+        (out / SUMS_NAME).unlink(missing_ok=True)
         title = f"{self.options.get('arch', 'CNN')} on {Path(source).name}" if source else "training"
         paths: dict[str, Path] = {
             "model": out / "model.pt",
@@ -140,6 +142,9 @@ class ImagingResult(DomainResult):
                                               context={"data_sources": [str(source)]})
             paths.update({f"evaluation_{k}": Path(v) for k, v in ev_paths.items()})
         paths["embedding"] = write_table(self.embeddings.reset_index(), out / EMBEDDING_FILE, index=False)
+        clf.save(out, extra={"data": {k: self.data.get(k) for k in ("source", "train_split", "val_split",
+                                                                    "n_train", "n_val")}})
+        paths["model_sums"] = out / SUMS_NAME
         return paths
 
 

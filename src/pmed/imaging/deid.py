@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from pmed.errors import InputError
+from pmed.io.names import check_inside, safe_filename
 
 __all__ = ["ACTIONS", "KEEP_UIDS", "DeidResult", "deidentify_dataset", "deidentify"]
 
@@ -302,10 +303,16 @@ def deidentify(
             continue
         burned = str(ds.get("BurnedInAnnotation", "")).upper()
         ds, pseudonym = deidentify_dataset(ds, mapper)
+        # header values name the files: made safe so that a crafted UID cannot leave ``out``
         if source.is_dir():
-            dest = out / pseudonym / str(ds.get("SeriesInstanceUID", "series")) / f"{ds.get('SOPInstanceUID', f.stem)}.dcm"
+            dest = (out / safe_filename(str(pseudonym))
+                    / safe_filename(str(ds.get("SeriesInstanceUID", "series")))
+                    / f"{safe_filename(str(ds.get('SOPInstanceUID', f.stem)))}.dcm")
         else:
-            dest = out / f"{ds.get('SOPInstanceUID', 'image')}.dcm" if (out.is_dir() or not out.suffix) else out
+            dest = (out / f"{safe_filename(str(ds.get('SOPInstanceUID', 'image')))}.dcm"
+                    if (out.is_dir() or not out.suffix) else out)
+        if dest is not out:
+            check_inside(dest, out)
         if dest.exists() and not overwrite:
             raise InputError("output file exists", file=dest, fix="pass --overwrite or choose an empty folder")
         with atomic_path(dest) as tmp:

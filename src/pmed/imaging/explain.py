@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pmed.errors import InputError
+from pmed.io.names import check_inside, safe_filename
 
 __all__ = ["grad_cam", "occlusion", "save_heatmaps", "heatmap_peak"]
 
@@ -147,12 +148,14 @@ def save_heatmaps(
     ids = [f"image_{i}" for i in range(len(X))] if ids is None else [str(i) for i in ids]
     out_dir = Path(out_dir)
     paths = []
+    used: set[str] = set()  # IDs name the files: made safe, distinct, and kept inside out_dir
     for i in range(len(X)):
         title = f"{ids[i]}: P(class {clf.classes_[k]}) = {prob[i, k]:.2f}"
         if labels is not None and int(labels[i]) >= 0:
             title += f", label {labels[i]}"
         fig = heatmap_figure(X[i], maps[i], title=title, alpha=alpha,
                              method="Grad-CAM" if method == "gradcam" else "occlusion")
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in ids[i])
-        paths.append(save(fig, out_dir / f"{safe}_{method}.png"))
+        dest = out_dir / f"{safe_filename(ids[i], used=used)}_{method}.png"
+        check_inside(dest, out_dir)
+        paths.append(save(fig, dest))
     return paths

@@ -401,27 +401,42 @@ class ImageClassifier(ClassifierMixin, TorchEstimator):
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | Path, *, extra: dict | None = None) -> Path:
-        """Write ``model.pt`` (weights only) and ``config.json`` into ``folder``.
+        """Write ``model.pt`` (weights only), ``config.json`` and ``SHA256SUMS`` into ``folder``.
 
         ``extra`` adds entries to ``config.json`` (for example the training data's source).
+        The files are written into a temporary folder beside ``folder`` and moved in, the
+        ``SHA256SUMS`` that covers them last: :meth:`load` refuses a folder whose sums are
+        missing (an interrupted save, a failed training) or do not match (an edited file).
         """
+        import os
+        import shutil
+        import tempfile
+
         torch = _torch()
         from pmed import __version__
-        from pmed.io import atomic_path, write_text_atomic
         from pmed.io.jsonio import to_json
+        from pmed.study.bundle import SUMS_NAME, write_sums
 
         self._check_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / MODEL_NAME) as tmp:
-            torch.save({k: v.detach().cpu() for k, v in self.model_.state_dict().items()}, tmp)
         cfg = {"schema": "pmed.imaging.model", "version": 1, "pmed_version": __version__,
                "params": self._params(), "classes": self.classes_.tolist(), "image_shape": list(self.image_shape_),
                "norm": self.norm_, "best_epoch": self.best_epoch_, "best_score": self.best_score_,
                "stopped_early": self.stopped_early_, "train_time_s": self.train_time_s_,
                "device": str(self.device_), "n_features": int(self.model_.n_features),
                "history": self.history_.to_dict(orient="records"), **(extra or {})}
-        write_text_atomic(folder / CONFIG_NAME, to_json(cfg))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}.", suffix=".tmp", dir=folder))
+        try:
+            torch.save({k: v.detach().cpu() for k, v in self.model_.state_dict().items()}, tmp / MODEL_NAME)
+            (tmp / CONFIG_NAME).write_text(to_json(cfg))
+            write_sums(tmp, [MODEL_NAME, CONFIG_NAME])
+            # the old sums go first: between the moves the folder holds no loadable model
+            (folder / SUMS_NAME).unlink(missing_ok=True)
+            for name in (MODEL_NAME, CONFIG_NAME, SUMS_NAME):
+                os.replace(tmp / name, folder / name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return folder
 
     @classmethod
@@ -431,16 +446,21 @@ class ImageClassifier(ClassifierMixin, TorchEstimator):
         Raises
         ------
         BundleError
-            When the folder lacks ``model.pt``/``config.json`` or they do not match.
+            When the folder lacks ``model.pt``/``config.json``, they do not match each other,
+            or either does not match ``SHA256SUMS`` (missing for a folder written before
+            this check, or whose training or save did not finish: retrain).
         """
         torch = _torch()
         from pmed.imaging.models import build_model, pick_device
+        from pmed.study.bundle import verify_sums
 
         folder = Path(folder)
         for name in (MODEL_NAME, CONFIG_NAME):
             if not (folder / name).exists():
                 raise BundleError(f"{name} not found in the model folder", file=folder,
                                   fix="pass the folder written by `pmed imaging train --out`")
+        # before torch reads a byte; other outputs (history, plots, checkpoint.pt) may sit beside
+        verify_sums(folder, strict=False, required=(MODEL_NAME, CONFIG_NAME))
         try:
             cfg = json.loads((folder / CONFIG_NAME).read_text())
             p = cls._normalise_params(cfg["params"])  # older folders say epochs/seed

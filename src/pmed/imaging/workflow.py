@@ -80,8 +80,12 @@ def train_from_file(
         with ``ci_low``/``ci_high`` and ``val_accuracy`` when evaluated …) and ``paths``.
     """
     from pmed.imaging.api import run_imaging
+    from pmed.study.bundle import SUMS_NAME
 
     out = Path(out)
+    # a model already in `out` stops being loadable now: should this training fail, `imaging
+    # predict` must refuse the folder, not silently use the model of an earlier run
+    (out / SUMS_NAME).unlink(missing_ok=True)
     res = run_imaging(data, arch=arch, width=width, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                       size=size, augment=augment, class_weight=class_weight, device=device,
                       train_split=train_split, val_split=val_split, evaluate=evaluate, n_boot=n_boot, root=root,

@@ -1,6 +1,7 @@
 """Readers and writers, one per format, returning plain tables or arrays."""
 
 from pmed.io._atomic import atomic_dir, atomic_path, write_text_atomic
+from pmed.io.names import check_inside, check_not_input, safe_filename
 from pmed.io.tables import read_table, write_table
 from pmed.io.text import open_text
 from pmed.io.vcf import read_vcf, write_vcf
@@ -9,6 +10,9 @@ __all__ = [
     "atomic_dir",
     "atomic_path",
     "write_text_atomic",
+    "safe_filename",
+    "check_inside",
+    "check_not_input",
     "open_text",
     "read_table",
     "write_table",

@@ -136,12 +136,17 @@ class OmicsResult(DomainResult):
         a, batch_key = self.adata, self.info["batch_key"]
         pdir = out / "plots"
         made: dict[str, Path] = {}
+        from pmed.io import check_inside, safe_filename
+
+        # column names are user options (--batch-key, --label-key): safe, distinct file names
+        used: set[str] = set()
         if "X_umap" in a.obsm:
             for col in dict.fromkeys([batch_key, "leiden", "cell_type", self.info.get("label_key")]):
                 if col:
-                    made[f"plots/umap_{col}.png"] = P.plot_embedding(a, col, pdir / f"umap_{col}.png")
+                    png = check_inside(pdir / f"umap_{safe_filename(col, used=used)}.png", out)
+                    made[f"plots/umap_{col}.png"] = P.plot_embedding(a, col, png)
         if "X_umap_before" in a.obsm:
-            name = f"plots/umap_before_{batch_key}.png"
+            name = f"plots/umap_before_{safe_filename(batch_key)}.png"
             made[name] = P.plot_embedding(a, batch_key, out / name, basis="X_umap_before",
                                           title=f"before correction: {batch_key}")
         made["plots/qc.png"] = P.plot_qc(a, pdir / "qc.png")

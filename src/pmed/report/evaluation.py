@@ -43,9 +43,13 @@ def write_evaluation(
         out / "metrics.json", to_json(evaluation))}
     if evaluation.get("task") == "continuous":
         if roc_data is not None:  # model, outcome, prediction
+            from pmed.io import check_inside, safe_filename
+
+            used: set[str] = set()  # model names are data: one safe, distinct file name each
             for m, d in roc_data.groupby("model", sort=False):
+                png = out / "plots" / f"predicted_vs_observed_{safe_filename(m, used=used)}.png"
                 paths[f"plot_{m}"] = plots.save(plots.predicted_vs_observed(d, title=str(m)),
-                                                out / "plots" / f"predicted_vs_observed_{m}.png")
+                                                check_inside(png, out))
         return paths  # the HTML model report covers binary outcomes for now
     dca_all = pd.concat([t["decision_curve"].assign(model=m) for m, t in tables.items()], ignore_index=True)
     cal_all = pd.concat([t["calibration"].assign(model=m) for m, t in tables.items()], ignore_index=True)

@@ -7,9 +7,13 @@ A bundle is a folder, written atomically::
       manifest.json      format version, task, target, features and their specs, input schema,
                          training-data fingerprint, versions, metrics, SHA-256 of pipeline.skops
       study.yaml         the study file that produced it
+      SHA256SUMS         the SHA-256 of every other file of the folder (``sha256sum`` format)
 
-:func:`load_bundle` checks the hash, the format version and the library versions before it
-loads anything, and refuses with a message that says what to do.
+:func:`load_bundle` checks every file against ``SHA256SUMS`` (a changed, missing or added file
+is refused: a one-byte edit of the manifest's threshold changes predictions as surely as an
+edited pipeline), then the format version and the library versions, before it unpickles
+anything, and refuses with a message that says what to do. :func:`write_sums` and
+:func:`verify_sums` are shared with the imaging model folders.
 """
 
 from __future__ import annotations
@@ -29,9 +33,22 @@ from pmed.io._atomic import atomic_dir
 from pmed.io.jsonio import to_json
 from pmed.schema import ColumnSpec, TableSchema
 
-__all__ = ["ModelBundle", "save_bundle", "load_bundle", "data_fingerprint", "BUNDLE_FORMAT_VERSION"]
+__all__ = [
+    "ModelBundle",
+    "save_bundle",
+    "load_bundle",
+    "data_fingerprint",
+    "write_sums",
+    "verify_sums",
+    "BUNDLE_FORMAT_VERSION",
+    "SUMS_NAME",
+]
 
-BUNDLE_FORMAT_VERSION = 1
+# 2: SHA256SUMS covers every file (1 hashed pipeline.skops only, inside the manifest)
+BUNDLE_FORMAT_VERSION = 2
+#: The file listing the SHA-256 of every other file of a bundle or model folder.
+SUMS_NAME = "SHA256SUMS"
+_MODIFIED = "the bundle was modified after it was written; retrain or restore it"
 
 # Types a pmed pipeline legitimately contains beyond what skops trusts by default.
 _TRUSTED_TYPES = {
@@ -61,6 +78,99 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _rel_files(folder: Path) -> list[str]:
+    """Every regular file under ``folder`` (POSIX relative paths) except the sums file."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.relative_to(folder).as_posix() != SUMS_NAME)
+
+
+def write_sums(folder: str | Path, files: list[str] | None = None) -> Path:
+    """Write ``folder/SHA256SUMS``: the SHA-256 of ``files`` (default: every file in ``folder``).
+
+    Parameters
+    ----------
+    folder
+        The bundle or model folder.
+    files
+        Relative paths to cover; ``None`` covers every file under ``folder``.
+
+    Returns
+    -------
+    pathlib.Path
+        The sums file, written atomically (so it appears only once complete).
+    """
+    from pmed.io._atomic import write_text_atomic
+
+    folder = Path(folder)
+    names = _rel_files(folder) if files is None else sorted(files)
+    # sha256sum's format: `sha256sum -c SHA256SUMS` checks a bundle without pmed
+    text = "".join(f"{_sha256(folder / n)}  {n}\n" for n in names)
+    return write_text_atomic(folder / SUMS_NAME, text)
+
+
+def verify_sums(folder: str | Path, *, strict: bool = True,
+                required: tuple[str, ...] = ()) -> dict[str, str]:
+    """Check every file listed in ``folder/SHA256SUMS``; refuse any difference.
+
+    Parameters
+    ----------
+    folder
+        The bundle or model folder.
+    strict
+        Also refuse files in ``folder`` that the sums do not list (a study bundle holds
+        nothing else; an imaging output folder holds other outputs beside its model).
+    required
+        Files that must be among those listed (the ones the loader reads).
+
+    Returns
+    -------
+    dict
+        Relative path -> SHA-256 of the verified files.
+
+    Raises
+    ------
+    BundleError
+        ``SHA256SUMS`` missing or unreadable, or a file changed, missing or added; the
+        message names the file.
+    """
+    folder = Path(folder)
+    sums_file = folder / SUMS_NAME
+    if not sums_file.is_file():
+        raise BundleError(f"{SUMS_NAME} is missing, so no file of the folder can be trusted",
+                          file=folder, fix=_MODIFIED)
+    listed: dict[str, str] = {}
+    try:
+        lines = sums_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BundleError(f"{SUMS_NAME} cannot be read ({type(e).__name__})", file=sums_file,
+                          fix=_MODIFIED) from None
+    for i, line in enumerate(lines, 1):
+        digest, sep, name = line.partition("  ")
+        parts = Path(name).parts
+        bad = (not sep or len(digest) != 64 or not name or Path(name).is_absolute() or ".." in parts
+               or name == SUMS_NAME or any(c not in "0123456789abcdef" for c in digest))
+        if bad:
+            raise BundleError(f"{SUMS_NAME} line {i} is not '<sha256>  <file>'", file=sums_file,
+                              where=f"line {i}", fix=_MODIFIED)
+        listed[name] = digest
+    for name in required:
+        if name not in listed:
+            raise BundleError(f"{name} is not covered by {SUMS_NAME}", file=sums_file, fix=_MODIFIED)
+    for name, digest in listed.items():
+        f = folder / name
+        if not f.is_file():
+            raise BundleError(f"{name} is listed in {SUMS_NAME} but missing", file=f, fix=_MODIFIED)
+        if _sha256(f) != digest:
+            raise BundleError(f"{name} does not match the SHA-256 in {SUMS_NAME}: the file was modified "
+                              "or corrupted", file=f, fix=_MODIFIED)
+    if strict:
+        extra = [n for n in _rel_files(folder) if n not in listed]
+        if extra:
+            raise BundleError(f"file(s) not written with the bundle: {', '.join(extra[:5])}"
+                              + (" …" if len(extra) > 5 else ""), file=folder, fix=_MODIFIED)
+    return listed
 
 
 def data_fingerprint(X: pd.DataFrame, y: pd.Series | np.ndarray | None = None) -> str:
@@ -237,6 +347,8 @@ def save_bundle(
         }
         (tmp / "manifest.json").write_text(to_json(manifest))
         (tmp / "study.yaml").write_text(study_text)
+        # last: covers the manifest and everything else; atomic_dir moves the folder in whole
+        write_sums(tmp)
     return path
 
 
@@ -246,8 +358,9 @@ def load_bundle(path: str | Path) -> ModelBundle:
     Raises
     ------
     BundleError
-        The folder or a file is missing, the pipeline's hash does not match its manifest
-        (modified or corrupted), the format is newer than this pmed, or scikit-learn/LightGBM
+        The folder or a file is missing, a file does not match ``SHA256SUMS`` or is not listed
+        there (modified or corrupted), the format is other than this pmed's (bundles of format 1,
+        written before every file was hashed, must be retrained), or scikit-learn/LightGBM
         versions differ from those it was trained with.
     """
     import skops.io as sio
@@ -257,6 +370,19 @@ def load_bundle(path: str | Path) -> ModelBundle:
     if not mf.exists() or not pl.exists():
         raise BundleError("not a pmed model bundle (manifest.json or pipeline.skops missing)",
                           file=path, fix="point at the model/ folder written by 'pmed run'")
+    if not (path / SUMS_NAME).exists():
+        # format 1 bundles had no SHA256SUMS: say so rather than call them tampered
+        try:
+            old = json.loads(mf.read_text()).get("version") == 1
+        except (OSError, ValueError, AttributeError):
+            old = False
+        if old:
+            raise BundleError(
+                f"bundle format version 1 is not supported (this pmed reads {BUNDLE_FORMAT_VERSION}, "
+                f"which checks every file against {SUMS_NAME})", file=mf,
+                fix="retrain the model with this pmed ('pmed run'), or use the pmed version that wrote it")
+    # every file, the manifest included, before anything is parsed or unpickled
+    verify_sums(path, strict=True, required=("manifest.json", "pipeline.skops"))
     try:
         manifest = json.loads(mf.read_text())
     except json.JSONDecodeError as e:
@@ -268,7 +394,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
             f"bundle format version {manifest.get('version')} is not supported "
             f"(this pmed reads {BUNDLE_FORMAT_VERSION})", file=mf,
             fix="retrain the model with this pmed, or use the pmed version that wrote it")
-    if _sha256(pl) != manifest.get("pipeline_sha256"):
+    if _sha256(pl) != manifest.get("pipeline_sha256"):  # also checked by SHA256SUMS; kept as a second seal
         raise BundleError(
             "pipeline.skops does not match the SHA-256 in manifest.json: the file was modified "
             "or corrupted", file=pl, fix="do not use this bundle; retrain or restore it from a trusted copy")

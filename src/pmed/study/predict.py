@@ -78,6 +78,11 @@ def predict_patients(
         Indexed by patient ID. Binary: ``probability, predicted_class``; continuous:
         ``prediction``.
     """
+    from pmed.io import check_not_input
+
+    # before any work: an --out equal to --patients (or a block file) would replace the input
+    check_not_input(out, None if isinstance(patients, pd.DataFrame) else patients,
+                    list((blocks or {}).values()), None if isinstance(model, ModelBundle) else model)
     bundle = model if isinstance(model, ModelBundle) else load_bundle(model)
     X = new_patient_features(bundle, patients, blocks=blocks)
     pred = bundle.predict(X, source=None if isinstance(patients, pd.DataFrame) else str(patients))
@@ -185,11 +190,17 @@ def write_patient_reports(
     only the bundle's typical values, not training data.
     """
     from pmed import plots
+    from pmed.io import check_inside, safe_filename
     from pmed.plots.study import population_position
     from pmed.report import patient_report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # file names come from patient IDs, which are data: safe_filename keeps plain IDs as they are
+    # and turns '../x', 'a/b', 'CON', 300 characters… into distinct names inside `out`; index.csv
+    # maps each report back to its patient (the ID itself is inside the report)
+    used: set[str] = set()
+    index = []
     task = bundle.task
     col = "probability" if task == "binary" else "prediction"
     conformal = bundle.manifest.get("conformal") or {}
@@ -198,7 +209,9 @@ def write_patient_reports(
     for pid in predictions.index:
         value = float(predictions.loc[pid, col])
         factors = explain_patient(bundle, X.loc[[pid]], top=top)
-        sentences, waterfall_png = _shap_for_patient(bundle, X.loc[[pid]], reference, out, top=top)
+        name = safe_filename(pid, used=used)
+        sentences, waterfall_png = _shap_for_patient(bundle, X.loc[[pid]], reference, out, top=top,
+                                                     name=name)
         info = {
             "id": pid,
             "model": bundle.manifest.get("model", {}).get("name"),
@@ -220,13 +233,16 @@ def write_patient_reports(
                                 "level": conformal.get("confidence_level"), "method": conformal.get("method")}
         fig = population_position(bundle.manifest.get("population_predictions") or [], value,
                                   xlabel=col)
-        png = plots.save(fig, out / f".{pid}.population.png")
+        png = plots.save(fig, check_inside(out / f".{name}.population.png", out))
         figures = {"population": png}
         if waterfall_png is not None:
             figures["waterfall"] = waterfall_png
-        paths.append(patient_report(info, out / f"{pid}.html", figures=figures))
+        paths.append(patient_report(info, check_inside(out / f"{name}.html", out), figures=figures))
+        index.append({"patient_id": pid, "report": f"{name}.html"})
         for f in figures.values():
             f.unlink()
+    if index:
+        write_table(pd.DataFrame(index), out / "index.csv", index=False)
     return paths
 
 
@@ -249,7 +265,7 @@ def _reference_row(bundle: ModelBundle, X: pd.DataFrame) -> pd.DataFrame:
 
 
 def _shap_for_patient(bundle: ModelBundle, x: pd.DataFrame, reference: pd.DataFrame, out: Path, *,
-                      top: int) -> tuple[list[str], Path | None]:
+                      top: int, name: str | None = None) -> tuple[list[str], Path | None]:
     """Plain-language SHAP factors and a waterfall PNG, or nothing if the model can't be explained."""
     import warnings
 
@@ -263,7 +279,7 @@ def _shap_for_patient(bundle: ModelBundle, x: pd.DataFrame, reference: pd.DataFr
             warnings.simplefilter("ignore")
             expl = explain(fitted_pipeline(bundle.pipeline), x, background=reference)
             sentences = top_factors(expl, x.index[0], n=top, units=bundle.input_schema())
-            png = plots.save(waterfall(expl, x.index[0], max_display=top + 1), out / f".{x.index[0]}.waterfall.png")
+            png = plots.save(waterfall(expl, x.index[0], max_display=top + 1), out / f".{name or 'patient'}.waterfall.png")
     except Exception as e:  # noqa: BLE001 - explanations are an aid: the report is still written
         warnings.warn(f"no explanation in the patient report: {type(e).__name__}: {e}"[:300],
                       PmedWarning, stacklevel=2)

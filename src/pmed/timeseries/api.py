@@ -164,10 +164,14 @@ class TimeseriesResult(DomainResult):
             ``features``, ``flags``, ``patients`` (those written) and ``provenance`` → path.
         """
         from pmed.errors import PmedWarning
-        from pmed.io import write_text_atomic
+        from pmed.io import check_not_input, write_text_atomic
         from pmed.io.jsonio import to_json
 
         path = Path(path)
+        # none of the three outputs may replace the source this result was read from
+        sources = [e["path"] for e in (self.provenance or {}).get("inputs", []) if e.get("path")]
+        for target in (path, flags, patients):
+            check_not_input(target, sources)
         files = {"features": self.write_features(path)}
         if flags is not None:
             files["flags"] = self.write_flags(flags)

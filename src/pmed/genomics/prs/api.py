@@ -550,9 +550,12 @@ def _write_files(res: PRSResult, out: Path) -> dict[str, Path]:
         files["pca_plot"] = save(pca_plot(ref.pcs_, ref.populations_, anc.assignment[pc],
                                           target_populations=anc.assignment["MostSimilarPop"]),
                                  out / "plots" / "ancestry_pca.png")
+        from pmed.io import check_inside, safe_filename
+
+        used: set[str] = set()  # score names come from scoring files: one safe, distinct name each
         for s in res.score_names:
-            files[f"dist_{s}"] = save(score_distribution_plot(anc.adjusted, pgs=s, column="SUM"),
-                                      out / "plots" / f"{s}_distribution.png")
+            png = check_inside(out / "plots" / f"{safe_filename(s, used=used)}_distribution.png", out)
+            files[f"dist_{s}"] = save(score_distribution_plot(anc.adjusted, pgs=s, column="SUM"), png)
     return files
 
 
