@@ -178,6 +178,18 @@ def test_heatmap_pngs_written(fitted, lesions, tmp_path):
     _, _, Xv, yv, _ = lesions
     paths = save_heatmaps(fitted, Xv[:2], tmp_path, ids=["p/1", "p2"], labels=yv[:2])
     assert [p.name for p in paths] == ["p_1_gradcam.png", "p2_gradcam.png"]
+
+
+def test_heatmap_names_stay_inside_and_distinct(fitted, lesions, tmp_path):
+    from pmed.imaging.explain import save_heatmaps
+
+    _, _, Xv, yv, _ = lesions
+    ids = ["../../x", "a/b", "a_b", "A_B", "x" * 300, ".."]
+    out = tmp_path / "maps"
+    paths = save_heatmaps(fitted, Xv[: len(ids)], out, ids=ids, labels=yv[: len(ids)])
+    assert len({p.name.casefold() for p in paths}) == len(ids)
+    assert all(p.parent == out and p.exists() and len(p.name) < 130 for p in paths)
+    assert sorted(q.name for q in tmp_path.rglob("*.png")) == sorted(p.name for p in paths)
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
     occ = save_heatmaps(fitted, Xv[:1], tmp_path, method="occlusion")
     assert occ[0].exists()

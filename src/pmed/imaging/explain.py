@@ -155,7 +155,16 @@ def save_heatmaps(
             title += f", label {labels[i]}"
         fig = heatmap_figure(X[i], maps[i], title=title, alpha=alpha,
                              method="Grad-CAM" if method == "gradcam" else "occlusion")
-        dest = out_dir / f"{safe_filename(ids[i], used=used)}_{method}.png"
+        # readable first (``p/1`` → ``p_1``); a hashed safe name where that would collide with
+        # an earlier one, be empty or too long
+        plain = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_"
+                        for ch in ids[i]).lstrip(".")
+        if plain and len(plain) <= 100 and plain.casefold() not in used:
+            used.add(plain.casefold())
+            name = plain
+        else:
+            name = safe_filename(ids[i], used=used)
+        dest = out_dir / f"{name}_{method}.png"
         check_inside(dest, out_dir)
         paths.append(save(fig, dest))
     return paths
