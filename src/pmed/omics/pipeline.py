@@ -38,7 +38,6 @@ from pmed.progress import Reporter, Silent, as_reporter
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
-    import pandas as pd
 
 __all__ = ["run_pipeline", "process", "process_steps"]
 
@@ -244,43 +243,21 @@ def process(
     return adata, metrics
 
 
-def run_pipeline(
-    input: str | Path | anndata.AnnData,
-    *,
-    batch_key: str,
-    out: str | Path,
-    label_key: str | None = None,
-    metadata: str | Path | pd.DataFrame | None = None,
-    metadata_on: str | None = None,
-    counts_layer: str | None = None,
-    sample_key: str | None = None,
-    patient_key: str | None = None,
-    condition_key: str | None = None,
-    test: str | None = None,
-    reference: str | None = None,
-    pair_key: str | None = None,
-    de_by_cell_type: bool = True,
-    plots: bool = True,
-    n_jobs: int = 1,
-    progress: Reporter | bool | None = None,
-    **options: Any,
-) -> dict[str, Any]:
+def run_pipeline(input: str | Path | anndata.AnnData, *, out: str | Path, **options: Any) -> dict[str, Any]:
     """Run the whole single-cell pipeline and write its outputs into ``out``.
 
-    The older form of ``pmed.omics.run_omics(...).write(out)``: same parameters (``out`` added),
-    returning the ``run.json`` record instead of the result.
+    The older form of ``pmed.omics.run_omics(input, **options).write(out)``, returning the
+    ``run.json`` record instead of the result.
 
     Parameters
     ----------
-    input, batch_key, label_key, metadata, metadata_on, counts_layer, sample_key, patient_key
+    input
         See :func:`pmed.omics.api.run_omics`.
     out
         Output folder (created).
-    condition_key, test, reference, pair_key, de_by_cell_type, plots, n_jobs, progress
-        See :func:`pmed.omics.api.run_omics`.
     **options
-        Passed to :func:`process` (``method``, ``resolution``, ``markers``, ``cell_types``,
-        ``seed`` (or its old name ``random_state``)…).
+        The keyword options of :func:`pmed.omics.api.run_omics` (``batch_key``, ``label_key``,
+        ``progress`` …) and of :func:`process` (``method``, ``resolution``, ``markers`` …).
 
     Returns
     -------
@@ -294,10 +271,6 @@ def run_pipeline(
     """
     from pmed.omics.api import run_omics
 
-    result = run_omics(input, batch_key=batch_key, label_key=label_key, metadata=metadata,
-                       metadata_on=metadata_on, counts_layer=counts_layer, sample_key=sample_key,
-                       patient_key=patient_key, condition_key=condition_key, test=test,
-                       reference=reference, pair_key=pair_key, de_by_cell_type=de_by_cell_type,
-                       plots=plots, n_jobs=n_jobs, progress=progress, **options)
+    result = run_omics(input, **options)
     result.write(out)
     return result.record()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pmed.datasets.synthetic.schema import PATIENT_COLUMNS
+
 __all__ = ["GENERATOR_VERSION", "PRS_SCALE"]
 
 
@@ -20,19 +22,7 @@ PRS_SCALE = 2.5
 
 # Clinical, lifestyle and environment values that are made missing at random (3 %). Site and
 # drug are administrative and always recorded; outcomes are never masked.
-_MASKED_COLUMNS = (
-    "age",
-    "sex",
-    "bmi",
-    "smoking",
-    "alcohol_units_week",
-    "physical_activity_h_week",
-    "diabetes",
-    "hypertension",
-    "prior_mi",
-    "pm25_ug_m3",
-    "deprivation_index",
-)
+_MASKED_COLUMNS = PATIENT_COLUMNS[: PATIENT_COLUMNS.index("site")]
 _MISSING_CLINICAL = 0.03
 _MISSING_CALLS = 0.005
 
