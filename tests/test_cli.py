@@ -64,3 +64,15 @@ def test_predict_writes_patient_reports(clinical_files, tmp_path):
     assert "What drove this prediction" in html and "90% prediction set" in html
     assert "Higher than" in html and "data:image/png;base64," in html
     assert "SHAP contributions on the probability scale" in html  # the per-patient waterfall
+
+
+def test_cli_limits_match_the_api():
+    """The CLI keeps a few limits as constants (no heavy import at start-up): they must agree."""
+    import pmed.cli as cli
+    from pmed.cli._params import SEED_MAX
+    from pmed.demo import MIN_PATIENTS
+    from pmed.evaluate import engine
+
+    assert cli.DEMO_MIN_PATIENTS == MIN_PATIENTS
+    assert cli.MAX_BOOTSTRAP == engine.MAX_BOOTSTRAP
+    assert SEED_MAX == engine._SEED_MAX == 2**32 - 1

@@ -31,6 +31,7 @@ from pmed.cli import app, main
 
 # placeholders replaced by real paths in the test's temporary folder
 FILE, DIR, MISSING, NEW = "<FILE>", "<DIR>", "<MISSING>", "<NEW>"
+NEW_TABLE, NEW_XLSX = "<NEW_TABLE>", "<NEW_XLSX>"  # an output table named with a written / unwritten format
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Param:
     exists: bool = False
     file_okay: bool = True
     dir_okay: bool = True
+    suffixes: tuple[str, ...] = ()  # an output table: the extensions pmed writes (table_out)
     hints: list[str] = field(default_factory=list)  # any of these names the parameter in a message
 
     @property
@@ -70,7 +72,7 @@ class Param:
         if self.kind is not None and issubclass(self.kind, Path):
             if self.exists:
                 return DIR if not self.file_okay else FILE
-            return NEW
+            return NEW_TABLE if self.suffixes else NEW
         return "x"
 
 
@@ -119,6 +121,7 @@ def _params(command) -> list[Param]:
             cb = getattr(info, "callback", None)
             prm.choices = prm.choices or tuple(getattr(cb, "choices", ()))
             prm.gt, prm.lt = getattr(cb, "bounds", (None, None))
+            prm.suffixes = tuple(getattr(cb, "suffixes", ()))
             prm.min, prm.max = getattr(info, "min", None), getattr(info, "max", None)
             prm.exists = bool(getattr(info, "exists", False))
             prm.file_okay = getattr(info, "file_okay", True) is not False
@@ -190,6 +193,8 @@ def _cases():
                 bad.append(("at the open upper bound", str(p.lt)))
             if p.choices:
                 bad.append(("not a choice", "no-such-choice"))
+            if p.suffixes:
+                bad.append(("an extension pmed does not write", NEW_XLSX))
             if p.exists:
                 bad.append(("nonexistent", MISSING))
             if p.kind is not None and issubclass(p.kind, Path):
@@ -210,7 +215,7 @@ def places(tmp_path_factory):
     (root / "a_file.txt").write_text("not what any command wants\n")
     (root / "a_dir").mkdir()
     return {FILE: str(root / "a_file.txt"), DIR: str(root / "a_dir"), MISSING: str(root / "absent" / "x.csv"),
-            NEW: str(root / "new")}
+            NEW: str(root / "new"), NEW_TABLE: str(root / "new.csv"), NEW_XLSX: str(root / "new.xlsx")}
 
 
 def _stand_in(func):

@@ -35,16 +35,23 @@ def test_block_missing_patients_is_an_id_mismatch(cohort):
     block = pd.DataFrame({"score": 1.0}, index=cohort.ids[:-3])
     with pytest.raises(IDMismatchError) as e:
         cohort.add_block("prs", block, provenance={"file": "prs.tsv"})
-    assert "3 cohort patient(s) missing from block 'prs'" in str(e.value)
+    # a count and the rows of the patient table, never the IDs (issue #16)
+    assert "3 of the cohort's 300 patients are missing from block 'prs' (patient table rows 298, 299, 300)" \
+        in str(e.value)
+    assert not any(pid in str(e.value) for pid in cohort.ids[-3:])
     assert str(e.value).startswith("prs.tsv")
+    assert "allow" not in e.value.fix  # said the command-line way
     cohort.add_block("prs", block, allow_missing=True)
     assert cohort.blocks["prs"].data["score"].isna().sum() == 3
 
 
 def test_block_with_no_shared_id(cohort):
     block = pd.DataFrame({"score": 1.0}, index=[f"FAM_{i}" for i in range(300)])
-    with pytest.raises(IDMismatchError, match="shares no patient ID"):
+    with pytest.raises(IDMismatchError, match="shares no patient ID") as e:
         cohort.add_block("prs", block)
+    # the IDs' form shows the prefix that differs; no ID is in the message
+    assert "block IDs look like 'AAA_999'; cohort IDs like 'A9999'" in str(e.value)
+    assert "FAM_0" not in str(e.value) and "P0000" not in str(e.value)
 
 
 def test_block_column_clash(cohort):
@@ -66,12 +73,12 @@ def test_features_are_model_ready(cohort):
 
 def test_outcome_table_ids_must_match():
     p = pd.DataFrame({"age": [1.0, 2.0]}, index=["a", "b"])
-    with pytest.raises(IDMismatchError, match="IDs in outcomes but not patients: c"):
+    with pytest.raises(IDMismatchError, match=r"1 ID\(s\) in outcomes but not patients \(rows 2 of outcomes\)"):
         Cohort(p, outcomes=pd.DataFrame({"y": [0, 1]}, index=["a", "c"]))
 
 
 def test_duplicate_ids_refused():
-    with pytest.raises(ValidationError, match="duplicate patient IDs a"):
+    with pytest.raises(ValidationError, match=r"1 patient ID\(s\) repeated, rows 1, 2"):
         Cohort(pd.DataFrame({"age": [1.0, 2.0]}, index=["a", "a"]))
 
 
@@ -97,5 +104,7 @@ def test_load_refuses_non_cohort(tmp_path):
 
 
 def test_subset_unknown_ids(cohort):
-    with pytest.raises(IDMismatchError, match="unknown patient IDs: ZZZ"):
+    with pytest.raises(IDMismatchError, match=r"1 of the 2 IDs asked for are not patients of the cohort "
+                                              r"\(positions 2\)") as e:
         cohort.subset(["P0000", "ZZZ"])
+    assert "ZZZ" not in str(e.value)

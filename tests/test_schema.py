@@ -42,7 +42,7 @@ def test_validate_types_and_index():
         ({"bmi": ["22", "900", "25"]}, "impossible value 900 above"),
         ({"sex": ["F", "X", "F"]}, "unknown categories 'X' at lines 3"),
         ({"age": ["50", "old", "70"]}, "expected a number, found 'old' at lines 3"),
-        ({"pid": ["a", "a", "c"]}, "duplicate patient IDs (a) at lines 2, 3"),
+        ({"pid": ["a", "a", "c"]}, "1 patient ID repeated, at lines 2, 3"),
         ({"pid": ["a", None, "c"]}, "missing patient ID at lines 3"),
         ({"n_visits": ["1", "0.5", "2"]}, "expected whole numbers"),
         ({"smoker": ["yes", "maybe", "no"]}, "expected true/false"),

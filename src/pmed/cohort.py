@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from pmed.errors import IDMismatchError, InputError, ValidationError
+from pmed.errors import IDMismatchError, InputError, ValidationError, format_rows, shorten
 from pmed.io._atomic import atomic_dir
 from pmed.io.jsonio import to_json
 from pmed.schema import TableSchema
@@ -195,28 +196,34 @@ class Cohort:
         common = self.ids.intersection(data.index)
         absent = self.ids.difference(data.index)
         if len(common) == 0:
+            # the IDs' shapes (A for a letter, 9 for a digit), not the IDs: enough to see a prefix
+            # or padding that differs, without an identifier in the message
             raise IDMismatchError(
                 [
-                    f"block {name!r} shares no patient ID with the cohort (block IDs look like "
-                    f"{', '.join(data.index[:3])}; cohort IDs like {', '.join(self.ids[:3])})"
+                    f"block {shorten(name)} shares no patient ID with the cohort (block IDs look like "
+                    f"{_id_shape(data.index)}; cohort IDs like {_id_shape(self.ids)})"
                 ],
                 file=source,
                 fix="use the same patient IDs in every file (check prefixes, FID_IID joins, zero padding)",
             )
         if len(absent) and not allow_missing:
+            rows = np.flatnonzero(~self.ids.isin(data.index)) + 1
             raise IDMismatchError(
                 [
-                    f"{len(absent)} cohort patient(s) missing from block {name!r}: "
-                    f"{', '.join(absent[:8])}{' …' if len(absent) > 8 else ''}"
+                    f"{len(absent)} of the cohort's {len(self.ids)} patients are missing from block "
+                    f"{shorten(name)} (patient table rows {format_rows(rows)})"
                 ],
                 file=source,
-                fix="provide data for every patient, drop those patients, or allow missing blocks",
+                # said the command-line way: a CLI user has no allow_missing to pass
+                fix="give every patient a row in the block file (its values may be left empty), or "
+                    "drop those patients from the patient table",
             )
         clash = [c for c in data.columns if c in self.patients.columns or any(
             c in b.data.columns for n, b in self.blocks.items() if n != name)]
         if clash:
             raise ValidationError(
-                [f"block {name!r} has column names already used in the cohort: {', '.join(map(str, clash[:8]))}"],
+                [f"block {shorten(name)} has column names already used in the cohort: "
+                 f"{', '.join(shorten(c, 30) for c in clash[:8])}{' …' if len(clash) > 8 else ''}"],
                 file=source,
                 fix="rename the columns so that every feature name is unique",
             )
@@ -288,9 +295,10 @@ class Cohort:
     def subset(self, ids: Iterable[str]) -> Cohort:
         """A new cohort holding only ``ids`` (in that order)."""
         ids = pd.Index([str(i) for i in ids])
-        unknown = ids.difference(self.ids)
-        if len(unknown):
-            raise IDMismatchError([f"unknown patient IDs: {', '.join(unknown[:8])}"])
+        unknown = ~ids.isin(self.ids)
+        if unknown.any():
+            raise IDMismatchError([f"{int(unknown.sum())} of the {len(ids)} IDs asked for are not patients of "
+                                   f"the cohort (positions {format_rows(np.flatnonzero(unknown) + 1)})"])
         out = Cohort(self.patients.loc[ids], outcomes=self.outcomes.loc[ids], schema=self.schema,
                      sources=self.sources)
         for n, b in self.blocks.items():
@@ -357,25 +365,43 @@ class Cohort:
 
 
 # ---------------------------------------------------------------------- helpers
+def _id_shape(ids: pd.Index) -> str:
+    """The commonest form of the IDs with letters as ``A`` and digits as ``9`` (``P0001`` → ``A9999``)."""
+    import re
+    from collections import Counter
+
+    shapes = Counter(re.sub(r"[0-9]", "9", re.sub(r"[^\W\d_]", "A", str(i))) for i in ids[:200])
+    if not shapes:
+        return "(none)"
+    shape = shapes.most_common(1)[0][0]
+    return shorten(shape, 24)
+
+
 def _check_index(index: pd.Index, what: str) -> None:
+    # counts and row numbers, never the IDs themselves: a message must not carry identifiers
     problems = []
-    if index.hasnans or (index.astype(str).str.strip() == "").any() or (index == "nan").any():
-        problems.append(f"{what}: missing patient IDs")
-    dup = index[index.duplicated()]
-    if len(dup):
-        problems.append(f"{what}: duplicate patient IDs {', '.join(map(str, dup.unique()[:8]))}")
+    missing = index.isna() | (index.astype(str).str.strip() == "") | (index == "nan")
+    if missing.any():
+        problems.append(f"{what}: {int(missing.sum())} missing patient ID(s), rows "
+                        f"{format_rows(np.flatnonzero(missing) + 1)}")
+    dup = index.duplicated(keep=False) & ~missing
+    if dup.any():
+        problems.append(f"{what}: {index[dup].nunique()} patient ID(s) repeated, rows "
+                        f"{format_rows(np.flatnonzero(dup) + 1)}")
     if problems:
         raise ValidationError(problems, fix="every row needs a unique, non-empty patient ID")
 
 
 def _check_same_ids(a: pd.Index, b: pd.Index, a_name: str, b_name: str) -> None:
-    only_a, only_b = a.difference(b), b.difference(a)
-    if len(only_a) or len(only_b):
+    only_a, only_b = ~a.isin(b), ~b.isin(a)
+    if only_a.any() or only_b.any():
         problems = []
-        if len(only_a):
-            problems.append(f"IDs in {a_name} but not {b_name}: {', '.join(only_a[:8])}")
-        if len(only_b):
-            problems.append(f"IDs in {b_name} but not {a_name}: {', '.join(only_b[:8])}")
+        if only_a.any():
+            problems.append(f"{int(only_a.sum())} ID(s) in {a_name} but not {b_name} (rows "
+                            f"{format_rows(np.flatnonzero(only_a) + 1)} of {a_name})")
+        if only_b.any():
+            problems.append(f"{int(only_b.sum())} ID(s) in {b_name} but not {a_name} (rows "
+                            f"{format_rows(np.flatnonzero(only_b) + 1)} of {b_name})")
         raise IDMismatchError(problems, fix="use the same patient IDs in both tables")
 
 

@@ -7,13 +7,23 @@ the factors that drove it. Everything is also written under the output folder.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["run_demo", "DEMO_STUDY"]
+__all__ = ["run_demo", "DEMO_STUDY", "is_demo_output", "MIN_PATIENTS"]
+
+#: Written first into a demo's output folder: a later ``pmed demo --out`` may replace it.
+DEMO_MARKER = ".pmed-demo"
+#: Fewest synthetic patients with which every study of the demo can be cross-validated (5 folds,
+#: stratified, a few events of the rarer outcome in each).
+MIN_PATIENTS = 100
 
 DEMO_STUDY = """\
 # Written by `pmed demo`. Run it yourself with: pmed run {study} --out {out}
@@ -125,7 +135,74 @@ def run_demo(
     -------
     dict
         ``result`` (the :class:`~pmed.study.run.StudyResult`), ``predictions``, ``factors``.
+
+    Raises
+    ------
+    OptionError
+        ``n_patients`` below :data:`MIN_PATIENTS` or a seed outside 0…2**32-1.
+    InputError
+        ``out`` is a file, or a non-empty folder that is not an earlier demo's output.
+
+    Notes
+    -----
+    An earlier demo output in ``out`` is moved aside and restored if this run fails or is
+    interrupted, removed once it succeeds: ``out`` never mixes two runs. The demo is built at
+    its final place (not staged elsewhere) so that the paths its studies and reports record
+    are the ones the user sees.
     """
+    from pmed.errors import OptionError
+    from pmed.io import check_output_folder
+
+    if not isinstance(n_patients, (int, np.integer)) or n_patients < MIN_PATIENTS:
+        raise OptionError(f"n_patients must be at least {MIN_PATIENTS}, got {n_patients!r}",
+                          fix=f"use --n-patients {MIN_PATIENTS} or more")
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed <= 2**32 - 1:
+        raise OptionError(f"seed must be an integer from 0 to 2**32-1, got {seed!r}", fix="use --seed 0")
+    out = Path(out)
+    check_output_folder(out, owned=is_demo_output, what="pmed demo output")
+    with _replacing(out):
+        return _demo(out, n_patients=n_patients, seed=seed, console=console, progress=progress,
+                     reporter_cls=reporter_cls)
+
+
+def is_demo_output(folder: Path) -> bool:
+    """Whether ``folder`` holds an earlier ``pmed demo`` output (its marker, or its study file)."""
+    if (folder / DEMO_MARKER).is_file():
+        return True
+    try:  # outputs of demos written before the marker: their study.yaml says who wrote it
+        with open(folder / "study.yaml", encoding="utf-8") as fh:
+            return fh.readline().startswith("# Written by `pmed demo`")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+@contextlib.contextmanager
+def _replacing(out: Path) -> Iterator[None]:
+    """Build ``out`` anew; an earlier output waits aside and comes back if the body fails."""
+    old = out.with_name(f".{out.name}.old")
+    moved = out.is_dir() and any(out.iterdir())
+    if moved:
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("written by `pmed demo`: a later `pmed demo --out` replaces this folder\n")
+    try:
+        yield
+    except BaseException:
+        # a failed or interrupted demo leaves what was there before, never a half-written mix
+        for child in list(out.iterdir()):
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        if moved:
+            out.rmdir()
+            os.replace(old, out)
+        raise
+    if moved:
+        shutil.rmtree(old)
+
+
+def _demo(out: Path, *, n_patients: int, seed: int, console: Any, progress: Any, reporter_cls: Any) -> dict:
+    """The demo's body, writing into ``out`` (see :func:`run_demo`)."""
     from pmed.datasets.synthetic import write_synthetic_cohort
     from pmed.io import write_table, write_text_atomic
     from pmed.study import explain_patient, load_bundle, predict_patients, run_study
@@ -133,7 +210,6 @@ def run_demo(
     from pmed.study.report import print_study_summary
     from pmed.study.spec import load_study
 
-    out = Path(out)
     say = console.print if console is not None else (lambda *a, **k: None)
     say("[bold]pmed demo[/bold] — synthetic cohort with a known genotype-by-drug effect\n")
 
@@ -221,10 +297,11 @@ def _pharmacogenomics(out: Path, files: dict, *, say) -> Path:
     feats = run_pgx(files["genotypes"], genes=list(PGX_GENES), missing_to_ref=True,
                     recommendations=False, require_calls=False).to_block().data
     keep = [c for c in feats.columns if c.endswith(("_phenotype", "_activity_score"))]
-    path = write_table(feats[keep], out / "pgx" / "features.csv")
     new_ids = pd.read_csv(files["new_patients"], dtype={"patient_id": str})["patient_id"].tolist()
     res = run_pgx(files["genotypes"], samples=new_ids, genes=list(PGX_GENES), missing_to_ref=True)
+    # first: a domain output replaces its folder whole, so the feature table goes in beside it after
     res.write(out / "pgx", html=True)
+    path = write_table(feats[keep], out / "pgx" / "features.csv")
     counts = feats["CYP2C19_phenotype"].value_counts()
     say("  CYP2C19: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     say(f"  calls and recommendations for the new patients: {out / 'pgx'}/calls.tsv, "

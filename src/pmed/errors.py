@@ -25,6 +25,7 @@ __all__ = [
     "PmedWarning",
     "require",
     "format_rows",
+    "shorten",
 ]
 
 
@@ -35,6 +36,38 @@ def format_rows(rows: Sequence[int], limit: int = 8) -> str:
     if len(rows) > limit:
         shown += f", … ({len(rows)} in all)"
     return shown
+
+
+def shorten(value: object, limit: int = 40) -> str:
+    """A data value for a message: its ``repr``, cut to ``limit`` characters with the length said.
+
+    A cell of a user's file can be of any length (a 10,000-character value pasted into a
+    category column); echoed whole it buries the message. Short values come back as ``repr``
+    gives them, so ``'M '`` still shows its trailing space.
+
+    Parameters
+    ----------
+    value
+        The value (``str(value)`` is shown).
+    limit
+        Most characters of the value shown.
+
+    Returns
+    -------
+    str
+        ``'abc'``, or ``'XXXX…' (10000 characters)`` for a long value.
+    """
+    text = str(value)
+    if len(text) <= limit:
+        return repr(value) if isinstance(value, str) else repr(text) if not _plain(value) else text
+    return f"{text[:limit] + '…'!r} ({len(text)} characters)"
+
+
+def _plain(value: object) -> bool:
+    """Numbers and booleans print as themselves; everything else as a quoted string."""
+    import numbers
+
+    return isinstance(value, (numbers.Number, bool))
 
 
 class PmedError(Exception):
@@ -101,7 +134,8 @@ class ValidationError(InputError):
     def __init__(self, problems: Sequence[str], *, file=None, fix=None) -> None:
         self.problems = list(problems)
         n = len(self.problems)
-        msg = f"{n} problem{'s' if n != 1 else ''} found:\n" + "\n".join(
+        # one problem is one line (the diagnosis a user reads first); several are listed under a count
+        msg = self.problems[0] if n == 1 else f"{n} problems found:\n" + "\n".join(
             f"  - {p}" for p in self.problems
         )
         super().__init__(msg, file=file, fix=fix)

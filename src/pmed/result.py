@@ -156,23 +156,45 @@ class DomainResult:
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------------------------
+    def _owns(self, folder: Path) -> bool:
+        """Whether a non-empty ``folder`` is an earlier output of this domain, which ``write`` may
+        replace whole (its provenance.json says so; a domain may also know its own files)."""
+        return _written_by(folder, self.domain)
+
     def write(self, out: str | Path) -> dict[str, Path]:
-        """Write every output into ``out`` (created if needed) and ``provenance.json`` last.
+        """Write every output into the folder ``out``, ``provenance.json`` last.
+
+        The folder is staged and swapped in whole (:func:`pmed.io.output_folder`): ``out`` must be
+        absent, empty or an earlier output of the same domain (its ``provenance.json`` says so),
+        no input may lie inside it, and a failed or killed write leaves the previous output.
 
         Returns
         -------
         dict
             Output name → path, ``"provenance"`` included.
         """
-        from pmed.io import write_text_atomic
+        from pmed.io import output_folder, write_text_atomic
         from pmed.io.jsonio import to_json
 
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        files = dict(self._write_files(out))
-        prov = {"domain": self.domain, **self.provenance}
-        prov["summary"] = self.summary()
-        prov["outputs"] = sorted(str(Path(p).relative_to(out)) if Path(p).is_relative_to(out)
-                                 else str(p) for p in files.values())
-        files["provenance"] = write_text_atomic(out / PROVENANCE_FILE, to_json(prov))
-        return files
+        inputs = [e["path"] for e in self.provenance.get("inputs", []) if e.get("path")]
+        with output_folder(out, owned=self._owns, inputs=inputs,
+                           what=f"{self.domain} output") as work:
+            files = dict(self._write_files(work))
+            prov = {"domain": self.domain, **self.provenance}
+            prov["summary"] = self.summary()
+            prov["outputs"] = sorted(str(Path(p).relative_to(work)) if Path(p).is_relative_to(work)
+                                     else str(p) for p in files.values())
+            files["provenance"] = write_text_atomic(work / PROVENANCE_FILE, to_json(prov))
+        return {k: out / Path(p).relative_to(work) if Path(p).is_relative_to(work) else Path(p)
+                for k, p in files.items()}
+
+
+def _written_by(folder: Path, domain: str) -> bool:
+    """Whether ``folder`` holds an earlier output of ``domain`` (its provenance.json says so)."""
+    import json
+
+    try:
+        return json.loads((folder / PROVENANCE_FILE).read_text()).get("domain") == domain
+    except (OSError, ValueError, AttributeError):
+        return False

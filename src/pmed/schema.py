@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pmed.errors import SchemaError, ValidationError, format_rows
+from pmed.errors import SchemaError, ValidationError, format_rows, shorten
 
 __all__ = ["ColumnSpec", "TableSchema", "COLUMN_TYPES"]
 
@@ -206,7 +206,8 @@ class TableSchema:
 
         if self.id not in df.columns:
             raise ValidationError(
-                [f"ID column {self.id!r} not found (columns: {', '.join(map(str, df.columns[:10]))})"],
+                [f"ID column {shorten(self.id)} not found (columns: "
+                 f"{', '.join(_short_name(c) for c in df.columns[:10])}{' …' if df.shape[1] > 10 else ''})"],
                 file=source,
                 fix=f"name the patient ID column {self.id!r} or set 'id:' in the schema",
             )
@@ -220,9 +221,10 @@ class TableSchema:
         id_str = ids.astype(str).str.strip()
         dup = id_str.duplicated(keep=False) & ~missing_id
         if dup.any():
-            examples = ", ".join(sorted(set(id_str[dup]))[:5])
+            # counts and lines only: an ID in a message is an identifier leaving the data
+            n_ids = id_str[dup].nunique()
             problems.append(
-                f"column {self.id!r}: duplicate patient IDs ({examples}) at lines "
+                f"column {self.id!r}: {n_ids} patient ID{'s' if n_ids != 1 else ''} repeated, at lines "
                 f"{format_rows(lines[dup.to_numpy()])} — IDs must be unique; merge or drop the repeats"
             )
 
@@ -239,7 +241,8 @@ class TableSchema:
         extra = [c for c in df.columns if c != self.id and c not in self.columns]
         if extra and self.strict:
             problems.append(
-                f"columns not declared in the (strict) schema: {', '.join(map(str, extra))}"
+                f"columns not declared in the (strict) schema: {', '.join(_short_name(c) for c in extra[:10])}"
+                f"{f' … ({len(extra)} in all)' if len(extra) > 10 else ''}"
                 " — declare them or drop them"
             )
         for name in extra:
@@ -258,6 +261,12 @@ class TableSchema:
 
 
 # ---------------------------------------------------------------------- helpers
+def _short_name(name: Any, limit: int = 30) -> str:
+    """A column name for a list in a message: as written, or cut with its length when long."""
+    text = str(name)
+    return text if len(text) <= limit else shorten(text, limit)
+
+
 def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
@@ -286,7 +295,7 @@ def _coerce(
         num = pd.to_numeric(s, errors="coerce")
         bad = num.isna().to_numpy() & ~isna
         if bad.any():
-            examples = ", ".join(repr(v) for v in pd.unique(s[bad])[:3])
+            examples = ", ".join(shorten(v) for v in pd.unique(s[bad])[:3])
             problems.append(
                 f"column {name!r}: expected a number, found {examples} at lines "
                 f"{format_rows(lines[bad])} — use digits with '.' as the decimal mark"
@@ -326,7 +335,7 @@ def _coerce(
             if bad.any():
                 problems.append(
                     f"column {name!r}: expected true/false (or 1/0, yes/no), found "
-                    f"{', '.join(repr(v) for v in pd.unique(s[bad])[:3])} at lines {format_rows(lines[bad])}"
+                    f"{', '.join(shorten(v) for v in pd.unique(s[bad])[:3])} at lines {format_rows(lines[bad])}"
                 )
             out = pd.Series(pd.array(np.where(isna, None, t), dtype="boolean"), index=s.index)
     elif spec.type == "category":
@@ -335,10 +344,11 @@ def _coerce(
         mapped = s.map(lambda v: v if v in cats else as_str.get(str(v).strip(), np.nan) if pd.notna(v) else np.nan)
         bad = mapped.isna().to_numpy() & ~isna
         if bad.any():
-            found = ", ".join(repr(v) for v in pd.unique(s[bad])[:5])
+            found = ", ".join(shorten(v) for v in pd.unique(s[bad])[:5])
+            allowed = ", ".join(shorten(c, 30) for c in cats[:20]) + (" …" if len(cats) > 20 else "")
             problems.append(
                 f"column {name!r}: unknown categories {found} at lines {format_rows(lines[bad])}"
-                f" — allowed: {', '.join(map(str, cats))}; fix the value or add it to the schema"
+                f" — allowed: {allowed}; fix the value or add it to the schema"
             )
         out = pd.Series(pd.Categorical(mapped, categories=cats), index=s.index)
     else:  # string

@@ -153,5 +153,7 @@ def test_bad_groups_are_refused_with_where(cohort):
         subgroup_metrics(shuffled, p, g)
     ided = g.set_index(pd.Index([f"P{i}" for i in range(len(g))]))
     ided.loc["P5", "sex"] = None
-    with pytest.raises(ValidationError, match="'sex' is missing for 1 patients: patients P5"):
+    # the position, not the patient's ID (issue #16)
+    with pytest.raises(ValidationError, match=r"'sex' is missing for 1 patients: positions 6 \(1-based\)") as e:
         mitigate_thresholds(pd.Series(y, index=ided.index), p, ided)
+    assert "P5" not in str(e.value)

@@ -75,7 +75,11 @@ def test_explain_and_embed(trained, npz, tmp_path):
     assert sorted(p.name for p in (tmp_path / "maps").glob("*.png")) == ["val_3_gradcam.png", "val_5_gradcam.png"]
     r = runner.invoke(app, ["explain", "--model", str(out), "--data", str(npz), "--id", "nobody",
                             "--out", str(tmp_path / "maps")])
-    assert r.exit_code != 0 and "nobody" in str(r.exception)
+    # the missing ID is named by its position, never echoed (an ID identifies a patient)
+    assert r.exit_code != 0 and "1 of 1 --id values is not in split 'val' (--id number 1)" in str(r.exception)
+    assert "nobody" not in str(r.exception)
+    # the failed run left the earlier heat maps as they were
+    assert sorted(p.name for p in (tmp_path / "maps").glob("*.png")) == ["val_3_gradcam.png", "val_5_gradcam.png"]
     r = runner.invoke(app, ["embed", "--model", str(out), "--data", str(npz), "--split", "test",
                             "--out", str(tmp_path / "emb.csv")])
     assert r.exit_code == 0, r.output

@@ -1,4 +1,4 @@
-"""Imaging model folders are sealed by SHA256SUMS; a failed training leaves no loadable model (issue 16)."""
+"""Imaging model folders are sealed by SHA256SUMS; a failed training leaves no loadable model of its own (issue 16)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ pytest.importorskip("monai")
 from img_fixtures import one_torch_thread  # noqa: E402, F401 (autouse fixture)
 
 from pmed.errors import BundleError  # noqa: E402
+from pmed.imaging.api import IN_PROGRESS  # noqa: E402
 from pmed.imaging.synthetic import make_lesion_images  # noqa: E402
 from pmed.imaging.train import CONFIG_NAME, MODEL_NAME, ImageClassifier  # noqa: E402
 from pmed.study.bundle import SUMS_NAME  # noqa: E402
@@ -31,11 +32,11 @@ def npz(tmp_path_factory):
     return d / "lesions.npz"
 
 
-def _train(npz, out, progress=None):
+def _train(npz, out, progress=None, resume=False):
     from pmed.imaging.workflow import train_from_file
 
     return train_from_file(npz, out, arch="cnn", epochs=2, batch_size=16, evaluate=False, augment=False,
-                           patience=None, progress=progress)
+                           patience=None, progress=progress, resume=resume)
 
 
 @pytest.fixture(scope="module")
@@ -135,14 +136,28 @@ def test_failed_training_in_fresh_folder_leaves_no_loadable_model(npz, tmp_path)
         ImageClassifier.load(out)
 
 
-def test_failed_retraining_disowns_the_earlier_model(trained, npz, tmp_path):
+def _files(d):
+    """Relative path → bytes of every file under ``d`` but the running training's checkpoint."""
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
+            if p.is_file() and IN_PROGRESS not in p.relative_to(d).parts}
+
+
+def test_failed_retraining_leaves_the_earlier_output_whole(trained, npz, tmp_path):
+    """The output folder is staged and swapped (issue #16): a retraining that fails leaves the earlier
+    output byte for byte, still sealed and loadable as the earlier run's model (its provenance says
+    which), never a mix of the two runs; the failed run's checkpoint waits in ``.in-progress``."""
     d = _copy(trained, tmp_path)
-    ImageClassifier.load(d)  # loadable before
+    before = _files(d)
     with pytest.raises(KeyboardInterrupt):
         _train(npz, d, progress=_FailOnEpoch2())
-    assert (d / MODEL_NAME).exists()  # the earlier weights are still there …
-    with pytest.raises(BundleError, match=SUMS_NAME):  # … but no longer taken for this run's model
-        ImageClassifier.load(d)
+    assert _files(d) == before
+    ImageClassifier.load(d)
+    assert (d / IN_PROGRESS / "checkpoint.pt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no staging folder left beside it
+    # --resume continues the interrupted run; its output then replaces the folder whole
+    s = _train(npz, d, resume=True)
+    assert s["epochs_run"] == 2 and not (d / IN_PROGRESS).exists()
+    assert json.loads((d / "provenance.json").read_text())["options"]["resume"] is True
 
 
 def test_failed_write_after_training_leaves_no_loadable_model(npz, tmp_path, monkeypatch):

@@ -103,7 +103,7 @@ def test_blocks_join_and_mismatched_ids_are_refused(clinical_files, tmp_path):
     with pytest.raises(ValidationError, match="needs block"):
         predict_patients(r.bundle_path, clinical_files["new"])
     pd.DataFrame({"patient_id": ["N0", "N1"], "prs_cad": [0.1, 0.2]}).to_csv(tmp_path / "newprs.csv", index=False)
-    with pytest.raises(IDMismatchError, match="2 cohort patient"):
+    with pytest.raises(IDMismatchError, match="2 of the cohort.s 4 patients are missing from block .prs."):
         predict_patients(r.bundle_path, clinical_files["new"], blocks={"prs": tmp_path / "newprs.csv"})
 
 

@@ -7,7 +7,7 @@ exit codes:
 1    other pmed error
 2    usage error (unknown command or option, missing or malformed value, a value outside its
      choices or range, a path that does not exist, a file where a folder is wanted), bad
-     option value, or input file unreadable
+     option value, or input file unreadable (truncated or corrupt compressed files included)
 3    malformed schema
 4    data break their schema (:class:`~pmed.errors.ValidationError`)
 5    patient IDs do not match between tables
@@ -30,11 +30,16 @@ import typer.main
 
 from pmed.cli._common import console as _console
 from pmed.cli._common import progress as _progress
-from pmed.cli._params import bounded, choice
+from pmed.cli._params import SEED_MAX, bounded, choice, table_out
 from pmed.errors import PmedError
 from pmed.progress import RichReporter as _RichReporter
 
 __all__ = ["app", "main"]
+
+#: Most bootstrap resamples (as a study's ``evaluation.bootstrap``): more only costs hours.
+MAX_BOOTSTRAP = 100_000
+#: Fewest synthetic patients of ``pmed demo`` (pmed.demo.MIN_PATIENTS, without importing it here).
+DEMO_MIN_PATIENTS = 100
 
 app = typer.Typer(
     name="pmed",
@@ -53,6 +58,11 @@ def _parse_blocks(items: list[str] | None) -> dict[str, str]:
         k, v = it.split("=", 1)
         out[k.strip()] = v.strip()
     return out
+
+
+def _flat(items) -> list:
+    """Paths of ``items`` with lists opened up (the block files)."""
+    return [q for i in items for q in (i if isinstance(i, list) else [i])]
 
 
 def _checked_blocks(items: list[str] | None) -> list[str] | None:
@@ -79,7 +89,8 @@ def run(
 def predict(
     model: Annotated[Path, typer.Option("--model", "-m", help="model bundle folder (DIR/model)", exists=True)],
     patients: Annotated[Path, typer.Option("--patients", "-p", help="new patients (CSV/TSV/Parquet)", exists=True)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="output CSV", dir_okay=False)] = Path("predictions.csv"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="output table (.csv, .tsv or .parquet)", dir_okay=False,
+                                      callback=table_out())] = Path("predictions.csv"),
     block: Annotated[list[str] | None, typer.Option("--block", "-b", help="NAME=FILE for modality blocks",
                                                     callback=_checked_blocks)] = None,
     report: Annotated[Path | None, typer.Option("--report", help="folder for one HTML report per patient",
@@ -92,19 +103,20 @@ def predict(
     from pmed.study.predict import new_patient_features, write_patient_reports
 
     blocks = _parse_blocks(block)
-    # before loading anything: --out must not replace --patients, a block file or the bundle
-    check_not_input(out, patients, list((blocks or {}).values()), model)
+    inputs = [patients, list((blocks or {}).values()), model]
+    # before loading anything: --out must not replace --patients, a block file or the bundle, and
+    # the report folder (replaced whole) must hold none of them, nor --out, nor lie in the bundle
+    check_not_input(out, *inputs)
+    if report is not None:
+        from pmed.study.predict import check_report_folder
+
+        check_report_folder(report, *_flat(inputs), out=out)
     bundle = load_bundle(model)
     pred = predict_patients(bundle, patients, blocks=blocks, out=out)
     _console().print(f"wrote {len(pred)} predictions to {out}")
     if report is not None:
         X = new_patient_features(bundle, patients, blocks=blocks)
-        paths = write_patient_reports(bundle, X, pred, report)
-        if pdf:
-            from pmed.report import html_to_pdf
-
-            for html in paths:
-                html_to_pdf(html, html.with_suffix(".pdf"))
+        paths = write_patient_reports(bundle, X, pred, report, pdf=pdf, inputs=_flat(inputs))
         _console().print(f"wrote {len(paths)} patient reports to {report}/")
 
 
@@ -120,8 +132,9 @@ def evaluate(
     id_col: Annotated[str | None, typer.Option("--id-col", help="patient ID column pairing models")] = None,
     threshold: Annotated[list[float] | None, typer.Option(
         "--threshold", "-t", help="classification threshold in (0, 1) (repeatable)", callback=bounded(gt=0, lt=1))] = None,
-    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for CIs", min=0)] = 500,
-    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for CIs (0: none)", min=0,
+                                           max=MAX_BOOTSTRAP)] = 500,
+    seed: Annotated[int, typer.Option(help="bootstrap seed", min=0, max=SEED_MAX)] = 0,
     min_group_size: Annotated[int, typer.Option(help="smallest subgroup reported", min=1)] = 30,
     task: Annotated[str, typer.Option(help="binary (probabilities) or continuous (values)",
                                       **choice("binary", "continuous"))] = "binary",
@@ -134,13 +147,19 @@ def evaluate(
 ) -> None:
     """Evaluate any predictions file: discrimination, calibration, utility, subgroups, report."""
     from pmed.evaluate import evaluate_predictions, read_predictions, roc_inputs, select_repeat
-    from pmed.io import check_not_input
+    from pmed.evaluate.engine import check_options
+    from pmed.io import check_not_input, check_output_folder, output_folder
     from pmed.report import write_evaluation
+    from pmed.report.evaluation import is_evaluation_output
     from pmed.study.report import print_evaluation_summary
 
-    # before any work: the files written into --out must not replace the predictions
+    # before any work: the files written into --out must not replace the predictions, and --out
+    # (replaced whole, so that no file of an earlier evaluation lingers) must not hold them
     check_not_input(out, predictions, writes=["metrics.json", "reliability_curve.csv", "decision_curve.csv",
                                               "calibration_curve.csv", "report.html", "report.pdf"])
+    check_output_folder(out, owned=is_evaluation_output, inputs=[predictions], what="evaluation")
+    check_options(thresholds=threshold or [0.5], n_boot=bootstrap, seed=seed, min_group_size=min_group_size,
+                  task=task, mitigate=mitigate, outcome=outcome, score=score, model_col=model_col, groups=group or [])
     df = select_repeat(read_predictions(predictions), repeat, source=str(predictions))
     with _progress() as p:
         bar = p.add_task("evaluating", total=None)
@@ -149,13 +168,14 @@ def evaluate(
             thresholds=threshold or [0.5], n_boot=bootstrap, seed=seed, min_group_size=min_group_size,
             source=str(predictions), task=task, mitigate=mitigate)
         p.update(bar, description="writing report")
-        paths = write_evaluation(ev, tables, out,
-                                 roc_data=roc_inputs(df, outcome=outcome, score=score, model_col=model_col),
-                                 context={"data_sources": [str(predictions)]})
-        if pdf and "report" in paths:
-            from pmed.report import html_to_pdf
+        with output_folder(out, owned=is_evaluation_output, inputs=[predictions], what="evaluation") as work:
+            paths = write_evaluation(ev, tables, work,
+                                     roc_data=roc_inputs(df, outcome=outcome, score=score, model_col=model_col),
+                                     context={"data_sources": [str(predictions)]})
+            if pdf and "report" in paths:
+                from pmed.report import html_to_pdf
 
-            html_to_pdf(paths["report"], out / "report.pdf")
+                html_to_pdf(paths["report"], work / "report.pdf")
     print_evaluation_summary(ev, out, _console())
 
 
@@ -176,8 +196,8 @@ def validate(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder", file_okay=False)] = Path("pmed-demo"),
-    n_patients: Annotated[int, typer.Option(help="synthetic cohort size", min=1)] = 1000,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    n_patients: Annotated[int, typer.Option(help="synthetic cohort size", min=DEMO_MIN_PATIENTS)] = 1000,
+    seed: Annotated[int, typer.Option(help="random seed", min=0, max=SEED_MAX)] = 0,
 ) -> None:
     """Run the whole flow on an embedded synthetic cohort and print a summary."""
     from pmed.demo import run_demo
@@ -239,6 +259,14 @@ def _is_click_error(e: BaseException) -> bool:
     return base is not None and isinstance(e, base)
 
 
+def _is_broken_stream(e: BaseException) -> bool:
+    """Whether ``e`` is what gzip/zlib/bz2/lzma raise for a file cut short or damaged."""
+    import lzma
+    import zlib
+
+    return isinstance(e, (EOFError, zlib.error, lzma.LZMAError))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning errors into one message and an exit code.
 
@@ -270,9 +298,17 @@ def main(argv: list[str] | None = None) -> int:
 
         _console(stderr=True).print(f"[bold red]error[/bold red] {escape(str(e))}", soft_wrap=True)
         return e.exit_code
-    except (KeyboardInterrupt, typer.Abort):
+    except KeyboardInterrupt:
         print("pmed: interrupted", file=sys.stderr)
         return 130
+    except typer.Abort as e:
+        # click aborts on Ctrl-C *and* on end of input (EOFError) at a prompt: only the first is
+        # an interruption (130); the second is a failure that must not pass for one
+        if isinstance(e.__cause__ or e.__context__, KeyboardInterrupt):
+            print("pmed: interrupted", file=sys.stderr)
+            return 130
+        print("error: aborted (a prompt got no answer)", file=sys.stderr)
+        return 1
     except typer.Exit as e:  # --help, or a command that exits early on purpose
         return int(e.exit_code or 0)
     except Exception as e:
@@ -281,6 +317,14 @@ def main(argv: list[str] | None = None) -> int:
             return int(e.exit_code)  # type: ignore[attr-defined]
         if isinstance(e, BrokenPipeError):  # `pmed ... | head`: the reader left; nothing to say
             return 1
+        if _is_broken_stream(e):
+            # a reader let a decompression error through (pmed's readers name the file; this is the
+            # net under the others): one line and exit 2, never a traceback or an "interrupted"
+            detail = (str(e).strip().splitlines() or [""])[0][:120]
+            print(f"error: an input file is truncated or corrupt ({type(e).__name__}"
+                  f"{': ' + detail if detail else ''})", file=sys.stderr)
+            print("  fix: check that every input file was written and copied completely", file=sys.stderr)
+            return 2
         raise
     return 0
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from pmed.progress import RichReporter
 
-__all__ = ["console", "progress_bar", "progress"]
+__all__ = ["console", "progress_bar", "progress", "pmed_warnings"]
 
 
 def console(stderr: bool = False):
@@ -30,3 +30,29 @@ def progress_bar() -> Iterator[RichReporter]:
     """``with progress_bar() as reporter: run_x(..., progress=reporter)``."""
     with progress() as p:
         yield RichReporter(p)
+
+
+@contextlib.contextmanager
+def pmed_warnings() -> Iterator[list]:
+    """Print each :class:`~pmed.errors.PmedWarning` raised in the body as one ``warning`` line.
+
+    pmed's warnings say what lowers trust in a result (a build that cannot be checked, patients
+    dropped by a window…): the user reads them as one line each, after the work, not as Python's
+    two-line ``file:line: Category`` form. Other warnings are shown as Python shows them. Nothing
+    is printed when the body fails: its error is the one line the user sees.
+    """
+    import warnings
+
+    from rich.markup import escape
+
+    from pmed.errors import PmedWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PmedWarning)
+        yield caught
+    err = console(stderr=True)
+    for w in caught:
+        if issubclass(w.category, PmedWarning):
+            err.print(f"[yellow]warning[/yellow] {escape(str(w.message))}", soft_wrap=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)

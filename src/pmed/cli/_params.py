@@ -16,7 +16,10 @@ from typing import Any
 
 import typer
 
-__all__ = ["choice", "bounded"]
+__all__ = ["choice", "bounded", "table_out", "SEED_MAX"]
+
+#: Largest seed every random generator pmed drives accepts (NumPy's legacy and scikit-learn's).
+SEED_MAX = 2**32 - 1
 
 _SHOWN = 40  # characters of a bad value echoed back: enough to spot a typo, never a long value
 
@@ -100,4 +103,32 @@ def bounded(*, gt: float | None = None, lt: float | None = None) -> Callable[[An
         return value
 
     check.bounds = (gt, lt)  # type: ignore[attr-defined]
+    return check
+
+
+def table_out() -> Callable[[Any], Any]:
+    """A ``callback`` for an output table path: its extension must be one pmed writes.
+
+    ``--out f.xlsx`` would otherwise get CSV text under an Excel name, and only after all the
+    work; this refuses it (and a name without extension) while the command line is parsed,
+    naming the extensions :func:`pmed.io.write_table` writes.
+
+    Returns
+    -------
+    callable
+        The callback (carrying ``suffixes``, the accepted extensions, for tests).
+    """
+    from pmed.io.tables import TABLE_SUFFIXES, check_table_suffix
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        for v in _each(value):
+            try:
+                check_table_suffix(v)
+            except ValueError as e:  # OptionError: its message and fix, as one usage error
+                raise typer.BadParameter(f"{e.message}; {e.fix}.") from None  # type: ignore[attr-defined]
+        return value
+
+    check.suffixes = tuple(TABLE_SUFFIXES)  # type: ignore[attr-defined]
     return check

@@ -22,6 +22,26 @@ def _console():
     return Console(highlight=False)
 
 
+def _classes(value: str | None) -> list[int] | None:
+    """``--classes 0,1,7`` as a list of integers (a usage error otherwise)."""
+    if value is None:
+        return None
+    parts = [v.strip() for v in str(value).split(",")]
+    try:
+        out = [int(v) for v in parts]
+    except ValueError:
+        raise typer.BadParameter("must be integer labels separated by commas, e.g. 0,1") from None
+    if len(set(out)) != len(out) or len(out) < 2 or min(out) < 0:
+        raise typer.BadParameter("must list two or more distinct labels >= 0, e.g. 0,1")
+    return out
+
+
+def _n_jobs(value: int | None) -> int | None:
+    if value is not None and not (value >= 1 or value == -1):
+        raise typer.BadParameter(f"{value} must be >= 1, or -1 for all cores.")
+    return value
+
+
 @app.callback()
 def _group() -> None:
     """Medical images: CNNs (MONAI), heat maps, embeddings, DICOM de-identification."""
@@ -33,15 +53,15 @@ def train(
                                                             "(patient_id,path,label,split)", exists=True)],
     out: Annotated[Path, typer.Option("--out", "-o", help="model folder to write", file_okay=False)],
     arch: Annotated[str, typer.Option(help="resnet18 (MONAI) or cnn (compact)", **choice("resnet18", "cnn"))] = "resnet18",
-    width: Annotated[float, typer.Option(help="channel multiplier (> 0)", callback=bounded(gt=0))] = 1.0,
+    width: Annotated[float, typer.Option(help="channel multiplier (> 0, at most 8)", callback=bounded(gt=0), max=8.0)] = 1.0,
     epochs: Annotated[int, typer.Option(help="maximum epochs", min=1)] = 30,
     batch_size: Annotated[int, typer.Option(help="mini-batch size", min=1)] = 64,
     lr: Annotated[float, typer.Option(help="AdamW learning rate (> 0)", callback=bounded(gt=0))] = 1e-3,
     patience: Annotated[int, typer.Option(help="early-stopping patience (epochs; 0 = never stop early)", min=0)] = 8,
-    size: Annotated[int | None, typer.Option(help="resize images to SIZE×SIZE (default: as stored)", min=1)] = None,
+    size: Annotated[int | None, typer.Option(help="resize images to SIZE×SIZE (at least 4; default: as stored)", min=4)] = None,
     augment: Annotated[bool, typer.Option(help="augment the training split")] = True,
     class_weight: Annotated[str, typer.Option(help="none (default: probabilities stay calibrated) or balanced", **choice("balanced", "none"))] = "none",
-    seed: Annotated[int, typer.Option(help="seed of weights, batches and augmentation")] = 0,
+    seed: Annotated[int, typer.Option(help="seed of weights, batches and augmentation", min=0)] = 0,
     device: Annotated[str | None, typer.Option(help="cuda or cpu (default: cuda when available)")] = None,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoint.pt")] = False,
     train_split: Annotated[str, typer.Option(help="split to train on")] = "train",
@@ -49,9 +69,17 @@ def train(
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the CIs", min=0)] = 500,
     root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to", exists=True, file_okay=False)] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-    n_jobs: Annotated[int | None, typer.Option("--n-jobs", help="PyTorch CPU threads (-1: all cores; default: PyTorch's)")] = None,
+    n_jobs: Annotated[int | None, typer.Option("--n-jobs", help="PyTorch CPU threads (-1: all cores; default: PyTorch's)", callback=_n_jobs)] = None,
+    classes: Annotated[str | None, typer.Option(help="the classes the labels take, e.g. 0,1 (default: those of the "
+                                                     "training labels; a class with fewer than 5 training images "
+                                                     "is then refused as a probable stray label)",
+                                                callback=_classes)] = None,
 ) -> None:
-    """Train a CNN; early-stop on the validation split; evaluate it there."""
+    """Train a CNN; early-stop on the validation split; evaluate it there.
+
+    OUT must be new, empty or an earlier training output: it is replaced whole when training
+    succeeds, and left as it was when it fails.
+    """
     import contextlib
 
     from pmed.cli._common import progress_bar
@@ -62,7 +90,7 @@ def train(
                             patience=patience or None, size=size, augment=augment,
                             class_weight=None if class_weight.lower() == "none" else class_weight, seed=seed,
                             device=device, resume=resume, train_split=train_split, val_split=val_split,
-                            n_boot=bootstrap, progress=bar, root=root, n_jobs=n_jobs)
+                            n_boot=bootstrap, progress=bar, root=root, n_jobs=n_jobs, classes=classes)
     con = _console()
     f3 = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731 - NaN metrics are None in the summary
     con.print(f"trained {arch} on {s['n_train']} images ({s['device']}): {s['epochs_run']} epochs, "
@@ -88,9 +116,8 @@ def predict(
 ) -> None:
     """Batch inference: one row per image with the probability of each class."""
     from pmed.imaging.workflow import predict_from_file
-    from pmed.io import check_not_input
 
-    check_not_input(out, data, model)  # before inference: --out must not replace the data or the model
+    # --out is checked before the model is read: a table name, not an input, not in the model folder
     pred = predict_from_file(model, data, out, split=split, device=device, batch_size=batch_size, root=root)
     _console().print(f"wrote {len(pred)} predictions to {out}")
 
@@ -107,7 +134,10 @@ def explain(
     device: Annotated[str | None, typer.Option(help="cuda or cpu")] = None,
     root: Annotated[Path | None, typer.Option(help="folder that manifest paths are relative to", exists=True, file_okay=False)] = None,
 ) -> None:
-    """Heat maps (Grad-CAM or occlusion) overlaid on the images, as PNGs."""
+    """Heat maps (Grad-CAM or occlusion) overlaid on the images, as PNGs.
+
+    OUT must be new, empty or an earlier `explain` output: it is replaced whole.
+    """
     from pmed.imaging.workflow import explain_from_file
 
     paths = explain_from_file(model, data, out, split=split, ids=id, n=n, method=method, device=device, root=root)
@@ -137,9 +167,14 @@ def deidentify(
     out: Annotated[Path, typer.Argument(help="output file or folder")],
     mapping: Annotated[Path, typer.Option("--mapping", help="re-identification CSV, kept apart from OUT "
                                                             "(reused and extended when it exists)", dir_okay=False)],
-    overwrite: Annotated[bool, typer.Option(help="replace existing output files")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing output file, or an output folder holding an "
+                                                 "earlier de-identified output (replaced whole)")] = False,
 ) -> None:
-    """Remove or replace DICOM PHI (basic confidentiality profile); pixels kept."""
+    """Remove or replace DICOM PHI (basic confidentiality profile); pixels kept.
+
+    A damaged or truncated DICOM file is refused (nothing is written); an output folder is written
+    whole and swapped in at the end, so that a failed run leaves the previous one.
+    """
     from pmed.imaging.deid import deidentify as _deidentify
 
     res = _deidentify(source, out, mapping=mapping, overwrite=overwrite)

@@ -21,6 +21,19 @@ def _group() -> None:
     """Single-cell and bulk omics."""
 
 
+def _finite(check=None):
+    """A ``callback`` refusing ``nan``/``inf`` (which parse as floats and slip past ``min=``/``max=``),
+    then applying ``check`` (such as :func:`pmed.cli._params.bounded`)."""
+    import math
+
+    def callback(value):
+        if value is not None and not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a finite number.")
+        return check(value) if check is not None else value
+
+    return callback
+
+
 def _split(v: str | None) -> list[str] | None:
     return None if not v else [s.strip() for s in v.split(",") if s.strip()]
 
@@ -33,7 +46,7 @@ def pipeline(
     label_key: Annotated[str | None, typer.Option("--label-key", help="known cell types (for metrics)")] = None,
     method: Annotated[str, typer.Option(help="harmony, combat, scanorama, bbknn or none",
                                         **choice("harmony", "combat", "scanorama", "bbknn", "none"))] = "harmony",
-    resolution: Annotated[float, typer.Option(help="Leiden resolution (> 0)", callback=bounded(gt=0))] = 0.6,
+    resolution: Annotated[float, typer.Option(help="Leiden resolution (> 0)", callback=_finite(bounded(gt=0)))] = 0.6,
     markers: Annotated[str, typer.Option(help="marker set: 'pbmc' or a JSON/YAML/CSV file")] = "pbmc",
     cell_types: Annotated[str | None, typer.Option(help="comma-separated types expected (subset of markers)")] = None,
     metadata: Annotated[Path | None, typer.Option(help="table joined onto the cells (first column = key)", exists=True)] = None,
@@ -49,26 +62,35 @@ def pipeline(
     n_top_genes: Annotated[int, typer.Option(help="highly variable genes", min=1)] = 2000,
     n_comps: Annotated[int, typer.Option(help="principal components", min=1)] = 30,
     min_genes: Annotated[int, typer.Option(help="QC: fewest genes per cell", min=0)] = 50,
-    max_pct_mt: Annotated[float, typer.Option(help="QC: highest mitochondrial percent", min=0, max=100)] = 20.0,
+    max_pct_mt: Annotated[float, typer.Option(help="QC: highest mitochondrial percent", min=0, max=100,
+                                              callback=_finite())] = 20.0,
     doublets: Annotated[bool, typer.Option(help="flag doublets with scrublet")] = True,
     remove_doublets: Annotated[bool, typer.Option(help="drop predicted doublets")] = False,
     plots: Annotated[bool, typer.Option(help="write figures")] = True,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    n_jobs: Annotated[int, typer.Option(help="threads/processes")] = 1,
+    umap: Annotated[bool, typer.Option(help="compute UMAP embeddings (and their figures)")] = True,
+    seed: Annotated[int, typer.Option(help="random seed (0 to 2**32 - 1)", min=0, max=2**32 - 1)] = 0,
+    n_jobs: Annotated[int, typer.Option(help="threads/processes", min=1)] = 1,
 ) -> None:
     """Read, QC, correct batches, cluster, annotate and summarise per patient into DIR."""
     from pmed.cli import _console
-    from pmed.cli._common import progress_bar
-    from pmed.io import check_not_input
+    from pmed.cli._common import pmed_warnings, progress_bar
+    from pmed.io import check_not_input, check_output_folder
     from pmed.omics.api import run_omics
+    from pmed.result import _written_by
 
     # before the pipeline: the files it writes into --out must not replace an input
     check_not_input(out, input, metadata, writes=[
         "processed.h5ad", "run.json", "integration_metrics.json", "provenance.json", "composition.csv",
         "biomarkers.csv", "biomarkers_by_cell_type.csv", "annotation_scores.csv", "markers_leiden.csv",
-        "markers_cell_type.csv"])
+        "markers_cell_type.csv", "patient_features.csv", "plots"])
+    # and the folder must be one that res.write may replace whole (new, empty or an earlier omics
+    # output): said now, not after minutes of work. Every file, plots included, is written by
+    # res.write into a staged folder swapped in at the end, so no file of an earlier run lingers.
+    marker_file = Path(markers) if markers != "pbmc" and Path(markers).is_file() else None
+    check_output_folder(out, owned=lambda d: _written_by(d, "omics"), inputs=[input, metadata, marker_file],
+                        what="omics output")
     con = _console()
-    with progress_bar() as bar:
+    with pmed_warnings(), progress_bar() as bar:
         res = run_omics(input, batch_key=batch_key, label_key=label_key, metadata=metadata,
                         metadata_on=metadata_on, counts_layer=counts_layer, sample_key=sample_key,
                         patient_key=patient_key, condition_key=condition_key, test=test,
@@ -77,7 +99,7 @@ def pipeline(
                         method=method, resolution=resolution, markers=markers,
                         cell_types=_split(cell_types), n_top_genes=n_top_genes, n_comps=n_comps,
                         min_genes=min_genes, max_pct_mt=max_pct_mt, doublets=doublets,
-                        remove_doublets=remove_doublets)
+                        remove_doublets=remove_doublets, umap=umap)
         res.write(out)
     s = res.record()
     con.print(f"cells: {s['n_cells_in']} read, {s['n_cells']} after QC; genes: {s['n_genes']}")

@@ -15,6 +15,17 @@ app = typer.Typer(help="Polygenic scores: PGS Catalog scoring files × PLINK/VCF
                   no_args_is_help=True)
 
 
+def _scheduler(value: str | None) -> str | None:
+    """``local`` or a scheduler address, checked while the command line is parsed."""
+    import re
+
+    if value is None or value == "local" or re.fullmatch(
+            r"[a-z][a-z0-9+.-]*://\S+|[\w.-]+:\d+", value):
+        return value
+    shown = value if len(value) <= 40 else value[:40] + "…"
+    raise typer.BadParameter(f"{shown!r} is neither 'local' nor an address such as tcp://host:8786.")
+
+
 @app.command()
 def score(
     target: Annotated[list[str], typer.Option(
@@ -29,17 +40,17 @@ def score(
     keep_first_match: Annotated[bool, typer.Option(help="of duplicated score rows, keep the first")] = False,
     impute: Annotated[str, typer.Option(help="missing genotypes: mean (cohort frequency), file (allelefrequency_effect) or none", **choice("mean", "file", "none"))] = "mean",
     dosage: Annotated[str, typer.Option(help="VCF field to score: GT (hardcalls) or DS (dosages)", **choice("GT", "DS"))] = "GT",
-    build: Annotated[str | None, typer.Option(help="genome build of the genotypes if their files do not say (GRCh37/GRCh38)")] = None,
+    build: Annotated[str | None, typer.Option(help="genome build of the genotypes if their files do not say", **choice("GRCh37", "GRCh38", "hg19", "hg38"))] = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", "--threads", min=1, help="threads for reading and multiplying (--threads: the earlier name)")] = 1,
     block_size: Annotated[int | None, typer.Option(help="variants per streamed block (default: about 2.5 million genotypes)", min=1)] = None,
-    scheduler: Annotated[str | None, typer.Option(help="run on Dask: 'local' or a scheduler address tcp://host:8786")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="run on Dask: 'local' or a scheduler address tcp://host:8786", callback=_scheduler)] = None,
     reference: Annotated[Path | None, typer.Option(help="reference panel genotypes for ancestry-aware scores (PCA, most similar population, Z)")] = None,
     ref_populations: Annotated[Path | None, typer.Option(help="table with IID and the population column (default: the reference's .psam)", exists=True)] = None,
     population_column: Annotated[str, typer.Option(help="population column of the reference labels")] = "SuperPop",
-    seed: Annotated[int, typer.Option(help="seed of the population classifier (with --reference)")] = 0,
+    seed: Annotated[int, typer.Option(help="seed of the population classifier (with --reference)", min=0, max=2**32 - 1)] = 0,
 ) -> None:
     """Score samples on polygenic scores; write DIR/scores.tsv and DIR/match_report.tsv."""
-    from pmed.cli._common import console, progress_bar
+    from pmed.cli._common import console, pmed_warnings, progress_bar
     from pmed.genomics.prs import run_prs
     from pmed.io import check_not_input
 
@@ -47,7 +58,7 @@ def score(
     check_not_input(out, [t for t in target if Path(t).exists()], scorefile, reference, ref_populations,
                     writes=["scores.tsv", "match_report.tsv", "provenance.json", "ancestry.tsv",
                             "scores_adjusted.tsv"])
-    with progress_bar() as reporter:
+    with pmed_warnings(), progress_bar() as reporter:
         res = run_prs(
             target, scorefile, out=out, min_overlap=min_overlap, keep_ambiguous=keep_ambiguous,
             keep_multiallelic=keep_multiallelic, keep_first_match=keep_first_match, impute=impute,
@@ -60,8 +71,9 @@ def score(
         con.print(f"[bold]{r['PGS']}[/bold]: {r['matched']}/{r['n_variants']} variants matched "
                   f"({r['overlap']:.1%}); excluded {r['excluded']} (strand-ambiguous "
                   f"{r['excluded_strand_ambiguous']}, multi-allelic {r['excluded_multiallelic']}, "
-                  f"duplicate {r['excluded_duplicate_ID']}), not found {r['unmatched']}, "
-                  f"unscorable {r['unscorable']}")
+                  f"duplicate {r['excluded_duplicate_ID']}), not found {r['unmatched']} "
+                  f"(of which other alleles at the position {r['unmatched_allele_mismatch']}), "
+                  f"unscorable {r['unscorable']}; genome build check: {r['build_check']}")
     con.print(f"{res.provenance['n_samples']} samples × {len(rep)} scores → {out / 'scores.tsv'} "
               f"(match report: {out / 'match_report.tsv'})")
     if res.ancestry is not None:

@@ -43,7 +43,7 @@ from numbers import Integral, Real
 import numpy as np
 from scipy import stats
 
-from pmed.errors import ValidationError
+from pmed.errors import ValidationError, shorten
 
 __all__ = ["delong_auc", "delong_test", "proportion_ci", "threshold_metrics"]
 
@@ -84,7 +84,7 @@ def _check_outcome(y, problems: list[str]) -> np.ndarray | None:
     try:
         yf = arr.astype(float)
     except (TypeError, ValueError):
-        bad = sorted({repr(v) for v in arr.tolist() if not isinstance(v, (int, float, bool, np.number))})
+        bad = sorted({shorten(v) for v in arr.tolist() if not isinstance(v, (int, float, bool, np.number))})
         problems.append(f"y must be numeric 0/1; found non-numeric values {', '.join(bad[:5])}")
         return None
     nan = np.isnan(yf)

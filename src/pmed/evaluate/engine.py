@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pmed.errors import ValidationError
+from pmed.errors import OptionError, ValidationError, shorten
 from pmed.evaluate.calibration import calibration_metrics, reliability_curve, smooth_calibration
 from pmed.evaluate.discrimination import delong_auc, delong_test, threshold_metrics
 from pmed.evaluate.metrics import binary_metrics
@@ -23,11 +23,70 @@ from pmed.evaluate.predictions import check_predictions
 from pmed.evaluate.utility import decision_curve, select_threshold
 
 __all__ = ["evaluate_binary", "evaluate_continuous", "evaluate_predictions", "EVALUATION_SCHEMA_VERSION",
-           "NET_BENEFIT_THRESHOLDS"]
+           "NET_BENEFIT_THRESHOLDS", "check_options", "MAX_BOOTSTRAP"]
 
 EVALUATION_SCHEMA_VERSION = 1
+#: Most bootstrap resamples accepted (as a study's ``evaluation.bootstrap``).
+MAX_BOOTSTRAP = 100_000
+_SEED_MAX = 2**32 - 1  # NumPy's legacy generator and scikit-learn take seeds up to this
 #: thresholds at which net benefit is tabulated in metrics.json (the full curve is in a CSV)
 NET_BENEFIT_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def check_options(*, thresholds: Sequence[float] = (0.5,), n_boot: int = 500, seed: int = 0,
+                  min_group_size: int = 30, task: str = "binary", mitigate: str | None = None,
+                  outcome: str | None = None, score: str | None = None, model_col: str | None = None,
+                  groups: Sequence[str] = ()) -> None:
+    """Refuse option values outside their range before any data is looked at (as the CLI does).
+
+    Column options are checked against each other only (the table is not read): the outcome and
+    the score must be two columns, a group column is named once and is neither of them.
+
+    Raises
+    ------
+    OptionError
+        Naming the option, the value and what is allowed.
+    """
+    if task not in ("binary", "continuous"):
+        raise OptionError(f"task must be 'binary' or 'continuous', got {shorten(task)}", fix="use task='binary'")
+    if mitigate is not None and mitigate not in ("equalized_odds", "demographic_parity"):
+        raise OptionError(f"mitigate must be 'equalized_odds' or 'demographic_parity', got {shorten(mitigate)}",
+                          fix="use one of them, or None")
+    thr = list(thresholds) if isinstance(thresholds, (list, tuple, np.ndarray)) else [thresholds]
+    if not thr:
+        raise OptionError("thresholds is empty", fix="give at least one threshold, e.g. [0.5]")
+    for t in thr:
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.number)) or not 0 < float(t) < 1:
+            raise OptionError(f"a classification threshold must be a number in (0, 1), got {shorten(t)}",
+                              fix="use e.g. 0.5 (--threshold 0.5)")
+    if not _is_int(n_boot) or not 0 <= n_boot <= MAX_BOOTSTRAP:
+        raise OptionError(f"n_boot must be a whole number from 0 to {MAX_BOOTSTRAP}, got {shorten(n_boot)}",
+                          fix="use e.g. 500 (--bootstrap 500)")
+    if not _is_int(seed) or not 0 <= seed <= _SEED_MAX:
+        raise OptionError(f"seed must be a whole number from 0 to 2**32-1, got {shorten(seed)}",
+                          fix="use e.g. 0 (--seed 0)")
+    if not _is_int(min_group_size) or min_group_size < 1:
+        raise OptionError(f"min_group_size must be a whole number of at least 1, got {shorten(min_group_size)}",
+                          fix="use e.g. 30 (--min-group-size 30)")
+    if outcome is not None and outcome == score:
+        raise OptionError(f"the outcome and the score are the same column {shorten(outcome)}",
+                          fix="name the observed outcome (--outcome) and the prediction (--score)")
+    named = [c for c in (outcome, score) if c is not None]
+    if model_col is not None and model_col in named:
+        raise OptionError(f"the model column {shorten(model_col)} is also the outcome or the score",
+                          fix="name the column holding model names (--model-col)")
+    seen: set[str] = set()
+    for g in groups:
+        if g in seen:
+            raise OptionError(f"the group column {shorten(g)} is given twice", fix="name each --group once")
+        if g in named or g == model_col:
+            raise OptionError(f"the group column {shorten(g)} is also the outcome, score or model column",
+                              fix="group by a patient attribute (sex, ancestry, site …)")
+        seen.add(g)
 
 
 def evaluate_binary(
@@ -55,6 +114,7 @@ def evaluate_binary(
     tables : dict of DataFrame
         ``decision_curve`` and ``calibration`` (smooth curve with band) for plots and CSVs.
     """
+    check_options(thresholds=thresholds, n_boot=n_boot, seed=seed, min_group_size=min_group_size)
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
     boot = binary_metrics(y, p, threshold=thresholds[0] if thresholds else 0.5, n_boot=n_boot, seed=seed)
@@ -118,6 +178,7 @@ def evaluate_continuous(
 
     from pmed.evaluate.metrics import regression_metrics
 
+    check_options(n_boot=n_boot, seed=seed, min_group_size=min_group_size, task="continuous")
     y = np.asarray(y, dtype=float)
     yhat = np.asarray(yhat, dtype=float)
     metrics = regression_metrics(y, yhat, n_boot=n_boot, seed=seed)
@@ -199,16 +260,25 @@ def evaluate_predictions(
         The ``metrics.json`` content (see ``docs/evaluation.md``).
     tables : dict
         model → ``{"decision_curve": DataFrame, "calibration": DataFrame}``.
+
+    Raises
+    ------
+    OptionError
+        An option outside its range (:func:`check_options`), before the table is looked at.
+    ValidationError
+        The table does not hold what the options name, or its values are unusable.
     """
     from pmed import __version__
 
+    check_options(thresholds=thresholds, n_boot=n_boot, seed=seed, min_group_size=min_group_size, task=task,
+                  mitigate=mitigate, outcome=outcome, score=score, model_col=model_col, groups=list(groups))
     df = check_predictions(df, outcome=outcome, score=score, model_col=model_col, groups=groups, source=source,
                            task=task)
     if id_col is None and "patient_id" in df.columns:
         id_col = "patient_id"
     parts = dict(tuple(df.groupby(model_col, sort=False))) if model_col else {"model": df}
     if id_col:
-        dup = [str(m) for m, d in parts.items() if d[id_col].duplicated().any()]
+        dup = [shorten(m) for m, d in parts.items() if d[id_col].duplicated().any()]
         if dup:
             raise ValidationError(
                 [f"patient IDs repeat within model(s) {', '.join(dup)} (column {id_col!r}): each patient "
@@ -231,7 +301,7 @@ def evaluate_predictions(
         }, {}
     for name, d in parts.items():
         if d[outcome].nunique() < 2:
-            raise ValidationError([f"model {name!r}: only one outcome class among its rows"], file=source)
+            raise ValidationError([f"model {shorten(name)}: only one outcome class among its rows"], file=source)
         g = d[list(groups)].astype(str).reset_index(drop=True) if groups else None
         models[str(name)], tables[str(name)] = evaluate_binary(
             d[outcome].to_numpy(), d[score].to_numpy(), groups=g, thresholds=thresholds,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pmed.errors import ValidationError, format_rows
+from pmed.errors import ValidationError, format_rows, shorten
 
 __all__ = ["read_predictions", "check_predictions", "select_repeat", "roc_inputs"]
 
@@ -35,7 +35,7 @@ def select_repeat(df: pd.DataFrame, repeat: int | None, *, source: str | None = 
 
         have = sorted(pd.unique(df["repeat"]).tolist())[:10]
         raise OptionError(f"no rows with repeat {repeat}", file=source,
-                          fix=f"choose one of the repeats in the file: {', '.join(map(str, have))}")
+                          fix=f"choose one of the repeats in the file: {', '.join(map(shorten, have))}")
     return kept
 
 
@@ -72,7 +72,8 @@ def check_predictions(
     if missing:
         raise ValidationError(
             [f"column {c!r} not found" for c in missing], file=source,
-            fix=f"columns in the file: {', '.join(map(str, df.columns))}")
+            fix=f"columns in the file: {', '.join(shorten(c, 30) for c in df.columns[:20])}"
+                f"{' …' if df.shape[1] > 20 else ''}")
     if len(df) == 0:
         raise ValidationError(["the predictions file has no rows"], file=source)
 
@@ -98,10 +99,10 @@ def check_predictions(
     as_num = pd.to_numeric(pd.Series(values), errors="coerce")
     if len(values) > 2 or as_num.isna().any() or not set(as_num.dropna()) <= {0.0, 1.0}:
         problems.append(f"column {outcome!r}: outcome must be binary 0/1, found values "
-                        f"{', '.join(str(v) for v in values[:6])}"
+                        f"{', '.join(shorten(v) for v in values[:6])}{' …' if len(values) > 6 else ''}"
                         " — recode the event as 1 and the non-event as 0")
     elif len(values) < 2:
-        problems.append(f"column {outcome!r}: only one outcome class ({values[0]!r}) — discrimination "
+        problems.append(f"column {outcome!r}: only one outcome class ({shorten(values[0])}) — discrimination "
                         "and calibration need both events and non-events")
 
     p = pd.to_numeric(df[score], errors="coerce")
@@ -130,6 +131,6 @@ def _group_problems(df: pd.DataFrame, groups: Sequence[str], lines: np.ndarray) 
             problems.append(f"group column {g!r}: missing values at lines {format_rows(lines[s.isna().to_numpy()])}"
                             " — give every patient a group (an explicit 'unknown' level is fine)")
         if s.nunique(dropna=True) < 2:
-            problems.append(f"group column {g!r}: a single level ({s.dropna().iloc[0]!r}) — a subgroup "
+            problems.append(f"group column {g!r}: a single level ({shorten(s.dropna().iloc[0])}) — a subgroup "
                             "comparison needs at least two groups")
     return problems

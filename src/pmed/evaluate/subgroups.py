@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from pmed.errors import ValidationError, format_rows
+from pmed.errors import ValidationError, format_rows, shorten
 from pmed.evaluate.metrics import _binary_point, _with_bootstrap
 
 __all__ = [
@@ -80,14 +80,14 @@ def _check_inputs(y: Any, p: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, 
     for col in groups.columns:
         miss = groups[col].isna().to_numpy()
         if miss.any():
-            where = (f"patients {', '.join(str(v) for v in groups.index[miss][:8])}"
-                     + (f", … ({miss.sum()} in all)" if miss.sum() > 8 else "")
-                     if labelled else f"rows {format_rows(np.flatnonzero(miss))} (0-based)")
+            # positions, not the index's labels: those are patient IDs
+            where = (f"positions {format_rows(np.flatnonzero(miss) + 1)} (1-based)" if labelled
+                     else f"rows {format_rows(np.flatnonzero(miss))} (0-based)")
             problems.append(f"group column {col!r} is missing for {int(miss.sum())} patients: {where}")
         levels = groups[col].dropna().unique()
         if len(levels) == 1:
             problems.append(
-                f"group column {col!r} has a single level ({levels[0]!r}) for every patient: "
+                f"group column {col!r} has a single level ({shorten(levels[0])}) for every patient: "
                 "there is nothing to compare"
             )
     if problems:
@@ -488,7 +488,7 @@ def mitigate_thresholds(
     for lev in _sorted_levels(lab):
         yy = yv[lab == lev]
         if yy.sum() < need or (len(yy) - yy.sum()) < need:
-            problems.append(f"group {lev!r} has fewer than {need} events or non-events: its "
+            problems.append(f"group {shorten(lev)} has fewer than {need} events or non-events: its "
                             "thresholds cannot be " + ("fitted" if cv is None else
                                                        f"fitted in {cv}-fold cross-validation"))
     if problems:

@@ -16,6 +16,7 @@ that must be stored apart from the de-identified images.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ import pandas as pd
 from pmed.errors import InputError
 from pmed.io.names import check_inside, safe_filename
 
-__all__ = ["ACTIONS", "KEEP_UIDS", "DeidResult", "deidentify_dataset", "deidentify"]
+__all__ = ["ACTIONS", "KEEP_UIDS", "DeidResult", "deidentify_dataset", "deidentify", "is_deid_output"]
 
 #: keyword → action of PS3.15 Table E.1-1 (X remove, Z empty, D dummy, U new UID)
 ACTIONS: dict[str, str] = {
@@ -230,6 +231,90 @@ def _inside(child: Path, parent: Path) -> bool:
         return False
 
 
+_PSEUDONYM = re.compile(r"PMED[0-9A-F]{8}")
+
+
+def is_deid_output(folder: str | Path) -> bool:
+    """Whether ``folder`` holds only what :func:`deidentify` writes (an earlier output of it).
+
+    Recognised by its layout, since the folder carries no provenance file (one listing input
+    paths would put identifying names beside the de-identified images): ``*.dcm`` files either
+    at the top (one file de-identified into a folder) or three levels down under a pseudonym
+    folder (``PMED…/<series UID>/<instance UID>.dcm``).
+    """
+    folder = Path(folder)
+    found = False
+    for p in folder.rglob("*"):
+        if p.is_dir():
+            continue
+        rel = p.relative_to(folder).parts
+        ok = p.suffix == ".dcm" and (len(rel) == 1 or (len(rel) == 3 and _PSEUDONYM.fullmatch(rel[0])))
+        if not ok:
+            return False
+        found = True
+    return found
+
+
+def _check_paths(source: Path, out: Path, mapping: Path, *, file_out: bool, overwrite: bool) -> None:
+    """Every refusal about where things go, before a byte is read or written (issue #16)."""
+    from pmed.io import check_not_input
+
+    if not source.exists():
+        raise InputError("input not found", file=source, fix="check the path")
+    if source.resolve() == out.resolve() or (source.is_dir() and _inside(out, source)):
+        raise InputError("the output lies inside the input", file=out,
+                         fix="write the de-identified copy to a folder outside the input; inputs are never modified")
+    if not file_out and _inside(source, out):
+        raise InputError("the input lies inside the output folder, which is replaced whole", file=out,
+                         fix="choose an output folder outside the input")
+    if mapping.is_dir():
+        raise InputError("the mapping path is a folder", file=mapping, fix="pass --mapping a CSV file path")
+    check_not_input(mapping, source)
+    if _inside(mapping, out.parent if file_out else out):
+        raise InputError("the re-identification mapping would be stored with the de-identified images",
+                         file=mapping, fix="pass --mapping a path outside OUT (kept by the data custodian)")
+    if source.is_dir() and _inside(mapping, source):
+        raise InputError("the re-identification mapping would be written into the input folder", file=mapping,
+                         fix="pass --mapping a path outside the input; inputs are never modified")
+    if file_out:
+        if out.exists() and not overwrite:
+            raise InputError("output file exists", file=out, fix="pass --overwrite or choose another output path")
+        return
+    if out.exists() and not out.is_dir():
+        raise InputError("the output path is a file, not a folder", file=out,
+                         fix="give a folder for the de-identified copies of a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not is_deid_output(out):
+            raise InputError("the output folder is not empty and does not hold an earlier de-identified "
+                             "output; pmed replaces the output folder whole", file=out,
+                             fix="choose a new or empty folder")
+        if not overwrite:
+            raise InputError("the output folder holds an earlier de-identified output", file=out,
+                             fix="pass --overwrite to replace it whole, or choose another folder")
+
+
+def _read(f: Path, source: Path, files: list[Path]):
+    """The dataset of ``f``; ``None`` for a file of a folder that is not DICOM at all."""
+    from pmed.imaging.readers.dicom import NotDicomError, read_dataset
+
+    try:
+        return read_dataset(f)
+    except NotDicomError:
+        if not source.is_dir():
+            raise InputError("not a readable DICOM file", file=f,
+                             fix="check the file; de-identification only handles DICOM") from None
+        return None
+    except InputError as e:
+        if not source.is_dir():
+            raise
+        # files of a folder are named by their position, not their path: folder and file names
+        # often identify the patient (issue #16)
+        k = files.index(f) + 1
+        raise InputError(e.message, file=source, where=f"file {k} of {len(files)} (sorted by path)",
+                         fix=f"find it with: find SOURCE -type f | LC_ALL=C sort | sed -n {k}p; then "
+                             "re-export it from the PACS or move it out") from None
+
+
 def deidentify(
     source: str | Path,
     out: str | Path,
@@ -242,17 +327,20 @@ def deidentify(
     Parameters
     ----------
     source
-        A DICOM file or a folder (searched recursively; non-DICOM files are skipped).
+        A DICOM file or a folder (searched recursively; files that are not DICOM are skipped).
     out
         For a file: the output file (or a folder to put it in). For a folder: the output folder,
         laid out ``<pseudonym>/<new SeriesInstanceUID>/<new SOPInstanceUID>.dcm`` (original
-        names may themselves identify the patient).
+        names may themselves identify the patient). An output folder is written whole into a
+        staging folder beside it and swapped in at the end: a failed run leaves the previous
+        output, and a re-run never mixes its files with an earlier run's.
     mapping
-        The re-identification CSV. Must lie outside ``out`` (it is the key to the identities);
-        when it exists its pseudonyms and UIDs are reused and extended, so that a patient
-        keeps one pseudonym across batches.
+        The re-identification CSV. Must lie outside ``out`` and the input (it is the key to the
+        identities); when it exists its pseudonyms and UIDs are reused and extended, so that a
+        patient keeps one pseudonym across batches. Written only when every file succeeded.
     overwrite
-        Replace existing output files.
+        Replace an existing output file, or an output folder holding an earlier de-identified
+        output (replaced whole).
 
     Returns
     -------
@@ -261,71 +349,88 @@ def deidentify(
     Raises
     ------
     InputError
-        Missing source; ``out`` inside ``source`` or equal to it; ``mapping`` inside ``out``; an
-        output that exists without ``overwrite``; no DICOM file found.
+        Missing source; ``out`` inside ``source`` or equal to it (or the other way round);
+        ``mapping`` inside ``out`` or the input; an existing output without ``overwrite``; a
+        non-empty output folder holding something else; a damaged or truncated DICOM file (its
+        pixel data shorter than Rows × Columns × SamplesPerPixel × BitsAllocated / 8 × frames);
+        no DICOM file found.
     """
     from pmed.errors import require
 
-    dcmread = require("pydicom", extra="imaging", feature="DICOM de-identification").dcmread
+    require("pydicom", extra="imaging", feature="DICOM de-identification")
 
-    from pmed.io import atomic_path, write_table
+    from pmed.io import atomic_path, output_folder, write_table
 
     source, out, mapping = Path(source), Path(out), Path(mapping)
-    if not source.exists():
-        raise InputError("input not found", file=source, fix="check the path")
-    if source.resolve() == out.resolve() or (source.is_dir() and _inside(out, source)):
-        raise InputError("the output lies inside the input", file=out,
-                         fix="write the de-identified copy to a folder outside the input; inputs are never modified")
-    if _inside(mapping, out if (out.is_dir() or not out.suffix) else out.parent):
-        raise InputError("the re-identification mapping would be stored with the de-identified images",
-                         file=mapping, fix="pass --mapping a path outside OUT (kept by the data custodian)")
+    file_out = source.is_file() and not out.is_dir() and bool(out.suffix)
+    _check_paths(source, out, mapping, file_out=file_out, overwrite=overwrite)
     previous = None
     if mapping.exists():
         try:
             previous = pd.read_csv(mapping, dtype=str, keep_default_na=False)
         except Exception as e:
-            raise InputError(f"cannot read the existing mapping ({e})", file=mapping,
+            raise InputError(f"cannot read the existing mapping ({type(e).__name__})", file=mapping,
                              fix="pass a new mapping path or repair the CSV") from e
         if not {"kind", "attribute", "pseudonym", "original"} <= set(previous.columns):
             raise InputError("the existing mapping lacks columns kind, attribute, pseudonym, original",
                              file=mapping, fix="pass a mapping written by pmed imaging deidentify")
     mapper = _Mapper(previous)
-    files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
-    rows, skipped, warnings = [], [], []
-    for f in files:
-        try:
-            ds = dcmread(f)
-        except Exception:  # noqa: BLE001 - not DICOM: listed in `skipped` and warned below
-            if not source.is_dir():
-                raise InputError("not a readable DICOM file", file=f,
-                                 fix="check the file; de-identification only handles DICOM") from None
-            skipped.append(str(f))
-            continue
-        burned = str(ds.get("BurnedInAnnotation", "")).upper()
-        ds, pseudonym = deidentify_dataset(ds, mapper)
-        # header values name the files: made safe so that a crafted UID cannot leave ``out``
-        if source.is_dir():
-            dest = (out / safe_filename(str(pseudonym))
-                    / safe_filename(str(ds.get("SeriesInstanceUID", "series")))
-                    / f"{safe_filename(str(ds.get('SOPInstanceUID', f.stem)))}.dcm")
+    # sorted as plain strings, the order `LC_ALL=C sort` gives (messages name a file by its position)
+    files = sorted((p for p in source.rglob("*") if p.is_file()), key=str) if source.is_dir() else [source]
+
+    def run(work: Path) -> tuple[list, list, list]:
+        rows, skipped, warnings = [], [], []
+        pending = None
+        for f in files:
+            ds = _read(f, source, files)
+            if ds is None:
+                skipped.append(str(f))
+                continue
+            burned = str(ds.get("BurnedInAnnotation", "")).upper()
+            ds, pseudonym = deidentify_dataset(ds, mapper)
+            # header values name the files: made safe so that a crafted UID cannot leave ``out``
+            if file_out:
+                rel = None
+            elif source.is_dir():
+                rel = (Path(safe_filename(str(pseudonym))) / safe_filename(str(ds.get("SeriesInstanceUID", "series")))
+                       / f"{safe_filename(str(ds.get('SOPInstanceUID', 'image')))}.dcm")
+            else:
+                rel = Path(f"{safe_filename(str(ds.get('SOPInstanceUID', 'image')))}.dcm")
+            if rel is None:
+                dest, pending = out, ds  # saved below, once the mapping is
+            else:
+                dest = out / rel
+                staged = check_inside(work / rel, work)
+                if staged.exists():
+                    raise InputError("two input files give the same de-identified instance UID", file=source,
+                                     fix="the folder holds the same instance twice; remove the copy")
+                staged.parent.mkdir(parents=True, exist_ok=True)
+                ds.save_as(staged, enforce_file_format=False)
+            if burned != "NO":
+                warnings.append(f"{dest.name}: BurnedInAnnotation is {burned or 'absent'}; text in the pixels "
+                                "(if any) is not removed — review the image")
+            rel_src = str(f.relative_to(source)) if source.is_dir() else f.name
+            mapper.rows.append({"kind": "file", "attribute": "path", "pseudonym": str(dest), "original": rel_src})
+            rows.append({"source": rel_src, "output": str(dest), "pseudonym": pseudonym,
+                         "burned_in_annotation": burned or ""})
+        if not rows:
+            raise InputError("no DICOM file found", file=source, fix="point at a DICOM file or a folder holding some")
+        # the key is saved before the images are moved in: never de-identified images without it
+        table = pd.DataFrame(mapper.rows, columns=["kind", "attribute", "pseudonym", "original"])
+        if pending is None:
+            write_table(table, mapping, index=False)
         else:
-            dest = (out / f"{safe_filename(str(ds.get('SOPInstanceUID', 'image')))}.dcm"
-                    if (out.is_dir() or not out.suffix) else out)
-        if dest is not out:
-            check_inside(dest, out)
-        if dest.exists() and not overwrite:
-            raise InputError("output file exists", file=dest, fix="pass --overwrite or choose an empty folder")
-        with atomic_path(dest) as tmp:
-            ds.save_as(tmp, enforce_file_format=False)
-        if burned != "NO":
-            warnings.append(f"{dest.name}: BurnedInAnnotation is {burned or 'absent'}; text in the pixels "
-                            "(if any) is not removed — review the image")
-        rel_src = str(f.relative_to(source)) if source.is_dir() else f.name
-        mapper.rows.append({"kind": "file", "attribute": "path", "pseudonym": str(dest), "original": rel_src})
-        rows.append({"source": rel_src, "output": str(dest), "pseudonym": pseudonym,
-                     "burned_in_annotation": burned or ""})
-    if not rows:
-        raise InputError("no DICOM file found", file=source, fix="point at a DICOM file or a folder holding some")
+            with atomic_path(out) as tmp:
+                pending.save_as(tmp, enforce_file_format=False)
+                write_table(table, mapping, index=False)
+        return rows, skipped, warnings
+
+    if file_out:
+        rows, skipped, warnings = run(out.parent)
+    else:
+        # earlier output and overwrite were checked above; `owned` only has to let it be replaced
+        with output_folder(out, owned=is_deid_output, inputs=[source], what="de-identified output") as work:
+            rows, skipped, warnings = run(work)
     if skipped:
         import warnings as _warnings
 
@@ -334,5 +439,4 @@ def deidentify(
         _warnings.warn(f"{source}: skipped {len(skipped)} file(s) that do not parse as DICOM", PmedWarning,
                        stacklevel=2)
     table = pd.DataFrame(mapper.rows, columns=["kind", "attribute", "pseudonym", "original"])
-    write_table(table, mapping, index=False)
     return DeidResult(files=pd.DataFrame(rows), mapping=table, skipped=skipped, warnings=warnings)

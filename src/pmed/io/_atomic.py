@@ -9,10 +9,10 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_dir", "write_text_atomic"]
+__all__ = ["atomic_path", "atomic_dir", "write_text_atomic", "output_folder", "check_output_folder"]
 
 
 @contextlib.contextmanager
@@ -66,3 +66,64 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def check_output_folder(out: str | Path, *, owned: Callable[[Path], bool], inputs: Iterable = (),
+                        what: str = "pmed output") -> Path:
+    """Refuse an output folder that pmed could not replace whole without losing something.
+
+    Parameters
+    ----------
+    out
+        The output folder (``--out``).
+    owned
+        ``owned(out)`` is true when a non-empty ``out`` holds an earlier output of the same
+        command (and so may be replaced).
+    inputs
+        Input files or folders: none may lie inside ``out``, which is replaced whole.
+    what
+        What the folder holds, for the message ("study output", "PRS output" …).
+
+    Raises
+    ------
+    InputError
+        (exit 2) ``out`` is a file; ``out`` is not empty and holds something other than an earlier
+        ``what``; or an input lies inside ``out``.
+    """
+    from pmed.errors import InputError
+    from pmed.io.names import _flatten
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError("the output path is a file, not a folder", file=out, fix="give a folder for --out")
+    root = out.resolve()
+    for src in _flatten(inputs):
+        s = Path(src).resolve()
+        if s == root or root in s.parents:
+            raise InputError(f"the input {Path(src).name!r} lies inside the output folder, which pmed "
+                             "replaces whole", file=out, fix="choose another output folder (--out)")
+    if out.is_dir() and any(out.iterdir()) and not owned(out):
+        raise InputError(f"the output folder is not empty and does not hold an earlier {what}; pmed "
+                         "replaces the output folder whole", file=out,
+                         fix="choose a new or empty folder for --out")
+    return out
+
+
+@contextlib.contextmanager
+def output_folder(out: str | Path, *, owned: Callable[[Path], bool], inputs: Iterable = (),
+                  what: str = "pmed output") -> Iterator[Path]:
+    """Stage a command's whole output folder, then swap it in (issue #16).
+
+    :func:`check_output_folder` first; then every file is written into a fresh hidden folder
+    beside ``out``, which replaces ``out`` whole only when the body finishes. A run that fails or
+    is killed leaves the previous output untouched (and at most a hidden ``.NAME.*.tmp`` folder
+    that no reader looks at); outputs of an earlier run never linger beside new ones.
+
+    Yields
+    ------
+    Path
+        The staging folder to write into.
+    """
+    check_output_folder(out, owned=owned, inputs=inputs, what=what)
+    with atomic_dir(out) as tmp:
+        yield tmp

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from pmed.errors import InputError
+from pmed.errors import InputError, OptionError, shorten
 from pmed.io._atomic import atomic_path
 from pmed.schema import TableSchema
 
-__all__ = ["read_table", "read_raw_table", "write_table", "TABLE_SUFFIXES", "check_number_text"]
+__all__ = ["read_table", "read_raw_table", "write_table", "TABLE_SUFFIXES", "check_number_text",
+           "check_table_suffix", "WRITABLE"]
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": None}
+#: Compressions pandas infers from a text table's name when writing (``x.csv.gz``).
+_WRITE_COMPRESSIONS = (".gz", ".bz2", ".xz")
+#: What :func:`write_table` writes, for messages (Excel is not among them: no dependency reads it).
+WRITABLE = ".csv, .tsv (.txt), .parquet (.pq); text tables optionally .gz/.bz2/.xz-compressed"
 
 
 def _suffix(path: Path) -> str:
@@ -42,13 +47,54 @@ def check_number_text(data: bytes, *, file: str | Path | None = None) -> None:
                      fix="correct the value (e.g. 1.5e3, not 1.5e4000000000)")
 
 
+def check_table_suffix(path: str | Path) -> Path:
+    """Refuse an output table name whose extension :func:`write_table` does not write.
+
+    Called at option time by the CLI (and by :func:`write_table` itself) so that ``--out
+    f.xlsx`` fails before any work instead of writing CSV text under an Excel name.
+
+    Raises
+    ------
+    OptionError
+        (exit 2) The extension is missing or not one of :data:`WRITABLE`.
+    """
+    path = Path(path)
+    suffixes = [x.lower() for x in path.suffixes]
+    compressed = bool(suffixes) and suffixes[-1] in _WRITE_COMPRESSIONS
+    kind = suffixes[-2] if compressed and len(suffixes) >= 2 else (suffixes[-1] if suffixes else "")
+    ok = kind in TABLE_SUFFIXES and not (compressed and TABLE_SUFFIXES[kind] is None)
+    if not ok:
+        got = "".join(suffixes[-2:] if compressed else suffixes[-1:]) or "no extension"
+        raise OptionError(f"cannot write a table as {shorten(got, 20) if suffixes else got}: the "
+                          f"extension chooses the format", file=path, fix=f"name the file with one of {WRITABLE}")
+    return path
+
+
+def _duplicate_columns(names, path: Path, where: str | None = "line 1") -> None:
+    """Refuse a header that names a column twice (pandas would silently rename one ``age.1``)."""
+    seen: dict[str, list[int]] = {}
+    for i, n in enumerate(names, 1):
+        if n is None or (isinstance(n, float) and n != n):  # empty header cells: pandas names them
+            continue
+        seen.setdefault(str(n).strip(), []).append(i)
+    dup = {n: cols for n, cols in seen.items() if len(cols) > 1}
+    if dup:
+        shown = "; ".join(f"{shorten(n)} (columns {', '.join(map(str, cols[:4]))}"
+                          f"{' …' if len(cols) > 4 else ''})" for n, cols in list(dup.items())[:5])
+        more = f" and {len(dup) - 5} more" if len(dup) > 5 else ""
+        raise InputError(f"duplicate column names in the header: {shown}{more}", file=path,
+                         where=where, fix="give every column a unique name")
+
+
 def _read_bytes(path: Path) -> bytes:
     """The file's bytes, decompressed by content (gzip/bz2/xz) as pandas would read them."""
     import bz2
     import gzip
     import lzma
+    import zlib
 
-    head = path.open("rb").read(6)
+    with path.open("rb") as fh:
+        head = fh.read(6)
     try:
         if head[:2] == b"\x1f\x8b":
             return gzip.decompress(path.read_bytes())
@@ -56,9 +102,11 @@ def _read_bytes(path: Path) -> bytes:
             return bz2.decompress(path.read_bytes())
         if head[:6] == b"\xfd7zXZ\x00":
             return lzma.decompress(path.read_bytes())
-    except (OSError, EOFError, ValueError, lzma.LZMAError) as e:
-        raise InputError(f"compressed file is truncated or corrupt ({type(e).__name__})", file=path,
-                         fix="re-create or re-download the file") from None
+    except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as e:
+        detail = (str(e).strip().splitlines() or [""])[0][:80]
+        kind = "zlib" if isinstance(e, zlib.error) else type(e).__name__
+        raise InputError(f"compressed file is truncated or corrupt ({kind}{': ' + detail if detail else ''})",
+                         file=path, fix="re-create or re-download the file") from None
     return path.read_bytes()
 
 
@@ -98,16 +146,37 @@ def read_raw_table(
         raise InputError(f"{what} is a folder", file=path, fix="name the table file inside it")
     try:
         if TABLE_SUFFIXES[suffix] is None:
+            _duplicate_columns(_parquet_names(path), path, where=None)
             return pd.read_parquet(path)
         data = _read_bytes(path)
+        if not data.strip():
+            raise InputError(f"{what} is empty (no header, no rows)", file=path,
+                             fix="check that the right file was given and that it was written completely")
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise InputError(f"{what} is UTF-16 encoded", file=path, fix="save it as UTF-8")
         check_number_text(data, file=path)
-        return pd.read_csv(io.BytesIO(data), sep=TABLE_SUFFIXES[suffix], dtype=dtype,
-                           keep_default_na=True)
+        sep = TABLE_SUFFIXES[suffix]
+        # the header as written: read_csv renames a repeated name ('age' -> 'age.1') without a word
+        _duplicate_columns(pd.read_csv(io.BytesIO(data), sep=sep, header=None, nrows=1, dtype=str)
+                           .iloc[0].tolist(), path)
+        return pd.read_csv(io.BytesIO(data), sep=sep, dtype=dtype, keep_default_na=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
             ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"cannot parse: {first}", file=path,
-                         fix="check the delimiter, quoting and encoding (UTF-8)") from None
+        fix = ("check that it is a complete Parquet file" if TABLE_SUFFIXES[suffix] is None
+               else "check the delimiter, quoting and encoding (UTF-8)")
+        first = first if len(first) <= 200 else first[:200] + "…"  # pandas may quote a whole line
+        raise InputError(f"cannot parse: {first}", file=path, fix=fix) from None
+
+
+def _parquet_names(path: Path) -> list[str]:
+    """Column names as stored in a Parquet file (pyarrow keeps repeats that pandas cannot select)."""
+    try:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    except ImportError:
+        return []  # pandas' own engine reports what it cannot read
 
 
 def read_table(
@@ -143,6 +212,9 @@ def read_table(
     path = Path(path)
     raw = read_raw_table(path, dtype=object, missing_fix="check the path (relative paths in a study "
                                                          "are relative to the study file)")
+    if len(raw) == 0:
+        raise InputError(f"the file has a header ({len(raw.columns)} columns) but no rows", file=path,
+                         fix="check that the right file was given and that it was written completely")
     if isinstance(schema, (str, Path)):
         schema = TableSchema.read(schema)
     if schema is None:
@@ -164,12 +236,19 @@ def _infer_types(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table(df: pd.DataFrame, path: str | Path, *, index: bool = True) -> Path:
-    """Write a table atomically; the format follows the suffix (.csv, .tsv, .parquet)."""
-    path = Path(path)
+    """Write a table atomically; the format follows the suffix (.csv, .tsv, .parquet).
+
+    Raises
+    ------
+    OptionError
+        (exit 2) An extension this function does not write (``.xlsx``, none): see
+        :func:`check_table_suffix`, which callers run before any work.
+    """
+    path = check_table_suffix(path)
     suffix = _suffix(path).lower()
     with atomic_path(path) as tmp:
-        if TABLE_SUFFIXES.get(suffix, ",") is None:
+        if TABLE_SUFFIXES[suffix] is None:
             df.to_parquet(tmp, index=index)
         else:
-            df.to_csv(tmp, sep=TABLE_SUFFIXES.get(suffix, ","), index=index)
+            df.to_csv(tmp, sep=TABLE_SUFFIXES[suffix], index=index)
     return path

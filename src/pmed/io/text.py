@@ -19,6 +19,50 @@ def is_gzip(path: str | Path) -> bool:
         return fh.read(2) == _GZIP_MAGIC
 
 
+class _CheckedGzip(io.RawIOBase):
+    """A gzip stream whose truncation or corruption is an :class:`InputError` naming the file.
+
+    ``gzip`` raises ``EOFError`` (cut short), ``zlib.error`` or ``BadGzipFile`` midway through
+    reading; readers that do not expect them would let them escape as a traceback (an
+    ``EOFError`` even reads as an interrupted command to some command-line frameworks).
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._path = path
+        self._fh = gzip.open(path, "rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:  # gzip seeks by decompressing again: readers rewind to re-read
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def readinto(self, b) -> int:
+        import zlib
+
+        try:
+            data = self._fh.read(len(b))
+        except (EOFError, zlib.error, OSError) as e:  # BadGzipFile is an OSError
+            kind = "zlib" if isinstance(e, zlib.error) else type(e).__name__
+            raise InputError(f"compressed file is truncated or corrupt ({kind})", file=self._path,
+                             fix="re-create or re-download the file") from None
+        n = len(data)
+        b[:n] = data
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._fh.close()
+        super().close()
+
+
 def open_text(path: str | Path, *, errors: str = "strict", newline: str | None = "") -> io.TextIOBase:
     """Open ``path`` for reading text, decompressing gzip/BGZF by content, not by name.
 
@@ -37,8 +81,8 @@ def open_text(path: str | Path, *, errors: str = "strict", newline: str | None =
         raise InputError("a folder was given where a file is expected", file=path,
                          fix="name the file inside the folder")
     if is_gzip(path):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors=errors,
-                                newline=newline)
+        raw = io.BufferedReader(_CheckedGzip(path), buffer_size=1 << 16)
+        return io.TextIOWrapper(raw, encoding="utf-8-sig", errors=errors, newline=newline)
     return open(path, encoding="utf-8-sig", errors=errors, newline=newline)  # noqa: SIM115
 
 

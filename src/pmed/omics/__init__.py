@@ -27,6 +27,7 @@ from pmed.omics.preprocess import (
     qc_metrics,
 )
 from pmed.omics.readers import (
+    OmicsWarning,
     check_obs_key,
     join_metadata,
     read_10x,
@@ -39,7 +40,7 @@ from pmed.omics.readers import (
 __all__ = [
     "run_omics", "OmicsResult",
     "read_omics", "read_h5ad", "read_10x", "read_counts_table", "read_bulk", "join_metadata",
-    "check_obs_key",
+    "check_obs_key", "OmicsWarning",
     "qc_metrics", "filter_cells_genes", "flag_doublets", "normalize_pca", "preprocess",
     "integrate", "integration_metrics", "lisi", "kbet_acceptance",
     "cluster", "load_markers", "score_marker_sets", "annotate", "marker_genes",

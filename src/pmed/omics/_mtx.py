@@ -73,6 +73,12 @@ def mtx_header(path: Path) -> tuple[str, int, int, int | None]:
     except InputError:
         raise
     except Exception as e:  # a truncated or corrupt gzip stream
+        from pmed.omics._tables import damaged
+
+        why = damaged(e)
+        if why is not None:
+            raise InputError(f"the matrix file is {why}", file=path,
+                             fix="the file is incomplete or damaged: re-export the 10x output") from e
         raise InputError(f"cannot read Matrix Market file ({type(e).__name__}: {str(e)[:200]})",
                          file=path, fix=fix) from e
     raise InputError("no size line in the Matrix Market header", file=path, fix=fix)
@@ -104,12 +110,29 @@ def mmread_checked(mtx: Path, fmt: str, n_rows: int, n_cols: int, nnz: int | Non
         except Exception as e:  # scipy's reader raises ValueError, IndexError, OSError…
             problem = f"{type(e).__name__}: {str(e)[:200]}"
     else:
+        _check_gzip_complete(mtx)  # a cut stream is named as such, before scipy reads a line
         with _open_binary(mtx) as fh:
             m, problem = _mmread_stream(fh)
             if problem is None:
                 return m
     raise InputError(f"cannot read Matrix Market file ({problem})", file=mtx,
                      fix="check that matrix.mtx is a Matrix Market coordinate file")
+
+
+def _check_gzip_complete(path: Path) -> None:
+    """Read a gzip file through to its end (1 MiB at a time): a stream cut short or damaged is
+    refused as such. Decompressing costs far less than the parsing that follows."""
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 20):
+                pass
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        from pmed.omics._tables import damaged
+
+        raise InputError(f"the matrix file is {damaged(e)}", file=path,
+                         fix="the file is incomplete or damaged: re-export the 10x output") from e
 
 
 def _mmread_stream(fh):

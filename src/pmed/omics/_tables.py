@@ -11,12 +11,50 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError
+from pmed.errors import InputError, format_rows
 
 __all__ = ["TABLE_SUFFIXES", "suffix", "require_file", "read_numeric_table", "read_any_table",
-           "orient"]
+           "orient", "damaged", "short", "short_list"]
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz"}
+
+
+def short(value: object, limit: int = 40) -> str:
+    """``repr(value)`` with a long text cut to ``limit`` characters: a message never echoes a long
+    value. Text is quoted (``'B cells'``), anything else shown as Python shows it (``2.5``)."""
+    if not isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+    return repr(value if len(value) <= limit else value[: limit - 1] + "…")
+
+
+def short_list(values, limit: int = 6) -> str:
+    """The first ``limit`` values (each cut by :func:`short`) and how many there are in all."""
+    values = list(values)
+    shown = ", ".join(short(str(v), 24) for v in values[:limit])
+    return "[" + shown + (f", … ({len(values)} in all)" if len(values) > limit else "") + "]"
+
+
+def damaged(e: BaseException) -> str | None:
+    """Why a read failed when the file itself is cut short or damaged, else ``None``.
+
+    A truncated gzip stream raises ``EOFError``, a damaged one ``zlib.error`` or
+    ``gzip.BadGzipFile``; HDF5 says "truncated file" in an ``OSError``. Naming the cause beats
+    the parser's words, which blame the delimiter or the format.
+    """
+    import gzip
+    import zlib
+
+    if isinstance(e, EOFError):
+        return "truncated (the compressed stream ends early)"
+    if isinstance(e, (zlib.error, gzip.BadGzipFile)):
+        return "corrupt (the compressed stream is damaged)"
+    text = str(e).lower()
+    if isinstance(e, OSError) and "truncated" in text:
+        return "truncated (shorter than its own header says)"
+    if isinstance(e, OSError) and ("corrupt" in text or "bad object header" in text):
+        return "corrupt"
+    return None
 
 
 def suffix(path: Path) -> str:
@@ -50,24 +88,43 @@ def read_any_table(path: Path, *, what: str, sep: str | None = None,
         try:
             return pd.read_parquet(path)
         except Exception as e:  # pyarrow raises its own types for a corrupt file
-            raise InputError(f"cannot read {what} as Parquet ({type(e).__name__})", file=path,
-                             fix="check that the file is a Parquet table") from e
+            raise InputError(f"cannot read {what} as Parquet: the file is truncated, corrupt or not "
+                             f"Parquet ({type(e).__name__})", file=path,
+                             fix="write or copy the Parquet table again") from e
     sep = _sep(path, sep)
     try:
         with open_text(path) as fh:
+            # the header as written: pandas renames a repeated name ("a", "a.1") without a word
+            header = pd.read_csv(fh, sep=sep, nrows=1, header=None, dtype=str)
+            fh.seek(0)
             if first_column_str:
                 head = pd.read_csv(fh, sep=sep, nrows=0).columns
                 fh.seek(0)
-                return pd.read_csv(fh, sep=sep, dtype={head[0]: str} if len(head) else None)
-            return pd.read_csv(fh, sep=sep, index_col=index_col)
+                df = pd.read_csv(fh, sep=sep, dtype={head[0]: str} if len(head) else None)
+            else:
+                df = pd.read_csv(fh, sep=sep, index_col=index_col)
     except pd.errors.EmptyDataError as e:
         raise InputError(f"{what} is empty", file=path, fix="give a table with a header row") from e
     except InputError:
         raise
     except Exception as e:  # pandas' parser, a bad encoding (UnicodeDecodeError), gzip errors
+        why = damaged(e)
+        if why is not None:
+            raise InputError(f"the {what} file is {why}", file=path,
+                             fix="the file is incomplete or damaged: write or copy it again") from e
         raise InputError(f"cannot parse {what} ({type(e).__name__}: {str(e)[:200]})", file=path,
                          fix=f"give a {'comma' if sep == ',' else 'tab'}-separated table with a "
                              "header row (UTF-8, optionally gzip-compressed)") from e
+    names = header.iloc[0] if len(header) else pd.Series(dtype=str)
+    names = names[names.notna()]
+    dup = names.duplicated(keep=False).to_numpy()
+    if dup.any():
+        # positions, not names: the header of a count matrix may hold barcodes or sample IDs
+        cols = [int(i) + 1 for i in names.index[dup]]
+        raise InputError(f"{int(names.duplicated().sum())} column name(s) appear more than once in the header "
+                         f"(columns {format_rows(cols)})", file=path, where="line 1",
+                         fix="give each column its own name")
+    return df
 
 
 def read_numeric_table(path: Path, *, sep: str | None, what: str) -> pd.DataFrame:

@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import sparse
 
 from pmed.errors import InputError
+from pmed.omics._tables import short_list
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -77,7 +78,7 @@ def load_markers(markers: str | Path | Mapping[str, Sequence[str]] | None = "pbm
                     t = pd.read_csv(fh, sep="," if suf == ".csv" else "\t", dtype=str)
                     if not {"cell_type", "gene"} <= set(t.columns):
                         raise InputError("marker table needs columns cell_type and gene", file=path,
-                                         where=f"columns {list(t.columns)[:20]}",
+                                         where=f"columns {short_list(t.columns)}",
                                          fix="one row per (cell_type, gene)")
                     d = t.groupby("cell_type", sort=False)["gene"].apply(list).to_dict()
             # inside the try: a list or a number where a mapping of lists belongs is a bad file
@@ -207,8 +208,8 @@ def annotate(
     if cell_types is not None:
         unknown = [t for t in cell_types if t not in sets]
         if unknown:
-            raise InputError(f"cell types not in the marker set: {unknown}",
-                             fix=f"choose among {list(sets)}")
+            raise InputError(f"{len(unknown)} cell type(s) not in the marker set: {short_list(unknown)}",
+                             fix=f"choose among {short_list(sets, 20)} (--cell-types; cell_types=)")
         sets = {t: sets[t] for t in cell_types}
     scores, used = score_marker_sets(adata, sets, min_genes=min_genes, layer=layer)
     if groupby is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import numbers
 import warnings
 from pathlib import Path
@@ -30,6 +31,7 @@ from pmed.cohort import Block
 from pmed.errors import InputError, OptionError, PmedWarning, ValidationError, require
 from pmed.io.jsonio import plain
 from pmed.omics._compat import resolve_seed
+from pmed.omics._tables import short, short_list
 from pmed.omics.result import FEATURES_FILE, OmicsResult
 from pmed.progress import Reporter, as_reporter
 from pmed.result import PROVENANCE_FILE, make_provenance
@@ -75,13 +77,49 @@ def _check_options(options: dict[str, Any], n_jobs: int) -> None:
         raise OptionError(f"unknown option(s) {unknown}", fix=f"use among {sorted(known)}")
     method = options.get("method", "harmony")
     if method not in METHODS:
-        raise OptionError(f"unknown integration method {method!r}", fix=f"use one of {list(METHODS)}")
-    for name, low in (("resolution", 0.0), ("n_neighbors", 1), ("n_top_genes", 1), ("n_comps", 1)):
-        v = options.get(name)
-        if v is not None and not (isinstance(v, int | float) and v > low):
-            raise OptionError(f"{name}={v!r} must be a number above {low}")
-    if not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool) or n_jobs < 1:
-        raise OptionError(f"n_jobs={n_jobs!r} must be a whole number ≥ 1")
+        raise OptionError(f"unknown integration method {short(method)}", where="option method",
+                          fix=f"use one of {list(METHODS)}")
+    # (name, lowest, highest, whole number): the CLI's --resolution, --n-comps … say the same
+    ranges = (("resolution", 0.0, None, False), ("n_neighbors", 2, None, True), ("n_top_genes", 1, None, True),
+              ("n_comps", 1, None, True), ("min_genes", 0, None, True), ("max_pct_mt", 0.0, 100.0, False))
+    for name, low, high, whole in ranges:
+        if name in options:
+            _check_number(name, options[name], low=low, high=high, whole=whole,
+                          above=name == "resolution")
+    for name in ("doublets", "remove_doublets", "umap"):
+        if name in options and not isinstance(options[name], bool):
+            raise OptionError(f"{name}={short(options[name])} must be True or False", where=f"option {name}")
+    if options.get("umap_before") is not None and not isinstance(options["umap_before"], bool):
+        raise OptionError(f"umap_before={short(options['umap_before'])} must be True, False or None",
+                          where="option umap_before")
+    _check_number("n_jobs", n_jobs, low=1, whole=True)
+
+
+def _check_number(name: str, v: Any, *, low: float, high: float | None = None, whole: bool = False,
+                  above: bool = False) -> None:
+    """Refuse a value that is not a finite number in range (``> low`` when ``above``, else ``>= low``)."""
+    kind = "a whole number" if whole else "a number"
+    bound = (f"above {low:g}" if above else f"at least {low:g}") + ("" if high is None else f" and at most {high:g}")
+    ok = (isinstance(v, numbers.Integral if whole else numbers.Real) and not isinstance(v, bool)
+          and math.isfinite(v) and (v > low if above else v >= low) and (high is None or v <= high))
+    if not ok:
+        raise OptionError(f"{name}={short(v)} must be {kind} {bound}", where=f"option {name}",
+                          fix=f"give --{name.replace('_', '-')} (Python: {name}=) {bound}")
+
+
+def _check_markers(options: dict[str, Any]) -> None:
+    """Read the marker set and check ``cell_types`` against it, before any cells are read: a bad
+    marker file would otherwise fail only at annotation, after QC, integration and clustering."""
+    from pmed.omics.annotation import load_markers
+
+    sets = load_markers(options.get("markers", "pbmc"))
+    cell_types = options.get("cell_types")
+    if cell_types is not None:
+        unknown = [t for t in cell_types if t not in sets]
+        if unknown:
+            raise OptionError(f"{len(unknown)} cell type(s) not in the marker set: {short_list(unknown)}",
+                              where="option cell_types",
+                              fix=f"choose among {short_list(sets, 20)} (--cell-types; cell_types=)")
 
 
 def _provenance(input: Any, *, metadata: Any, markers: Any, options: dict[str, Any]) -> dict:
@@ -191,8 +229,12 @@ def run_omics(
     """
     seed = resolve_seed(seed, random_state, "run_omics")
     _check_options(options, n_jobs)
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise OptionError(f"seed={short(seed)} must be a whole number from 0 to 2**32 - 1", where="option seed",
+                          fix="give --seed (Python: seed=) a whole number ≥ 0")
     ad = require("anndata", extra="omics", feature="single-cell data")
     require("scanpy", extra="omics", feature="the single-cell pipeline")
+    _check_markers(options)
     from pmed.omics.markers import marker_genes
     from pmed.omics.metadata import check_obs_key, join_metadata
     from pmed.omics.patient import composition, patient_features, pseudobulk, pseudobulk_de
@@ -233,9 +275,10 @@ def run_omics(
         levels = set(adata.obs[condition_key].astype(str))
         missing = [v for v in (test, reference) if v is None or v not in levels]
         if missing:
-            raise InputError(f"condition levels {missing} not found in obs[{condition_key!r}]",
-                             file=file, where=f"values: {sorted(v[:40] for v in levels)[:10]}",
-                             fix="pass --test and --reference among those values")
+            # the column's values are not listed: a wrong --condition-key may name the patients
+            raise InputError(f"condition level(s) {short_list(missing)} not found in obs[{short(condition_key)}] "
+                             f"({len(levels)} distinct values)", file=file,
+                             fix="pass --test and --reference (test=, reference=) among that column's values")
     n_in = (int(adata.n_obs), int(adata.n_vars))
     # one bar for the run: process()'s steps (QC … integration metrics), markers, patient level
     n_steps = process_steps(n_cells=n_in[0], label_key=label_key,

@@ -115,7 +115,7 @@ def marker_genes(
     genes_ok = (np.maximum(pct_in, pct_out) >= min_pct).any(axis=0)
     if not genes_ok.any():
         raise InputError(f"no gene is detected in {min_pct:.0%} of the cells of any group",
-                         fix="lower min_pct")
+                         fix="check QC and clustering (groups of very few cells); in Python, lower min_pct=")
     pct = {g: (pd.Series(pct_in[i, genes_ok], index=adata.var_names[genes_ok]),
                pd.Series(pct_out[i, genes_ok], index=adata.var_names[genes_ok]))
            for i, g in enumerate(groups)}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pmed.errors import InputError, OptionError, ValidationError
-from pmed.omics._tables import read_any_table, require_file
+from pmed.omics._tables import read_any_table, require_file, short, short_list
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -34,11 +34,10 @@ def check_obs_key(adata: anndata.AnnData, key: str, *, what: str = "batch key",
     min_levels
         Fewest distinct values accepted.
     """
-    cols = list(adata.obs.columns)
     if key not in adata.obs.columns:
-        raise InputError(f"{what} {key!r} is not a column of the cell metadata", file=file,
-                         where=f"obs columns: {cols[:20]}",
-                         fix=f"pass one of the obs columns, or join metadata holding {key!r} first")
+        raise InputError(f"{what} {short(key)} is not a column of the cell metadata", file=file,
+                         where=f"obs columns: {short_list(adata.obs.columns)}",
+                         fix="pass one of the obs columns, or join metadata holding it first (--metadata)")
     col = adata.obs[key]
     n_na = int(col.isna().sum())
     if n_na:
@@ -104,11 +103,11 @@ def join_metadata(
         n_cells = int(keys.isin(unmatched).sum())
         raise ValidationError(
             [f"{len(unmatched)} {on or 'barcode'} value(s) ({n_cells} cells) have no metadata row"],
-            file=file, fix="add rows for them, or pass how='left' to keep them with missing values")
+            file=file, fix="add rows for them (in Python, how='left' keeps them with missing values)")
     clash = [c for c in meta.columns if c in adata.obs.columns and c != on]
     if clash:
-        raise ValidationError([f"metadata columns already in obs: {clash}"], file=file,
-                              fix="rename or drop those columns")
+        raise ValidationError([f"{len(clash)} metadata column(s) already in obs: {short_list(clash)}"],
+                              file=file, fix="rename or drop those columns")
     joined = meta.reindex(keys.to_numpy())
     joined.index = adata.obs_names
     for c in joined.columns:

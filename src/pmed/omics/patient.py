@@ -24,6 +24,7 @@ from scipy import sparse
 
 from pmed.errors import InputError, ValidationError, require
 from pmed.omics._compat import resolve_seed
+from pmed.omics._tables import short_list
 from pmed.omics.metadata import check_obs_key
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -197,7 +198,7 @@ def pseudobulk_de(
     for c in [condition, *covariates]:
         if c not in meta.columns:
             raise InputError(f"column {c!r} not in the pseudobulk metadata",
-                             where=f"columns {list(meta.columns)}",
+                             where=f"columns {short_list(meta.columns)}",
                              fix="pass a sample-level obs column (constant within each sample)")
     keep = meta[condition].astype(str).isin([test, reference])
     m = meta.loc[keep, [condition, *covariates]].astype(str).copy()
@@ -367,7 +368,7 @@ def bulk_features(
             out[f"{name}_score"] = z[present].mean(axis=1)
     missing = [g for g in genes if g not in x.columns]
     if missing:
-        raise InputError(f"genes not in the bulk table: {missing[:10]}",
+        raise InputError(f"{len(missing)} gene(s) not in the bulk table: {short_list(missing)}",
                          fix="check the gene names (symbols vs Ensembl IDs)")
     for g in genes:
         out[f"expr_{g}"] = x[g]
@@ -375,7 +376,8 @@ def bulk_features(
         mapping = pd.Series(sample_to_patient).astype(str)
         absent = [s for s in out.index if s not in mapping.index]
         if absent:
-            raise ValidationError([f"{len(absent)} samples have no patient, e.g. {absent[:5]}"],
+            # a count: the samples' names may be patients' IDs
+            raise ValidationError([f"{len(absent)} samples have no patient"],
                                   fix="map every sample to its patient")
         out = out.groupby(mapping.reindex(out.index).to_numpy()).mean()
     out.index = out.index.astype(str)

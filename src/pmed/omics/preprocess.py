@@ -105,8 +105,10 @@ def filter_cells_genes(
     for m in rules.values():
         drop |= m
     if drop.all():
-        raise InputError(f"no cell passes QC ({adata.n_obs} cells)",
-                         fix="lower min_genes / min_counts or raise max_pct_mt")
+        counts = ", ".join(f"{int(m.sum())} with {rule}" for rule, m in rules.items() if m.any())
+        raise InputError(f"no cell passes QC ({adata.n_obs} cells: {counts})",
+                         fix="lower the fewest genes per cell (--min-genes; min_genes=) or raise the highest "
+                             "mitochondrial percent (--max-pct-mt; max_pct_mt=)")
     keep_genes = adata.var["n_cells_by_counts"].to_numpy() >= min_cells
     out = adata[~drop, keep_genes].copy()
     qc = dict(adata.uns.get("pmed_qc", {}))

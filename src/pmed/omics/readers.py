@@ -28,9 +28,17 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from pmed.errors import InputError, PmedWarning, ValidationError, require
+from pmed.errors import InputError, PmedWarning, ValidationError, format_rows, require
 from pmed.omics._mtx import mmread_checked, mtx_header
-from pmed.omics._tables import TABLE_SUFFIXES, orient, read_numeric_table, require_file, suffix
+from pmed.omics._tables import (
+    TABLE_SUFFIXES,
+    damaged,
+    orient,
+    read_numeric_table,
+    require_file,
+    short_list,
+    suffix,
+)
 from pmed.omics.bulk import read_bulk
 from pmed.omics.metadata import check_obs_key, join_metadata
 
@@ -38,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import anndata
 
 __all__ = [
+    "OmicsWarning",
     "read_omics",
     "read_h5ad",
     "read_10x",
@@ -51,6 +60,28 @@ __all__ = [
 _suffix = suffix
 _require_file = require_file
 _TABLE_SUFFIXES = TABLE_SUFFIXES
+
+
+class OmicsWarning(PmedWarning):
+    """Cells or genes read, but changed on the way: duplicated gene names made unique."""
+
+
+def _unique_genes(adata: anndata.AnnData, file: Path) -> None:
+    """Make repeated gene names unique (``TBCE``, ``TBCE-1``), with a warning that counts them.
+
+    Genes, not cells: two features sharing a symbol are common (10x lists Ensembl IDs with
+    their symbols), and each keeps its counts under its own name; nothing is dropped. Gene
+    names are not identifiers of people, so a few are named.
+    """
+    names = adata.var_names
+    dup = names[names.duplicated()]
+    if not len(dup):
+        return
+    first = list(dict.fromkeys(str(d) for d in dup))
+    warnings.warn(f"{file}: {len(dup)} gene names repeat an earlier one ({len(first)} distinct: "
+                  f"{short_list(first, 5)}); made unique by appending -1, -2 …, every gene kept",
+                  OmicsWarning, stacklevel=3)
+    adata.var_names_make_unique()
 
 
 def _anndata():
@@ -116,14 +147,15 @@ def _finish(adata: anndata.AnnData, file: Path, *, counts_layer: str | None = No
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(f"no data: {adata.n_obs} cells × {adata.n_vars} genes", file=file,
                          fix="check that the file holds a count matrix")
-    problems = []
-    for axis, names in (("cell barcodes", adata.obs_names), ("genes", adata.var_names)):
-        dup = names[names.duplicated()]
-        if len(dup):
-            problems.append(f"{len(dup)} duplicated {axis}, e.g. {[str(d)[:40] for d in dup[:3]]}")
-    if problems:
-        raise ValidationError(problems, file=file,
-                              fix="make names unique (e.g. adata.var_names_make_unique()) first")
+    dup = adata.obs_names.duplicated(keep=False)
+    if dup.any():
+        # counts and positions only: barcodes can carry sample or patient IDs
+        rows = (np.flatnonzero(dup) + 1).tolist()
+        raise InputError(f"{int(adata.obs_names.duplicated().sum())} cell barcodes repeat an earlier one "
+                         f"(cells {format_rows(rows)})", file=file, where="cell names (obs_names)",
+                         fix="give each cell its own barcode: when samples were joined, prefix the sample "
+                             "(anndata.concat(..., index_unique='-'))")
+    _unique_genes(adata, file)
     if counts_layer is not None:
         if counts_layer not in adata.layers:
             raise InputError(f"layer {counts_layer!r} not found", file=file,
@@ -230,6 +262,11 @@ def read_h5ad(path: str | Path, *, counts_layer: str | None = None) -> anndata.A
     try:
         adata = ad.read_h5ad(path)
     except Exception as e:  # h5py/anndata raise many types for a corrupt file
+        why = damaged(e)
+        if why is not None:
+            raise InputError(f"the h5ad file is {why}", file=path,
+                             fix="the file is incomplete or damaged: write it again with anndata "
+                                 "(adata.write_h5ad) or copy it again") from e
         raise InputError(f"cannot read as h5ad ({type(e).__name__}: {str(e)[:200]})", file=path,
                          fix="check that the file is an AnnData .h5ad written by anndata/scanpy") from e
     return _finish(adata, path, counts_layer=counts_layer)
@@ -254,7 +291,13 @@ def _read_lines_table(path: Path) -> pd.DataFrame:
             df = pd.read_csv(fh, sep="\t", header=None, dtype=str, quoting=3)  # 3: QUOTE_NONE
     except pd.errors.EmptyDataError as e:
         raise InputError("file holds no lines", file=path, fix="re-export the 10x output") from e
+    except InputError:  # pmed.io's own diagnosis (a truncated or corrupt compressed file)
+        raise
     except Exception as e:  # parser errors, bad encoding, a truncated gzip stream
+        why = damaged(e)
+        if why is not None:
+            raise InputError(f"the file is {why}", file=path,
+                             fix="the file is incomplete or damaged: re-export the 10x output") from e
         raise InputError(f"cannot read as a 10x list ({type(e).__name__}: {str(e)[:200]})",
                          file=path, fix="one tab-separated line per barcode/feature (UTF-8, "
                                         "optionally gzip-compressed), as Cell Ranger writes") from e
@@ -287,12 +330,17 @@ def read_10x(path: str | Path) -> anndata.AnnData:
     if path.is_file():
         require_file(path, "10x .h5 file")
         sc = require("scanpy", extra="omics", feature="reading 10x .h5 files")
+        _h5_precheck(path)
         try:
             adata = sc.read_10x_h5(path)
         except Exception as e:  # h5py and scanpy raise many types for a corrupt file
+            why = damaged(e)
+            if why is not None:
+                raise InputError(f"the 10x .h5 file is {why}", file=path,
+                                 fix="the file is incomplete or damaged: copy it again from Cell Ranger's "
+                                     "output") from e
             raise InputError(f"cannot read as a 10x .h5 matrix ({type(e).__name__}: {str(e)[:200]})",
                              file=path, fix="give Cell Ranger's filtered_feature_bc_matrix.h5") from e
-        adata.var_names_make_unique()
         return _finish(adata, path)
     if not path.is_dir():
         raise InputError("10x matrix folder not found", file=path, fix="check the path")
@@ -330,8 +378,7 @@ def read_10x(path: str | Path) -> anndata.AnnData:
         var["feature_types"] = features[2].to_numpy()
     X = _as_csr(m, mtx, "entries").T.tocsr()
     adata = ad.AnnData(X=X, obs=pd.DataFrame(index=pd.Index(barcodes, dtype=str)), var=var)
-    adata.var_names_make_unique()
-    return _finish(adata, path)
+    return _finish(adata, path)  # repeated symbols are made unique there, with a warning
 
 
 def read_counts_table(

@@ -14,7 +14,18 @@ import pandas as pd
 
 from pmed.io.jsonio import to_json
 
-__all__ = ["write_evaluation"]
+__all__ = ["write_evaluation", "is_evaluation_output"]
+
+
+def is_evaluation_output(folder: Path) -> bool:
+    """Whether ``folder`` holds an earlier ``pmed evaluate`` output (its ``metrics.json`` says so)."""
+    import json
+
+    try:
+        metrics = json.loads((Path(folder) / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and metrics.get("schema") == "pmed.evaluation"
 
 
 def write_evaluation(

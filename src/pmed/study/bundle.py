@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pmed.errors import BundleError, ValidationError
+from pmed.errors import BundleError, ValidationError, format_rows, shorten
 from pmed.io._atomic import atomic_dir
 from pmed.io.jsonio import to_json
 from pmed.schema import ColumnSpec, TableSchema
@@ -225,6 +225,12 @@ class ModelBundle:
         X = X[self.feature_names]
         specs = self.manifest.get("feature_specs", {})
         out = {}
+
+        def rows(mask) -> str:
+            # where, by line of the file read (header + 1) or row of the table: never the patient's ID
+            pos = np.flatnonzero(np.asarray(mask, dtype=bool))
+            return f"lines {format_rows(pos + 2)}" if source else f"rows {format_rows(pos + 1)}"
+
         for c in self.feature_names:
             s = X[c]
             spec = specs.get(c)
@@ -238,17 +244,16 @@ class ModelBundle:
                 bad = vals.notna() & ~vals.isin(cats)
                 if bad.any():
                     problems.append(
-                        f"column {c!r}: values {', '.join(map(repr, pd.unique(vals[bad])[:5]))} "
-                        f"(patients {', '.join(map(str, X.index[bad][:5]))}) are not among the "
-                        f"training categories {', '.join(map(str, cats))}"
+                        f"column {c!r}: values {', '.join(shorten(v) for v in pd.unique(vals[bad])[:5])} "
+                        f"at {rows(bad)} are not among the training categories "
+                        f"{', '.join(shorten(v, 30) for v in cats[:20])}{' …' if len(cats) > 20 else ''}"
                     )
                 out[c] = pd.Categorical(vals.where(~bad), categories=cats)
             else:
                 num = pd.to_numeric(s.astype("object") if s.dtype == "boolean" else s, errors="coerce")
                 bad = num.isna() & s.notna()
                 if bad.any():
-                    problems.append(f"column {c!r}: non-numeric values for patients "
-                                    f"{', '.join(map(str, X.index[bad][:5]))}")
+                    problems.append(f"column {c!r}: non-numeric values at {rows(bad)}")
                 lo, hi = (spec or {}).get("min"), (spec or {}).get("max")
                 viol = pd.Series(False, index=X.index)
                 if lo is not None:
@@ -258,7 +263,7 @@ class ModelBundle:
                 if viol.any():
                     problems.append(
                         f"column {c!r}: {', '.join(f'{v:g}' for v in num[viol][:5])} outside the "
-                        f"schema range {lo}–{hi} (patients {', '.join(map(str, X.index[viol][:5]))})"
+                        f"schema range {lo}–{hi} at {rows(viol)}"
                     )
                 out[c] = num.astype(float)
         if problems:

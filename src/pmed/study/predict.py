@@ -13,7 +13,11 @@ from pmed.errors import OptionError, PmedWarning, ValidationError
 from pmed.io.tables import read_table, write_table
 from pmed.study.bundle import ModelBundle, load_bundle
 
-__all__ = ["predict_patients", "explain_patient", "new_patient_features", "write_patient_reports"]
+__all__ = ["predict_patients", "explain_patient", "new_patient_features", "write_patient_reports",
+           "is_report_folder", "check_report_folder"]
+
+#: The header of the index a patient-report folder holds: how a later run recognises the folder.
+_INDEX_HEADER = "patient_id,report"
 
 
 def new_patient_features(
@@ -79,7 +83,10 @@ def predict_patients(
         ``prediction``.
     """
     from pmed.io import check_not_input
+    from pmed.io.tables import check_table_suffix
 
+    if out is not None:  # before any work: f.xlsx would get CSV text under an Excel name
+        check_table_suffix(out)
     # before any work: an --out equal to --patients (or a block file) would replace the input
     check_not_input(out, None if isinstance(patients, pd.DataFrame) else patients,
                     list((blocks or {}).values()), None if isinstance(model, ModelBundle) else model)
@@ -179,23 +186,95 @@ def write_patient_reports(
     *,
     top: int = 5,
     sections: Mapping[str, Sequence[str]] | None = None,
+    pdf: bool = False,
+    inputs: Sequence[str | Path] = (),
 ) -> list[Path]:
     """One self-contained HTML report per patient: prediction with its conformal set or
     interval, position in the training population, and the factors behind it.
 
     ``sections`` maps a patient ID to extra HTML fragments for its report (for example its
-    pharmacogenomic calls and recommendations).
+    pharmacogenomic calls and recommendations). ``pdf`` also prints each report to PDF
+    (Chromium).
 
     Factors are the model-agnostic what-if contributions of :func:`explain_patient`, which need
     only the bundle's typical values, not training data.
+
+    The folder is written whole: the reports are staged and replace ``out_dir`` at the end, so a
+    re-run leaves no report of a patient no longer in the file and a failed run leaves the
+    earlier reports. ``out_dir`` must be absent, empty or an earlier report folder (see
+    :func:`check_report_folder`, which also refuses ``inputs`` lying inside it).
     """
+    from pmed.io import output_folder
+
+    final = Path(out_dir)
+    check_report_folder(final, bundle.path, *inputs)
+    with output_folder(final, owned=is_report_folder, what="patient report folder") as work:
+        paths = _write_reports(bundle, X, predictions, work, top=top, sections=sections, pdf=pdf)
+    return [final / p.relative_to(work) for p in paths]
+
+
+def is_report_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds earlier patient reports (its ``index.csv`` says so)."""
+    try:
+        with open(folder / "index.csv", encoding="utf-8") as fh:
+            if fh.readline().strip() == _INDEX_HEADER:
+                return True
+    except (OSError, UnicodeDecodeError):
+        pass
+    return False
+
+
+def check_report_folder(report: str | Path, *inputs: str | Path | None, out: str | Path | None = None) -> Path:
+    """Refuse a report folder that the reports cannot replace whole without loss, before any work.
+
+    Parameters
+    ----------
+    report
+        The folder (``--report``).
+    *inputs
+        The model bundle, the patient table and block files: none may lie inside the folder
+        (the swap would delete it), and the folder may not lie inside one of them (an extra file
+        in a bundle makes it unloadable).
+    out
+        The predictions file written by the same command (``--out``), which may not lie inside
+        the folder either.
+
+    Raises
+    ------
+    InputError
+        (exit 2) naming what is wrong.
+    """
+    from pmed.errors import InputError
+
+    report = Path(report)
+    root = report.resolve()
+    fix = "choose another folder for --report"
+    if report.exists() and not report.is_dir():
+        raise InputError("the report path is a file, not a folder", file=report, fix="give a folder for --report")
+    for src in (Path(i) for i in inputs if i is not None):
+        s = src.resolve()
+        if src.is_dir() and (root == s or s in root.parents):
+            raise InputError(f"the report folder lies inside the input {src.name!r}; writing there would "
+                             "change it", file=report, fix=fix)
+        if s == root or root in s.parents:
+            raise InputError(f"the input {src.name!r} lies inside the report folder, which pmed replaces "
+                             "whole", file=report, fix=fix)
+    if out is not None and root in Path(out).resolve().parents:
+        raise InputError("the predictions file (--out) lies inside the report folder, which pmed replaces "
+                         "whole", file=report, fix=fix)
+    if report.is_dir() and any(report.iterdir()) and not is_report_folder(report):
+        raise InputError("the report folder is not empty and holds no earlier patient reports (index.csv); "
+                         "pmed replaces it whole", file=report, fix="choose a new or empty folder for --report")
+    return report
+
+
+def _write_reports(bundle: ModelBundle, X: pd.DataFrame, predictions: pd.DataFrame, out: Path, *,
+                   top: int, sections: Mapping[str, Sequence[str]] | None, pdf: bool) -> list[Path]:
+    """Write the reports into the (staging) folder ``out``; see :func:`write_patient_reports`."""
     from pmed import plots
     from pmed.io import check_inside, safe_filename
     from pmed.plots.study import population_position
     from pmed.report import patient_report
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     # file names come from patient IDs, which are data: safe_filename keeps plain IDs as they are
     # and turns '../x', 'a/b', 'CON', 300 characters… into distinct names inside `out`; index.csv
     # maps each report back to its patient (the ID itself is inside the report)
@@ -241,8 +320,12 @@ def write_patient_reports(
         index.append({"patient_id": pid, "report": f"{name}.html"})
         for f in figures.values():
             f.unlink()
-    if index:
-        write_table(pd.DataFrame(index), out / "index.csv", index=False)
+        if pdf:
+            from pmed.report import html_to_pdf
+
+            html_to_pdf(paths[-1], paths[-1].with_suffix(".pdf"))
+    # always written, even for no patient: it is how a later run recognises the folder as reports
+    write_table(pd.DataFrame(index, columns=_INDEX_HEADER.split(",")), out / "index.csv", index=False)
     return paths
 
 

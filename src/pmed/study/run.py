@@ -22,11 +22,11 @@ import pandas as pd
 
 from pmed import __version__
 from pmed.cohort import Cohort
-from pmed.errors import StudyError, ValidationError
+from pmed.errors import StudyError, ValidationError, shorten
 from pmed.evaluate.conformal import conformal_from_oof
 from pmed.evaluate.cv import cv_metrics, make_splits, out_of_fold_predictions
 from pmed.evaluate.metrics import GREATER_IS_BETTER
-from pmed.io._atomic import atomic_dir, write_text_atomic
+from pmed.io._atomic import atomic_dir, check_output_folder, write_text_atomic
 from pmed.io.jsonio import to_json
 from pmed.io.tables import write_table
 from pmed.models.importance import feature_importance
@@ -36,7 +36,8 @@ from pmed.schema import ColumnSpec, TableSchema, _infer_spec
 from pmed.study.bundle import save_bundle
 from pmed.study.spec import Study, load_study
 
-__all__ = ["run_study", "load_cohort", "read_block", "StudyResult", "Reporter", "encode_target"]
+__all__ = ["run_study", "load_cohort", "read_block", "StudyResult", "Reporter", "encode_target",
+           "study_inputs", "is_study_output"]
 
 
 @dataclass
@@ -97,7 +98,7 @@ def encode_target(y: pd.Series, *, task: str, positive=None, source: str | None 
     if len(vals) != 2:
         raise ValidationError(
             [f"outcome {y.name!r} must have exactly two values for a binary target; found "
-             f"{len(vals)}: {', '.join(map(repr, vals[:6]))}"],
+             f"{len(vals)}: {', '.join(map(shorten, vals[:6]))}{' …' if len(vals) > 6 else ''}"],
             file=source, fix="use task: continuous, or recode the outcome to two classes")
     if positive is None:
         for cand in (1, True, "1", "yes", "true"):
@@ -105,10 +106,12 @@ def encode_target(y: pd.Series, *, task: str, positive=None, source: str | None 
                 positive = cand
                 break
         else:
-            raise ValidationError([f"outcome {y.name!r}: cannot tell which of {list(vals)} is the event"],
+            raise ValidationError([f"outcome {y.name!r}: cannot tell which of {', '.join(map(shorten, vals))} "
+                                   "is the event"],
                                   file=source, fix="set target.positive in the study")
     if not any(_same(v, positive) for v in vals):
-        raise ValidationError([f"target.positive {positive!r} is not a value of {y.name!r} ({list(vals)})"],
+        raise ValidationError([f"target.positive {shorten(positive)} is not a value of {y.name!r} "
+                               f"({', '.join(map(shorten, vals))})"],
                               file=source)
     out = y.astype("object").map(lambda v: np.nan if pd.isna(v) else float(_same(v, positive)))
     return out.astype(float)
@@ -194,9 +197,13 @@ def run_study(
     """
     if not isinstance(study, Study):
         study = load_study(study)
+    else:
+        _check_values(study)
     reporter = as_reporter(progress if progress is not None else reporter)
     final_dir = Path(out_dir)
     _check_output_folder(final_dir)
+    # the swap deletes everything inside out_dir: a study file or data file there would go with it
+    check_output_folder(final_dir, owned=lambda _: True, inputs=study_inputs(study), what="study output")
     with atomic_dir(final_dir) as work:
         result = _run_into(study, work, reporter)
     result.out_dir = final_dir
@@ -204,12 +211,60 @@ def run_study(
     return result
 
 
+def _check_values(study: Study) -> None:
+    """Check a :class:`Study` built or changed in Python as :func:`load_study` checks a file.
+
+    Pydantic checks values when a study is made, not when a field is set later
+    (``study.evaluation.folds = 1``): every value is checked again before any data is read.
+
+    Raises
+    ------
+    OptionError
+        Naming the key, as ``evaluation.folds: Input should be greater than or equal to 2``.
+    """
+    from pydantic import ValidationError as PydanticValidationError
+
+    from pmed.errors import OptionError
+    from pmed.study.spec import _fmt_loc
+
+    try:
+        Study.model_validate(study.model_dump(by_alias=True))
+    except PydanticValidationError as e:
+        err = e.errors()[0]
+        raise OptionError(f"study key {_fmt_loc(tuple(err['loc']))}: {err['msg'].removeprefix('Value error, ')}",
+                          fix="see docs/study.md for the allowed values") from None
+
+
+def study_inputs(study: Study) -> list[Path]:
+    """The files a study reads: its YAML, patient table, schema and block files or folders."""
+    d = study.data
+    paths = [study.source_path] if study.source_path is not None else []
+    paths += [study.path(p) for p in (d.patients, d.schema_) if p]
+    paths += [study.path(p) for p in d.blocks.values()]
+    return paths
+
+
+def is_study_output(folder: Path) -> bool:
+    """Whether ``folder`` holds an earlier ``pmed run`` output (its metrics or its model bundle)."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        if isinstance(metrics, dict) and "selected_model" in metrics and "models" in metrics:
+            return True
+    except (OSError, ValueError):
+        pass
+    try:  # a run interrupted before metrics.json: its bundle is written first
+        manifest = json.loads((folder / "model" / "manifest.json").read_text(encoding="utf-8"))
+        return isinstance(manifest, dict) and manifest.get("format") == "pmed.model"
+    except (OSError, ValueError):
+        return False
+
+
 def _check_output_folder(out: Path) -> None:
     """Refuse to replace a folder that holds something other than an earlier study's outputs."""
     if out.exists() and not out.is_dir():
         raise StudyError("the output path is a file", file=out, fix="give a folder for --out")
     if out.is_dir() and any(out.iterdir()):
-        if not ((out / "metrics.json").exists() or (out / "model").is_dir()):
+        if not is_study_output(out):
             raise StudyError(
                 "the output folder is not empty and does not hold an earlier study's outputs; "
                 "pmed replaces the output folder whole", file=out,

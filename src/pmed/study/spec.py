@@ -176,11 +176,13 @@ class Study(_Strict):
     models: list[ModelSpec] = Field(default_factory=_default_models, min_length=1)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     imbalance: ImbalanceSpec = Field(default_factory=ImbalanceSpec)
-    seed: int = 0
+    # NumPy's legacy generator and scikit-learn take seeds in 0…2**32-1 only
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
     # set by load_study, not by the user
     base_dir: Path = Field(default=Path("."), exclude=True)
     source_text: str = Field(default="", exclude=True)
+    source_path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _check(self) -> Study:
@@ -318,4 +320,5 @@ def load_study(path: str | Path) -> Study:
         ) from None
     study.base_dir = path.resolve().parent
     study.source_text = text
+    study.source_path = path
     return study

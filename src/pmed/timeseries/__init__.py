@@ -11,6 +11,7 @@ GRU-D sequence model (PyTorch, imported lazily); :mod:`pmed.timeseries.ecg` and
 :mod:`pmed.timeseries.wearables` summarise waveforms and activity streams.
 """
 
+from pmed.timeseries._options import TimeseriesWarning
 from pmed.timeseries.align import Grid, rolling_windows, to_grid, window
 from pmed.timeseries.api import TimeseriesResult, run_timeseries
 from pmed.timeseries.features import (
@@ -44,7 +45,7 @@ from pmed.timeseries.variables import (
 )
 
 __all__ = [
-    "run_timeseries", "TimeseriesResult",
+    "run_timeseries", "TimeseriesResult", "TimeseriesWarning",
     "Grid", "rolling_windows", "to_grid", "window",
     "STATS", "add_derived", "add_timeseries_block", "detect_format", "features_from_file", "output_rates",
     "summarize",

@@ -25,7 +25,7 @@ import pandas as pd
 from pmed.cohort import Block
 from pmed.progress import Reporter, as_reporter
 from pmed.result import PROVENANCE_FILE, DomainResult, make_provenance
-from pmed.timeseries._options import check_choice, check_positive, check_window
+from pmed.timeseries._options import check_choice, check_flag, check_positive, check_window
 from pmed.timeseries.features import FORMATS, detect_format, timeseries_block
 from pmed.timeseries.readers import TimeSeriesData
 
@@ -201,16 +201,20 @@ def _domain_in(prov_path: Path) -> str | None:
         return None
 
 
-def _read_source(source: Path, fmt: str, unknown: str) -> TimeSeriesData:
+def _read_source(source: Path, fmt: str, unknown: str, sort: bool) -> TimeSeriesData:
     from pmed.timeseries import readers
 
     if fmt == "physionet2012":
         return readers.read_physionet2012(source, unknown=unknown)
     if fmt == "long":
-        return readers.read_long(source, unknown=unknown)
+        return readers.read_long(source, unknown=unknown, sort=sort)
     if fmt == "fhir":
-        return readers.read_fhir(source, unknown=unknown)
-    return readers.read_wearable(source, unknown=unknown)
+        return readers.read_fhir(source, unknown=unknown)  # sorted by time as it is read
+    return readers.read_wearable(source, unknown=unknown, sort=sort)
+
+
+#: longest wearable epoch (minutes): one row per day; a longer one cannot make daily summaries
+MAX_EPOCH_MINUTES = 1440.0
 
 
 def run_timeseries(
@@ -223,6 +227,7 @@ def run_timeseries(
     derived: bool = True,
     static: bool = True,
     epoch_minutes: float = 1.0,
+    sort: bool = False,
     progress: Reporter | bool | None = None,
 ) -> TimeseriesResult:
     """Read a time-series source and summarise each patient into one row of features.
@@ -247,7 +252,10 @@ def run_timeseries(
         Put the descriptors (age, sex…) in the features too; with ``False`` they are only in
         :meth:`TimeseriesResult.patient_table`.
     epoch_minutes
-        Wearables: minutes per row.
+        Wearables: minutes per row (above 0, at most 1440).
+    sort
+        Long and wearable tables: sort the rows by patient and time instead of refusing times
+        that go backwards within a patient.
     progress
         ``None``/``False`` (silent), ``True`` (a bar) or a :class:`~pmed.progress.Reporter`.
 
@@ -260,19 +268,28 @@ def run_timeseries(
     OptionError
         An option outside its choices or range (checked before anything is read).
     InputError
-        A source that cannot be read (the message names the file, line and fix).
+        A source that cannot be read (the message names the file, line and fix), or a window
+        that holds no measurement.
     ValidationError
         Unknown variables (``unknown="error"``), stays without outcomes.
+
+    Warns
+    -----
+    TimeseriesWarning
+        Patients without any measurement in the window; measurements of one variable repeated
+        at the same time.
     """
     check_choice("format", format, FORMATS)
     check_choice("unknown", unknown, ("error", "keep", "drop"))
     check_window(start, end)
-    check_positive("epoch_minutes", epoch_minutes)
+    check_positive("epoch_minutes", epoch_minutes, at_most=MAX_EPOCH_MINUTES)
+    for name, flag in (("derived", derived), ("static", static), ("sort", sort)):
+        check_flag(name, flag)
     reporter = as_reporter(progress)
     source = Path(source)
     fmt = detect_format(source) if format == "auto" else format
     reporter.start(2, f"reading {fmt}")
-    ts = _read_source(source, fmt, unknown)
+    ts = _read_source(source, fmt, unknown, sort)
     reporter.advance("summarising patients")
     if fmt == "wearable":
         from pmed.timeseries.wearables import daily_summary, wearable_features
@@ -289,7 +306,8 @@ def run_timeseries(
     provenance = make_provenance(
         "timeseries", inputs={"source": source},
         options={"format": format, "detected_format": fmt, "start": start, "end": end, "unknown": unknown,
-                 "derived": bool(derived), "static": bool(static), "epoch_minutes": float(epoch_minutes)},
+                 "derived": bool(derived), "static": bool(static), "epoch_minutes": float(epoch_minutes),
+                 "sort": bool(sort)},
         libraries=["pyarrow"])
     return TimeseriesResult(feats, ts, fmt, block_prov, provenance=provenance)
 

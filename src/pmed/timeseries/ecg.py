@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pmed.errors import InputError, require
+from pmed.timeseries._options import short, short_list
 
 __all__ = ["r_peaks", "ecg_features", "ecg_block"]
 
@@ -71,8 +72,8 @@ def ecg_block(records: Mapping[str, object], *, channel: str | None = None,
         sig = wf.signals
         col = channel if channel is not None else sig.columns[0]
         if col not in sig.columns:
-            raise InputError(f"lead {col!r} not in the record", file=wf.record,
-                             fix=f"available: {', '.join(map(str, sig.columns))}")
+            raise InputError(f"lead {short(col)} not in the record", file=wf.record,
+                             fix=f"available: {short_list(sig.columns)}")
         rows[str(pid)] = {f"ecg_{k}": v for k, v in ecg_features(sig[col].to_numpy(), wf.fs, method=method).items()}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "patient_id"

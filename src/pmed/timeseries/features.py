@@ -257,7 +257,21 @@ def timeseries_block(
     Summaries of every variable (and derived quantity) in ``[start, end]`` hours, charted
     outputs as totals and mL/kg/h (:func:`output_rates`, with ``derived``), plus the static
     descriptors; returns ``(table indexed by patient_id, provenance)``.
+
+    Raises
+    ------
+    InputError
+        No measurement lies in the window (every summary would be missing: a silent empty
+        feature table otherwise); the message gives the window, how many measurements lie
+        outside it and the hours they span.
+
+    Warns
+    -----
+    TimeseriesWarning
+        Some patients have measurements, none of them in the window: their summaries are
+        missing and their counts 0 (the count of such patients, never their IDs).
     """
+    _check_window_has_data(ts, start, end)
     data = add_derived(ts.data) if derived else ts.data
     feats = summarize(data, variables=variables, stats=stats, start=start, end=end, patients=ts.patients)
     if derived and start is not None and end is not None:
@@ -272,6 +286,46 @@ def timeseries_block(
     prov = {"reader": "pmed.timeseries", "source": ts.source, "window_hours": [start, end],
             "stats": list(stats), "derived": bool(derived), **{k: v for k, v in ts.summary().items() if k != "source"}}
     return feats, prov
+
+
+def _check_window_has_data(ts, start: float | None, end: float | None) -> None:
+    """Refuse a window that holds no measurement; warn when it leaves patients without any."""
+    import warnings
+
+    from pmed.errors import InputError
+    from pmed.timeseries._options import TimeseriesWarning
+
+    d = ts.data[ts.data["value"].notna()]
+    t = d["time"].to_numpy(float)
+    inside = np.ones(len(d), bool)
+    if start is not None:
+        inside &= t >= start
+    if end is not None:
+        inside &= t <= end
+    shown = f"[{'-inf' if start is None else f'{start:g}'}, {'inf' if end is None else f'{end:g}'}] h"
+    if len(d) == 0:
+        n_flagged = int((ts.flags["action"] == "set_missing").sum()) if len(ts.flags) else 0
+        raise InputError("no measurement with a value to summarise" + (
+            f" ({n_flagged} implausible values were set missing, see the flags)" if n_flagged else ""),
+            file=ts.source, fix="check the export: the source holds descriptors or empty values only")
+    if not inside.any():
+        raise InputError(
+            f"no measurement lies in the window {shown}: all {len(d)} measurements lie outside it "
+            f"(they span {t.min():g} to {t.max():g} h)", file=ts.source, where="options start, end",
+            fix="choose a window within the hours measured (--start/--end, start=/end=); times count from "
+                "each patient's admission or first measurement")
+    if inside.all():
+        return
+    pid = d["patient_id"].astype(str).to_numpy()
+    with_data = pd.unique(pid)
+    kept = pd.unique(pid[inside])
+    n_lost = len(with_data) - len(kept)
+    if n_lost:
+        n_out = int((~inside).sum())
+        warnings.warn(
+            f"{ts.source + ': ' if ts.source else ''}{n_lost} of {len(with_data)} patients have no measurement in "
+            f"the window {shown} ({n_out} measurements lie outside it): their summaries are missing and their "
+            "counts 0", TimeseriesWarning, stacklevel=3)
 
 
 def add_timeseries_block(cohort, ts, *, name: str = "timeseries", allow_missing: bool = False, **kwargs):
@@ -322,19 +376,46 @@ def detect_format(path) -> str:
     if suffix not in TABLE_SUFFIXES:
         raise InputError(f"cannot tell the format from the file name (suffix {suffix or 'none'!r})", file=p,
                          fix=fix)
-    try:
-        if TABLE_SUFFIXES[suffix] is None:
-            import pyarrow.parquet as pq
+    import zlib
 
-            cols = pq.read_schema(p).names
-        else:
-            cols = pd.read_csv(p, sep=TABLE_SUFFIXES[suffix], nrows=0).columns
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError,
+    from pmed.timeseries.readers._base import _UTF16_32, _check_parquet
+
+    if TABLE_SUFFIXES[suffix] is None:
+        _check_parquet(p)  # a cut or damaged file is named as such, not as a delimiter problem
+        import pyarrow.parquet as pq
+
+        return "long" if {"variable", "value"} <= set(pq.read_schema(p).names) else "wearable"
+    try:
+        head = _head_bytes(p)
+        for bom, enc in _UTF16_32.items():
+            if head.startswith(bom):
+                raise InputError(f"the file is {enc} text (its byte-order mark says so), not UTF-8",
+                                 file=p, where="byte 1", fix="save the table as UTF-8 text (CSV UTF-8)")
+        cols = pd.read_csv(p, sep=TABLE_SUFFIXES[suffix], nrows=0).columns
+    except (EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError, handled below
+        raise InputError(f"the compressed file is truncated or corrupt ({type(e).__name__})", file=p,
+                         fix="the file is incomplete or damaged: create or copy it again") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
             ValueError) as e:
+        import gzip
+
+        if isinstance(e, gzip.BadGzipFile):
+            raise InputError("the compressed file is corrupt (not a valid gzip stream)", file=p,
+                             fix="the file is incomplete or damaged: create or copy it again") from None
         first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise InputError(f"cannot read the header: {first}", file=p,
                          fix="check the delimiter, quoting and encoding (UTF-8), or " + fix) from None
     return "long" if {"variable", "value"} <= set(cols) else "wearable"
+
+
+def _head_bytes(path) -> bytes:
+    """The first 4 bytes of a file, decompressed when it is gzip (a cut stream raises EOFError)."""
+    import gzip
+
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    with (gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")) as fh:
+        return fh.read(4)
 
 
 def features_from_file(

@@ -31,6 +31,7 @@ from pmed.models.torch_base import (
     TorchInputError,
     TorchNotFittedError,
 )
+from pmed.timeseries._options import short_list
 
 __all__ = ["GRUDClassifier", "split_grid_columns"]
 
@@ -181,7 +182,7 @@ class GRUDClassifier(ClassifierMixin, TorchEstimator):
         cols = {k: [f"{k}|{v}|{t}" for t in range(T) for v in self.variables_] for k in ("x", "m", "d")}
         miss = [c for k in cols for c in cols[k] if c not in X.columns][:5]
         if miss:
-            raise TorchInputError(f"grid columns missing: {', '.join(miss)}", fix="use the same grid as in fit")
+            raise TorchInputError(f"grid columns missing: {short_list(miss)}", fix="use the same grid as in fit")
         x = X[cols["x"]].to_numpy(np.float32).reshape(-1, T, V)
         m = X[cols["m"]].to_numpy(np.float32).reshape(-1, T, V)
         d = X[cols["d"]].to_numpy(np.float32).reshape(-1, T, V) / np.float32(self.delta_scale)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pmed.errors import ValidationError
+from pmed.timeseries._options import short, short_list
 
 __all__ = ["simulate_wearables"]
 
@@ -51,8 +52,8 @@ def simulate_wearables(
         ``daily_summary(..., epoch_minutes=epoch_minutes)``.
     """
     if column not in patients.columns:
-        raise ValidationError([f"column {column!r} not in the patient table"],
-                              fix=f"pass column= one of: {', '.join(map(str, patients.columns))}")
+        raise ValidationError([f"column {short(column)} not in the patient table"],
+                              fix=f"pass column= one of: {short_list(patients.columns)}")
     r = pd.to_numeric(patients[column], errors="coerce").astype(float)
     z = ((r - r.mean()) / (r.std(ddof=0) or 1.0)).fillna(0.0).to_numpy()
     rng = np.random.default_rng(seed)

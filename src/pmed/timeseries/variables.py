@@ -208,6 +208,9 @@ def check_values(
     -------
     data : DataFrame
         The same rows; converted values replaced, implausible ones NaN; missing codes dropped.
+        ``±inf`` (``inf`` in a file, or a number too large for a float) is implausible for every
+        variable, also one kept unchecked: it is set missing and flagged, never summarised. NaN
+        (an empty cell, ``NaN`` in a file) means "not measured" and is not flagged.
     flags : DataFrame
         One row per changed value: :data:`FLAG_COLUMNS` (``action`` is ``"converted"`` or
         ``"set_missing"``).
@@ -235,8 +238,8 @@ def check_values(
             problems.append(f"… {len(unknown_names)} unknown variables in all")
         raise ValidationError(
             problems, file=source,
-            fix=("declare the variable with a VariableSpec (unit and plausible range) in variables=, "
-                 "or pass unknown='keep' to accept it unchecked or unknown='drop' to ignore it"))
+            fix=("accept it unchecked with --unknown keep or ignore it with --unknown drop (in Python: "
+                 "unknown='keep'/'drop', or declare it with a VariableSpec in variables=)"))
     if unknown_names and unknown == "drop":
         data = data[~data["variable"].isin(unknown_names)]
 
@@ -246,9 +249,17 @@ def check_values(
     flag_parts = []
     for name in names:
         spec = variables.get(name)
-        if spec is None:
-            continue
         idx = np.flatnonzero(var == name)
+        if spec is None:
+            # kept unchecked (unknown="keep"), but ±inf is never a measurement: it would turn the
+            # mean, max and slope into inf, so it is set missing and counted like any implausible value
+            inf = np.isinf(values[idx])
+            if inf.any():
+                flag_parts.append(pd.DataFrame({
+                    "row": idx[inf], "value": values[idx][inf], "new_value": np.nan, "action": "set_missing",
+                    "reason": f"{name}: not a finite number"}))
+                values[idx[inf]] = np.nan
+            continue
         v = values[idx]
         if spec.missing_codes:
             drop[idx[np.isin(v, spec.missing_codes)]] = True

@@ -71,3 +71,44 @@ def test_dpyd_half_missing_phased_genotypes(tmp_path):
                     genes=["DPYD"])
     assert res2.samples[0].genes["DPYD"].diplotypes == [
         ("Reference", "c.1129-5923C>G, c.1236G>A (HapB3)")]
+
+
+# --- outside calls pmed cannot interpret are refused (issue #16) -----------------------------
+
+@pytest.mark.parametrize("row, says", [
+    ("CYP2D6\t*1/*999", r"line 2: unknown CYP2D6 allele '\*999'"),
+    ("CYP2D6\t*1/*4/*10", "not one or two alleles"),
+    ("CYP2D7\t*1/*1", "outside calls for gene 'CYP2D7' are not supported"),
+    ("CYP2D6\t\tPoor Metabolizer", "phenotype but no diplotype"),
+    ("HLA-B\t*57/*08:01", "not an HLA allele name of two or more fields"),
+    ("CYP2C19\t*2/*99", r"unknown CYP2C19 allele '\*99'"),
+])
+def test_uninterpretable_outside_calls_are_refused(tmp_path, row, says):
+    p = tmp_path / "o.tsv"
+    p.write_text("# header\n" + row + "\n")
+    with pytest.raises(InputError, match=says) as e:
+        read_outside_calls(p)
+    assert str(p) in str(e.value) and "line 2" in str(e.value)
+    if "unknown" in says:
+        assert "alleles pmed knows include *1, *2" in e.value.fix
+
+
+def test_outside_call_names_as_pharmcat_and_callers_write_them(tmp_path):
+    p = tmp_path / "o.tsv"
+    p.write_text("CYP2D6\tCYP2D6*1.001/CYP2D6*2x3\nHLA-A\tA*31:01:02/A*02:01\nMT-RNR1\t1555A>G\n"
+                 "CYP2C19\t*2/*17\n")
+    calls = read_outside_calls(p)
+    # a duplication of three or more copies is the data's "x≥3" allele
+    assert calls == {"CYP2D6": "*1.001/*2x≥3", "HLA-A": "*31:01:02/*02:01", "MT-RNR1": "1555A>G",
+                     "CYP2C19": "*2/*17"}
+
+
+def test_outside_call_for_a_matcher_gene_gets_its_phenotype(tmp_path):
+    # a CYP2C19 call made elsewhere uses the same phenotype table as a VCF call (was "n/a")
+    res = call_vcf(_dpyd_vcf(tmp_path, {}), genes=["DPYD"],
+                   outside_calls={"CYP2C19": "*2/*17", "CYP2D6": "*1/*2x3"})
+    calls = res.calls_table().set_index("gene")
+    assert calls.loc["CYP2C19", "phenotype"] == "Intermediate Metabolizer"
+    assert calls.loc["CYP2D6", "diplotypes"] == "*1/*2x≥3"
+    assert calls.loc["CYP2D6", "phenotype"] == "Ultrarapid Metabolizer"
+    assert "clopidogrel" in set(res.recommendations_table()["drug"])

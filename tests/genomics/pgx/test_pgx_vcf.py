@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import os
 
 import pytest
 
-from pmed.errors import InputError
+from pmed.errors import InputError, PmedWarning
 from pmed.genomics.pgx import call_vcf, read_pgx_vcf
+from pmed.genomics.pgx.vcf import PgxBuildWarning, PgxReferenceWarning
 
 HEADER = "##fileformat=VCFv4.2\n"
 COLS = "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT"
@@ -124,8 +126,9 @@ def test_malformed_lines_name_line_and_column(tmp_path):
         read_pgx_vcf(bad_pos)
     assert "line 3" in str(e.value) and "POS" in str(e.value)
     bad_gt = _vcf(tmp_path, [_rec("chr10", 94781859, "G", "A", "0/x")], name="g.vcf")
-    with pytest.raises(InputError, match="line 3, column 'S1'"):
+    with pytest.raises(InputError, match=r"line 3, column 10 \(sample 1\)") as e:
         read_pgx_vcf(bad_gt)
+    assert "S1" not in str(e.value)  # the column number, never the sample's name
     short = _vcf(tmp_path, ["chr10\t94781859\t.\tG\tA"], name="s.vcf")
     with pytest.raises(InputError, match="columns"):
         read_pgx_vcf(short)
@@ -143,3 +146,120 @@ def test_sample_without_calls_is_an_error(tmp_path):
     q = _vcf(tmp_path, [_rec("chr5", 1000, "G", "A", "0/1")], name="q.vcf")
     with pytest.raises(InputError, match="no genotype call"):
         call_vcf(q)
+
+
+# --- REF checks against GRCh38 (issue #16) ---------------------------------------------------
+
+def test_swapped_ref_alt_read_by_allele_sequence(tmp_path):
+    # SNVs: REF written as the variant, GT 0/0 -> homozygous variant (*2/*2)
+    swapped = [_rec("chr10", 94775367, "G", "A", "0/0"), _rec("chr10", 94781859, "A", "G", "0/0"),
+               _rec("chr10", 94842866, "G", "A", "0/0")]
+    with pytest.warns(PgxReferenceWarning, match=r"3 record\(s\) \(lines 3, 4, 5; genes CYP2C19\)"):
+        geno = read_pgx_vcf(_vcf(tmp_path, swapped), genes=["CYP2C19"])
+    assert [i["kind"] for i in geno.ref_issues["CYP2C19"]] == ["swapped"] * 3
+    assert geno.build_check["ref_swapped"] == 3 and geno.build_check["ref_matches"] == 0
+    with pytest.warns(PgxReferenceWarning):
+        res = call_vcf(_vcf(tmp_path, swapped), genes=["CYP2C19"], missing_to_ref=True)
+    gc = _cyp2c19(res)
+    # rs3758581 G/G (the *1 backbone the *2 allele sits on; GRCh38 has the *38 base A)
+    assert gc.diplotypes == [("*2", "*2")]
+    assert sum("REF/ALT swapped" in w for w in gc.warnings) == 3
+
+
+def test_ref_matching_neither_allele_is_unreadable_not_reference(tmp_path):
+    recs = [_rec("chr10", 94775367, "A", "G", "0/1"), _rec("chr10", 94781859, "T", "C", "0/0"),
+            _rec("chr10", 94842866, "A", "G", "1/1")]
+    with pytest.warns(PgxReferenceWarning, match="cannot be read"):
+        geno = read_pgx_vcf(_vcf(tmp_path, recs), genes=["CYP2C19"])
+    assert [(i["kind"], i["position"], i["line"]) for i in geno.ref_issues["CYP2C19"]] == [
+        ("mismatch", "chr10:94781859", 4)]
+    assert len(geno.unreadable) == 1
+    for missing_to_ref in (False, True):  # never filled in as reference
+        with pytest.warns(PgxReferenceWarning):
+            res = call_vcf(_vcf(tmp_path, recs), genes=["CYP2C19"], missing_to_ref=missing_to_ref)
+        gc = _cyp2c19(res)
+        assert gc.uncallable and not gc.diplotypes and not gc.no_data
+        row = res.calls_table().iloc[0]
+        assert row["diplotypes"] == "uncallable" and row["phenotype"] == ""
+        assert "clopidogrel" not in set(res.recommendations_table()["drug"])
+
+
+@pytest.mark.parametrize("line, build", [
+    ("##contig=<ID=chr10,length=135534747>", "GRCh37"),
+    ("##contig=<ID=10,assembly=GRCh37,length=1>", "GRCh37"),
+    ("##reference=ucsc.hg19.fasta", "GRCh37"),
+    ("##assembly=hg18", "NCBI36"),
+    ("##reference=file:///refs/chm13v2.0.fa", "T2T"),
+])
+def test_other_builds_declared_in_the_header_are_refused(tmp_path, line, build):
+    with pytest.raises(InputError, match=build) as e:
+        read_pgx_vcf(_vcf(tmp_path, _star2_records(), header=HEADER + line + "\n"))
+    assert "line 2" in str(e.value)
+
+
+@pytest.mark.parametrize("line, status", [
+    ("##contig=<ID=chr10,length=133797422>", "declared GRCh38"),
+    ("##reference=file:///refs/GRCh38_full_analysis_set_plus_decoy_hla.fa", "declared GRCh38"),
+    ("##reference=file:///data/lab37/ref.fa", "not checked"),  # "37" inside a word is no build
+])
+def test_build_declared_or_not(tmp_path, line, status):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        geno = read_pgx_vcf(_vcf(tmp_path, _star2_records(), header=HEADER + line + "\n"))
+    assert geno.build_check["status"] == status
+    assert any(issubclass(w.category, PgxBuildWarning) for w in caught) == (status == "not checked")
+
+
+def test_truncated_bgzf_and_stale_index(tmp_path):
+    from pmed.io.vcf.write import _bgzf_write
+
+    text = HEADER + COLS + "\tS1\n" + "".join(r + "\n" for r in _star2_records())
+    full = _bgzf_write(tmp_path / "a.vcf.gz", text.encode())
+    cut = tmp_path / "cut.vcf.gz"
+    cut.write_bytes(full.read_bytes()[:-28])  # every record there, the EOF block gone
+    with pytest.raises(InputError, match="truncated: its end-of-file block is missing"):
+        read_pgx_vcf(cut)
+    # an index older than its VCF is not trusted: the whole file is read, with a warning
+    idx = tmp_path / "a.vcf.gz.tbi"
+    idx.write_bytes(b"stale")
+    os.utime(idx, (1, 1))
+    with pytest.warns(PmedWarning, match="older than the VCF"):
+        res = call_vcf(full, genes=["CYP2C19"], missing_to_ref=True)
+    assert _cyp2c19(res).diplotypes == [("*1", "*2")]
+
+
+def _tabix(path):
+    """Index a BGZF VCF with the htslib inside cyvcf2 (no tabix binary needed)."""
+    import ctypes
+
+    cyvcf2 = pytest.importorskip("cyvcf2")
+    lib = ctypes.CDLL(cyvcf2.cyvcf2.__file__)
+    try:
+        conf = ctypes.c_void_p.in_dll(lib, "tbx_conf_vcf")
+    except ValueError:
+        pytest.skip("this cyvcf2 build does not export tbx_conf_vcf")
+    lib.tbx_index_build.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+    assert lib.tbx_index_build(str(path).encode(), 0, ctypes.addressof(conf)) == 0
+
+
+def test_indexed_vcf_with_a_corrupt_block_is_refused(tmp_path):
+    import struct
+
+    from pmed.io.vcf.write import _bgzf_write
+
+    filler = "".join(f"chr1\t{1000 + i}\t.\tA\tG\t.\tPASS\t.\tGT\t0/0\n" for i in range(3000))
+    text = HEADER + COLS + "\tS1\n" + filler + "".join(r + "\n" for r in _star2_records())
+    vcf = _bgzf_write(tmp_path / "a.vcf.gz", text.encode())
+    _tabix(vcf)
+    assert _cyp2c19(call_vcf(vcf, genes=["CYP2C19"], missing_to_ref=True)).diplotypes == [
+        ("*1", "*2")]  # read through the index
+    data = bytearray(vcf.read_bytes())
+    second = struct.unpack("<H", data[16:18])[0] + 1  # the block holding the CYP2C19 records
+    data[second + 40:second + 60] = bytes(20)
+    vcf.write_bytes(bytes(data))
+    os.utime(tmp_path / "a.vcf.gz.tbi")  # the index stays newer than the file
+    # htslib ends the region early with only a message on stderr: the records would be lost
+    with pytest.raises(InputError, match="htslib could not read the indexed VCF"):
+        call_vcf(vcf, genes=["CYP2C19"], missing_to_ref=True)

@@ -245,3 +245,92 @@ def test_one_iid_twice_is_a_clear_error():
                            "SUM": [1.0, 2.0]})
     with pytest.raises(InputError, match="twice"):
         scores_to_block(scores)
+
+
+def _array_target(build, name="<array>"):
+    from pmed.genomics.prs.targets import ArrayTarget
+
+    v = pd.DataFrame({"chr": ["1", "1"], "pos": [10, 20], "id": ["a", "b"], "ref": ["A", "C"],
+                      "alt": ["G", "T"]})
+    return ArrayTarget(v, np.array([[0, 1, 2], [2, 1, 0]], np.int8), ["s1", "s2", "s3"],
+                       name=name, genome_build=build)
+
+
+def _small_scorefile(path, build):
+    write_pgs_catalog(path, pd.DataFrame({
+        "rsID": ["a", "b"], "chr_name": ["1", "1"], "chr_position": [10, 20],
+        "effect_allele": ["G", "T"], "other_allele": ["A", "C"], "effect_weight": [1.0, 10.0]}),
+        pgs_id="PGS_S", build=build)
+    return path
+
+
+def test_build_check_is_recorded_ok_or_not_possible(tmp_path):
+    from pmed.genomics.prs import run_prs
+    from pmed.genomics.prs.scorefile import PRSWarning
+
+    sf = _small_scorefile(tmp_path / "s.txt", "GRCh38")
+    ok = run_prs([_array_target("GRCh38")], sf)
+    assert ok.provenance["build_check"] == "ok" and ok.match.report["build_check"].tolist() == ["ok"]
+    assert ok.scores["SUM"].tolist() == [20.0, 11.0, 2.0]
+    with pytest.warns(PRSWarning, match="genome build of the genotypes unknown: cannot check the "
+                                        "scoring file's build GRCh38"):
+        unknown = run_prs([_array_target(None)], sf)
+    assert unknown.provenance["build_check"] == "not possible"
+    assert unknown.match.report["build_check"].tolist() == ["not possible"]
+    assert unknown.scores["SUM"].tolist() == ok.scores["SUM"].tolist()
+    given = run_prs([_array_target(None)], sf, target_build="hg38")
+    assert given.provenance["build_check"] == "ok" and given.provenance["genome_build"] == "GRCh38"
+    with pytest.warns(PRSWarning, match="genome build of the scoring file unknown"):
+        nr = run_prs([_array_target("GRCh38")], _small_scorefile(tmp_path / "nr.txt", None))
+    assert nr.provenance["build_check"] == "not possible"
+
+
+def test_contradictory_genotype_builds_are_refused(tmp_path):
+    from pmed.genomics.prs import run_prs
+
+    sf = _small_scorefile(tmp_path / "s.txt", "GRCh38")
+    with pytest.raises(InputError, match=r"--build GRCh37\) is not the build the genotype file "
+                                         r"declares \(GRCh38\)"):
+        run_prs([_array_target("GRCh38")], sf, target_build="GRCh37")
+    with pytest.raises(InputError, match=r"declare different genome builds \(GRCh38 and GRCh37\)"):
+        run_prs([_array_target("GRCh38", "a"), _array_target("GRCh37", "b")], sf)
+
+
+@pytest.mark.parametrize("bad", [{"target_build": "hg99"}, {"seed": -1}, {"seed": 2**32},
+                                 {"scheduler": "x y"}, {"keep_multiallelic": 1},
+                                 {"block_size": 0}, {"block_size": 1.5}])
+def test_more_options_are_checked_before_any_file_is_read(tmp_path, bad):
+    from pmed.errors import OptionError
+    from pmed.genomics.prs import run_prs
+
+    with pytest.raises(OptionError):
+        run_prs(tmp_path / "missing.vcf", tmp_path / "missing.txt", **bad)
+
+
+def test_out_folder_of_something_else_is_refused_before_reading(tmp_path):
+    from pmed.genomics.prs import run_prs
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(InputError, match="does not hold an earlier prs output"):
+        run_prs(tmp_path / "missing.vcf", tmp_path / "missing.txt", out=out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_write_results_without_variant_log_keeps_the_log_already_there(cohort_files, tmp_path):
+    """The earlier API: the log was written into the folder first; the folder is replaced whole
+    now, and the log comes along."""
+    from pmed.genomics.prs import write_results
+    from pmed.genomics.prs.api import _write_variant_log
+
+    d, vcf, sf, *_ = cohort_files
+    res = compute_scores([vcf], [sf])
+    out = tmp_path / "o"
+    out.mkdir()
+    _write_variant_log(res.match, res.scorefiles, out)
+    (out / "provenance.json").write_text('{"domain": "prs"}')  # an earlier prs output
+    log = (out / "match_variants.parquet").read_bytes()
+    files = write_results(res, out, variant_log=False)
+    assert (out / "match_variants.parquet").read_bytes() == log
+    assert files["match_variants"] == out / "match_variants.parquet"

@@ -214,3 +214,46 @@ def test_imputation_from_the_scoring_files_allele_frequency():
     out2 = score_targets([t], r2.matched, ["S"], impute="file")
     assert out2["SUM"].iloc[3] == pytest.approx(1.0 * (1 - 0.75**2) + 0.5 * 1)
     assert out2["SUM"].iloc[2] == pytest.approx(1.0 * 1 + 0.5 * 2)  # dosage 2 → dominant 1
+
+
+def test_alleles_that_fit_no_orientation_are_counted_apart_from_not_found():
+    """A target variant at the row's position whose REF/ALT fit neither the effect/other allele
+    nor their strand flip: unmatched, but flagged, logged with the target's alleles, counted."""
+    t = target_variants([("1", 10, "A", "G"), ("1", 20, "C", "T"), ("1", 30, "A", "C")])
+    s = scoring([("1", 10, "A", "G", 0.1),    # refalt
+                 ("1", 20, "A", "G", 0.2),    # C/T there: A/G flipped is T/C → altref_flip
+                 ("1", 30, "G", "T", 0.3),    # A/C there: G/T is its strand flip → matched
+                 ("1", 30, "A", "G", 0.4),    # A/C there: A/G fits no orientation
+                 ("1", 40, "A", "G", 0.5)])   # nothing there: not found
+    r = match_variants(s, t)
+    v = r.variants
+    assert v["match_status"].tolist() == ["matched", "matched", "matched", "unmatched", "unmatched"]
+    assert v["allele_mismatch"].tolist() == [False, False, False, True, False]
+    row = v.iloc[3]
+    assert (row["ref"], row["alt"], row["target_row"]) == ("A", "C", 2)
+    assert r.log(["rsid", "target_id"]).iloc[3]["target_id"] == "v2"
+    rep = r.report.iloc[0]
+    assert (rep["unmatched"], rep["unmatched_allele_mismatch"]) == (2, 1)
+
+
+def test_many_allele_mismatches_warn_few_do_not():
+    from pmed.genomics.prs.match import warn_allele_mismatches
+    from pmed.genomics.prs.scorefile import PRSWarning
+
+    rep = pd.DataFrame({"PGS": ["big", "ok"], "n_variants": [1000, 1000],
+                        "unmatched_allele_mismatch": [50, 5]})
+    with pytest.warns(PRSWarning, match=r"big: 50 of 1000 variants \(5\.0%\)") as rec:
+        warn_allele_mismatches(rep)
+    assert len(rec) == 1  # 'ok' (0.5 %) stays quiet
+
+
+def test_mismatches_explain_a_low_overlap():
+    from pmed.errors import InputError
+    from pmed.genomics.prs.match import check_overlap
+
+    t = target_variants([("1", p, "A", "C") for p in (10, 20, 30, 40)])
+    s = scoring([("1", p, "A", "G", 0.1) for p in (10, 20, 30)] + [("1", 40, "A", "C", 0.1)])
+    r = match_variants(s, t)
+    with pytest.raises(InputError, match=r"likely cause: 3 variants are at their positions in the "
+                                         r"genotypes with other alleles"):
+        check_overlap(r, min_overlap=0.75, targets_desc="t")

@@ -131,3 +131,78 @@ def test_compact_columns(tmp_path):
         allelefrequency_effect=[0.1, 0.3])))
     assert with_af.variants["af"].dtype == np.float64
     assert with_af.variants["af"].tolist() == [0.1, 0.3]
+
+
+@pytest.mark.parametrize("bad", ["inf", "-inf", "nan", "NA", "1e999", "0.1.2"])
+def test_a_weight_that_is_no_finite_number_is_refused_with_its_line(tmp_path, bad):
+    rows = pd.DataFrame({"rsID": ["rs1", "rs2", "rs3"], "chr_name": ["1"] * 3,
+                         "chr_position": [100, 200, 300], "effect_allele": ["A", "C", "G"],
+                         "other_allele": ["G", "T", "A"], "effect_weight": ["0.1", bad, "0.3"]})
+    with pytest.raises(InputError) as e:
+        read_scorefile(write_pgs_catalog(tmp_path / "w.txt", rows))
+    msg = str(e.value)
+    # 4 metadata lines, the column header on line 5: the second row is line 7
+    assert "w.txt: line(s) 7: 1 row(s) of column 'effect_weight' hold no finite number" in msg
+    assert "fix:" in msg
+
+
+def test_many_bad_weights_give_a_count_and_the_first_lines(tmp_path):
+    n = 30
+    rows = pd.DataFrame({"rsID": [f"rs{i}" for i in range(n)], "chr_name": ["1"] * n,
+                         "chr_position": np.arange(n) * 10 + 10, "effect_allele": ["A"] * n,
+                         "other_allele": ["G"] * n,
+                         "effect_weight": ["inf" if i % 3 == 0 else "0.5" for i in range(n)]})
+    with pytest.raises(InputError) as e:
+        read_scorefile(write_pgs_catalog(tmp_path / "w.txt", rows))
+    assert "10 row(s)" in str(e.value)
+    assert "line(s) 6, 9, 12, 15, 18, 21, 24, 27, … (10 in all)" in str(e.value)
+
+
+def test_missing_effect_weight_is_named_not_blamed_on_a_plink_id(tmp_path):
+    rows = pd.DataFrame({"rsID": ["rs1"], "chr_name": ["1"], "chr_position": [1],
+                         "effect_allele": ["A"], "beta": [0.1]})
+    with pytest.raises(InputError) as e:
+        read_scorefile(write_pgs_catalog(tmp_path / "now.txt", rows))
+    msg = str(e.value)
+    assert "no 'effect_weight' column" in msg and "'ID' column" not in msg.split("fix:")[0]
+    assert "columns found: rsID, chr_name, chr_position, effect_allele, beta" in msg
+
+
+def test_header_only_scoring_file_has_no_variants(tmp_path):
+    p = tmp_path / "h.txt"
+    p.write_text("#pgs_id=PGS_H\n#genome_build=GRCh38\nrsID\tchr_name\tchr_position\t"
+                 "effect_allele\teffect_weight\n")
+    with pytest.raises(InputError, match=r"h\.txt: line 3: the scoring file has no variants"):
+        read_scorefile(p)
+
+
+def test_bom_plink2_style_file_keeps_its_id_column(tmp_path):
+    p = tmp_path / "m.txt"
+    p.write_bytes(b"\xef\xbb\xbfID\teffect_allele\tS1\n1:100:A:G\tG\t0.5\n")
+    sf = read_scorefile(p)
+    v = sf.variants.iloc[0]
+    assert sf.scores == ["S1"] and (v["chr"], v["pos"], v["other_allele"]) == ("1", 100, "A")
+
+
+@pytest.mark.parametrize("cut", ["header", "body"])
+def test_truncated_gzip_scoring_file_says_truncated(tmp_path, cut):
+    import gzip
+
+    lines = ["#pgs_id=PGS_G", "rsID\tchr_name\tchr_position\teffect_allele\teffect_weight"]
+    lines += [f"rs{i}\t1\t{i + 1}\tA\t{i / 7:.6f}" for i in range(3000 if cut == "body" else 1)]
+    data = gzip.compress(("\n".join(lines) + "\n").encode())
+    p = tmp_path / "g.txt.gz"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"g\.txt\.gz: .*truncated"):
+        read_scorefile(p)
+
+
+def test_ragged_row_message_does_not_quote_the_row(tmp_path):
+    p = tmp_path / "r.txt"
+    long_id = "rs" + "9" * 300
+    p.write_text("#pgs_id=PGS_R\nrsID\tchr_name\tchr_position\teffect_allele\teffect_weight\n"
+                 f"rs1\t1\t100\tA\t0.1\n{long_id}\t1\t200\tC\t0.2\textra\n")
+    with pytest.raises(InputError) as e:
+        read_scorefile(p)
+    assert "a row of the scoring file has 6 columns where the header has 5" in str(e.value)
+    assert "9" * 30 not in str(e.value)

@@ -97,6 +97,8 @@ def read_block(path: str | Path) -> Block | None:
         "data_version": prov.get("data_version", versions[0] if len(versions) == 1 else None),
         "missing_to_ref": bool(options.get("missing_to_ref", False)),
     }
+    if isinstance(prov.get("build_check"), dict):
+        block_prov["build_check"] = prov["build_check"].get("status")
     for key in ("inputs", "options", "commit", "created"):
         if key in prov:
             block_prov[key] = prov[key]

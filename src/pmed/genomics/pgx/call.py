@@ -11,6 +11,7 @@ import copy
 import re
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from os import PathLike
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,7 +19,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from pmed.cohort import Block
-from pmed.errors import InputError, format_rows
+from pmed.errors import InputError, OptionError, format_rows
 from pmed.genomics.pgx._data import ALL_GENES, data_version
 from pmed.genomics.pgx.matcher import (
     LOWEST_FUNCTION_GENES,
@@ -41,6 +42,8 @@ __all__ = [
     "call_genotypes",
     "call_cohort",
     "read_outside_calls",
+    "check_outside_call",
+    "known_alleles",
     "write_results",
     "features_table",
     "CALLS_COLUMNS",
@@ -90,6 +93,12 @@ class PgxResult(DomainResult):
         The VCF read.
     vcf_warnings
         ``{"chr:pos": [messages]}`` about VCF records that could not be matched exactly.
+    build_check
+        How the genome build was checked (:attr:`PgxGenotypes.build_check
+        <pmed.genomics.pgx.vcf.PgxGenotypes.build_check>`): declared in the header, confirmed
+        by the REF bases, or not checked.
+    ref_issues
+        ``{gene: [issue]}``: records whose REF is not GRCh38 (swapped, or unreadable).
     provenance
         Inputs (with SHA-256), options, library versions and commit (:func:`make_provenance`);
         empty for results made by :func:`call_genotypes` alone.
@@ -102,6 +111,8 @@ class PgxResult(DomainResult):
     data_version: str
     source: str = ""
     vcf_warnings: dict[str, list[str]] = field(default_factory=dict)
+    build_check: dict[str, Any] = field(default_factory=dict)
+    ref_issues: dict[str, list[dict]] = field(default_factory=dict)
     html: bool = field(default=False, repr=False)
     """Whether :meth:`write` also writes one HTML report section per sample."""
 
@@ -133,6 +144,8 @@ class PgxResult(DomainResult):
             "data_version": self.data_version,
             "missing_to_ref": bool(options.get("missing_to_ref", False)),
         }
+        if self.build_check:
+            prov["build_check"] = self.build_check.get("status")
         for key in ("inputs", "options", "commit", "created"):
             if key in self.provenance:
                 prov[key] = self.provenance[key]
@@ -146,8 +159,9 @@ class PgxResult(DomainResult):
         dict
             JSON-ready: ``n_samples``, ``genes`` (called from the VCF, with data),
             ``outside_genes``, ``n_gene_calls``, ``n_no_data``, ``n_no_match``,
-            ``n_recommendations``, ``n_vcf_warnings``, ``data_version`` and, per gene, the
-            count of each phenotype (``phenotypes``).
+            ``n_recommendations``, ``n_vcf_warnings``, ``build_check`` (its status),
+            ``n_ref_swapped``, ``n_ref_unreadable``, ``data_version`` and, per gene, the count of
+            each phenotype (``phenotypes``).
         """
         called: dict[str, dict[str, int]] = {}
         n_calls = n_no_data = n_no_match = 0
@@ -173,6 +187,11 @@ class PgxResult(DomainResult):
             "n_no_match": n_no_match,
             "n_recommendations": sum(len(s.recommendations) for s in self.samples),
             "n_vcf_warnings": sum(len(v) for v in self.vcf_warnings.values()),
+            "build_check": self.build_check.get("status"),
+            "n_ref_swapped": sum(i["kind"] == "swapped" for v in self.ref_issues.values()
+                                 for i in v),
+            "n_ref_unreadable": sum(i["kind"] == "mismatch" for v in self.ref_issues.values()
+                                    for i in v),
             "data_version": self.data_version,
             "phenotypes": {g: dict(sorted(c.items())) for g, c in sorted(called.items())},
         }
@@ -274,6 +293,8 @@ class PgxResult(DomainResult):
         return {
             "data_version": self.data_version,
             "source": self.source,
+            "build_check": self.build_check,
+            "ref_issues": self.ref_issues,
             "calls": self.calls_table().to_dict(orient="records"),
             "recommendations": self.recommendations_table().to_dict(orient="records"),
         }
@@ -300,18 +321,24 @@ def read_outside_calls(path: str | PathLike) -> dict[str, str]:
     Returns
     -------
     dict
-        Gene → diplotype with gene prefixes removed (``CYP2D6*3/CYP2D6*4`` → ``*3/*4``).
+        Gene → diplotype with gene prefixes removed (``CYP2D6*3/CYP2D6*4`` → ``*3/*4``) and
+        CYP2D6 copy numbers written as the data do (``*1x3`` → ``*1x≥3``).
 
     Raises
     ------
     InputError
-        A line without a gene and a diplotype or phenotype, with its line number.
+        With the line number: a line without a gene and a diplotype, a phenotype-only line
+        (pmed needs the diplotype), a gene pmed knows no outside calls for, or an allele that is
+        not in the gene's allele data (``*999``): a call pmed cannot interpret is refused, never
+        reported as "n/a".
     """
     from pmed.io import open_text
 
     path = Path(path)
     if not path.is_file():
-        raise InputError("outside call file not found", file=path, fix="check the path")
+        raise InputError("outside call file not found" if not path.exists() else
+                         "a folder was given where the outside call file is expected",
+                         file=path, fix="check the path")
     out: dict[str, str] = {}
     for n, line in enumerate(_read_lines(path, open_text, what="outside call file"), 1):
         if not line.strip() or line.startswith("#"):
@@ -323,12 +350,144 @@ def read_outside_calls(path: str | PathLike) -> dict[str, str]:
                 file=path, where=f"line {n}", fix="write e.g. 'CYP2D6<TAB>*1/*4'",
             )
         gene = cols[0].strip()
-        dip = cols[1].strip()
-        dip = re.sub(rf"\b{re.escape(gene)}(?=\*)", "", dip)
-        dip = re.sub(r"(?<![\w*])[A-Z]\*(?=\d)", "*", dip) if gene.startswith("HLA") else dip
+        if not cols[1].strip():
+            raise InputError(
+                f"the outside call for {_shown(gene)} has a phenotype but no diplotype; pmed "
+                "derives phenotypes from diplotypes only", file=path, where=f"line {n}, column 2",
+                fix="give the diplotype in column 2 (e.g. 'CYP2D6<TAB>*1/*4')")
+        try:
+            dip = check_outside_call(gene, cols[1])
+        except _OutsideCallError as exc:
+            raise InputError(str(exc), file=path, where=f"line {n}", fix=exc.fix) from None
         # two calls for one gene (a collision) are kept as equally good alternatives
         out[gene] = f"{out[gene]} | {dip}" if gene in out else dip
     return out
+
+
+class _OutsideCallError(ValueError):
+    """An outside call pmed cannot interpret; ``fix`` says what would be accepted."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+# HLA alleles are open-ended: two to four fields (``*57:01``, ``*02:01:01:02L``); one field
+# (``*57``) cannot tell *57:01 from *57:03, so a "positive"/"negative" lookup would be a guess
+_HLA_ALLELE = re.compile(r"\*\d{2,4}(?::\d{2,4}){1,3}[NLSCAQ]?")
+_SHOWN = 24  # characters of a value echoed in a message
+
+
+def _shown(value: str) -> str:
+    value = value.strip()
+    return repr(value if len(value) <= _SHOWN else value[:_SHOWN] + "…")
+
+
+@cache
+def known_alleles(gene: str) -> frozenset[str]:
+    """Allele names pmed's data know for ``gene`` (definitions and phenotype tables).
+
+    Parameters
+    ----------
+    gene
+        A matcher gene, or an outside-call gene with a phenotype table (CYP2D6, MT-RNR1).
+
+    Returns
+    -------
+    frozenset of str
+        Empty for genes without allele data (HLA-A, HLA-B: checked by syntax instead).
+    """
+    from pmed.genomics.pgx._data import definitions, phenotypes
+
+    names: set[str] = set()
+    gd = definitions()["genes"].get(gene)
+    if gd is not None:
+        names |= {a["name"] for a in gd["alleles"]} | set(gd.get("suballeles", {}).values())
+    for source in ("CPIC", "DPWG"):
+        table = phenotypes()[source].get(gene)
+        if table is not None:
+            names |= set(table["alleles"])
+    if gene == "MT-RNR1":  # PharmCAT's own example writes "1555A>G" for m.1555A>G
+        names |= {a.removeprefix("m.") for a in names}
+    return frozenset(names)
+
+
+def _natural(name: str) -> tuple:
+    """Plain star alleles first (*1, *2, *10), then the rest in natural order (*1x2, ...)."""
+    return (not re.fullmatch(r"\*\d+", name),
+            tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name)))
+
+
+def check_outside_call(gene: str, diplotype: str) -> str:
+    """Check one outside call and return its diplotype as pmed reads it.
+
+    Parameters
+    ----------
+    gene
+        The gene (``CYP2D6``, ``HLA-B``, ``MT-RNR1`` or a matcher gene).
+    diplotype
+        One or two alleles separated by ``/``, with or without gene prefixes
+        (``CYP2D6*1/CYP2D6*4``, ``B*57:01/B*08:01``).
+
+    Returns
+    -------
+    str
+        The diplotype without gene prefixes (``*1/*4``), CYP2D6 copy numbers of three or more
+        written as the data do (``*1x3`` → ``*1x≥3``).
+
+    Raises
+    ------
+    ValueError
+        For a gene without outside-call support or an allele pmed does not know; the
+        message names the gene and the allele (allele names are not patient identifiers) and
+        the exception's ``fix`` lists known alleles.
+    """
+    from pmed.genomics.pgx._data import ALL_GENES
+
+    genes = list(dict.fromkeys([*OUTSIDE_GENES, *ALL_GENES]))
+    if gene not in genes:
+        raise _OutsideCallError(
+            f"outside calls for gene {_shown(gene)} are not supported",
+            fix=f"outside calls can be given for {', '.join(genes)}")
+    dip = diplotype.strip()
+    dip = re.sub(rf"\b{re.escape(gene)}(?=\*)", "", dip)
+    dip = re.sub(r"(?<![\w*])[A-Z]\*(?=\d)", "*", dip) if gene.startswith("HLA") else dip
+    alleles = [a.strip() for a in dip.split("/")]
+    if len(alleles) > 2 or not all(alleles):
+        raise _OutsideCallError(
+            f"the {gene} outside call {_shown(diplotype)} is not one or two alleles separated "
+            "by '/'", fix=f"write e.g. '{gene}<TAB>" + ("*57:01/*58:01'" if gene.startswith(
+                "HLA") else "*1/*4'"))
+    out = []
+    for a in alleles:
+        out.append(_check_allele(gene, a))
+    return "/".join(out)
+
+
+def _check_allele(gene: str, allele: str) -> str:
+    if gene.startswith("HLA"):
+        if _HLA_ALLELE.fullmatch(allele):
+            return allele
+        raise _OutsideCallError(
+            f"{gene} allele {_shown(allele)} in the outside call is not an HLA allele name of "
+            "two or more fields", fix="write HLA alleles as e.g. *57:01 or B*57:01 (IPD-IMGT/HLA "
+            "nomenclature, at least two fields)")
+    known = known_alleles(gene)
+    if allele in known:
+        return allele
+    if gene == "CYP2D6":
+        # sub-alleles (*1.001) are looked up by their core allele
+        core = re.sub(r"^(\*\d+)\.\d+", r"\1", allele)
+        if core in known:
+            return allele
+        m = re.fullmatch(r"(\*\d+)x(\d+)", allele)
+        if m and int(m.group(2)) >= 3 and f"{m.group(1)}x≥3" in known:
+            return f"{m.group(1)}x≥3"
+    examples = sorted(known, key=_natural)[:6]
+    raise _OutsideCallError(
+        f"unknown {gene} allele {_shown(allele)} in the outside call",
+        fix=f"{gene} alleles pmed knows include {', '.join(examples)} ({len(known)} in all; "
+        "PharmCAT's allele definitions and CPIC's allele function tables list them)")
 
 
 def _read_lines(path: Path, opener, *, what: str) -> list[str]:
@@ -346,6 +505,8 @@ def _read_lines(path: Path, opener, *, what: str) -> list[str]:
 
 
 def _outside_phenotypes(gene: str, dip: str) -> list[Phenotype]:
+    from pmed.genomics.pgx._data import definitions, phenotypes
+
     if " | " in dip:
         return [p for d in dip.split(" | ") for p in _outside_phenotypes(gene, d)]
     alleles = tuple(a.strip() for a in dip.split("/")) if "/" in dip else (dip.strip(),)
@@ -353,6 +514,10 @@ def _outside_phenotypes(gene: str, dip: str) -> list[Phenotype]:
         # sub-alleles (*1.001) are looked up by their core allele
         core = tuple(re.sub(r"^(\*\d+)\.\d+", r"\1", a) for a in alleles)
         return [phenotype_for(gene, core)]
+    if gene != "MT-RNR1" and (gene in definitions()["genes"] or gene in phenotypes()["CPIC"]):
+        # a matcher gene called elsewhere (CYP2C19 *2/*17): the same tables as a VCF call;
+        # MT-RNR1 stays "n/a" as in PharmCAT, which gives outside MT-RNR1 calls no phenotype
+        return [phenotype_for(gene, alleles)]
     ph = Phenotype(gene=gene, diplotype=dip, phenotype="n/a", alleles=alleles,
                    lookup={"CPIC": None, "DPWG": None})
     return [ph]
@@ -394,7 +559,8 @@ def _sample_view(geno: PgxGenotypes, gene: str, s: int, missing_to_ref: bool) ->
             out[p] = (alleles[g1], alleles[g2], bool(phased[s]), ps[s])
     if missing_to_ref:
         for j in range(len(m.positions)):
-            if (gene, j) not in geno.calls:
+            # an unreadable record (REF not GRCh38) is not an absent one: never assume reference
+            if (gene, j) not in geno.calls and (gene, j) not in geno.unreadable:
                 ref = m.variants[j]["ref"]
                 out[j] = (ref, None if haploid else ref, False, None)
     return out
@@ -465,6 +631,7 @@ def call_genotypes(
                     sr.phenotypes[gene] = phen
                 continue
             gc = match_gene(gene, view, top_candidate_only=top_candidate_only)
+            _apply_ref_issues(gc, geno.ref_issues.get(gene, ()))
             sr.genes[gene] = gc
             if gc.no_data:
                 memo[key] = (gc, [])
@@ -520,8 +687,35 @@ def call_genotypes(
         )
     return PgxResult(
         samples=results, data_version=data_version(), source=geno.source,
-        vcf_warnings=geno.warnings,
+        vcf_warnings=geno.warnings, build_check=dict(geno.build_check),
+        ref_issues={g: [dict(i) for i in v] for g, v in geno.ref_issues.items()},
     )
+
+
+def _apply_ref_issues(gc: GeneCall, issues) -> None:
+    """Put a gene's REF problems (:attr:`PgxGenotypes.ref_issues`) into its call.
+
+    A record whose REF is neither GRCh38 nor an ALT cannot be read, and what the gene would be
+    without it is unknown (with ``missing_to_ref`` it would even be called reference): the gene
+    is not callable, so that no phenotype or recommendation rests on it. A swapped record was
+    read by allele sequence: the call stands, with a warning naming the position and the line,
+    because a VCF not normalised against GRCh38 deserves a look before the call is used.
+    """
+    for i in issues:
+        where = f"{i['position']}" + (f" (VCF line {i['line']})" if i["line"] else "")
+        if i["kind"] == "swapped":
+            gc.warnings.append(
+                f"REF/ALT swapped at {where}: REF {i['vcf_ref']}, ALT {i['vcf_alt']}, GRCh38 "
+                f"{i['grch38_ref']}; genotype read by allele sequence, check the VCF's "
+                "normalisation")
+        else:
+            gc.warnings.append(
+                f"REF {i['vcf_ref']} at {where} is not the GRCh38 reference {i['grch38_ref']}: "
+                "record unreadable, gene not callable")
+            gc.uncallable = True
+    if gc.uncallable and any(i["kind"] == "mismatch" for i in issues):
+        gc.no_data = False
+        gc.diplotypes, gc.scores, gc.haplotypes = [], [], []
 
 
 def run_pgx(
@@ -580,9 +774,23 @@ def run_pgx(
 
     Raises
     ------
+    OptionError
+        Before anything is read: an option of the wrong type (``samples="S1"``,
+        ``missing_to_ref="no"``), an empty sample name, an unknown gene, or an outside call
+        (mapping) with an unknown gene or allele.
     InputError
-        For a missing or malformed VCF or outside-call file (with its line), GRCh37 input, a
-        requested sample that is not in the VCF, or (``require_calls``) a sample without calls.
+        For a missing, truncated or malformed VCF or outside-call file (with its line), an
+        unknown allele in the outside-call file, GRCh37 input, a requested sample that is not in
+        the VCF, or (``require_calls``) a sample without calls.
+
+    Warns
+    -----
+    PgxReferenceWarning
+        VCF records whose REF is not GRCh38: swapped ones are read by allele sequence, with a
+        warning in the gene's call; unreadable ones make the gene not callable.
+    PgxBuildWarning
+        The VCF declares no genome build and its REFs cannot confirm GRCh38 (the result's
+        ``build_check`` says so too).
 
     Examples
     --------
@@ -590,9 +798,13 @@ def run_pgx(
     >>> cohort.add_block("pgx", res.to_block())  # doctest: +SKIP
     >>> res.write("pgx-out")  # doctest: +SKIP
     """
+    samples, genes, outside_calls = _check_options(
+        vcf, samples=samples, genes=genes, outside_calls=outside_calls,
+        flags={"missing_to_ref": missing_to_ref, "top_candidate_only": top_candidate_only,
+               "recommendations": recommendations, "require_calls": require_calls,
+               "hash_inputs": hash_inputs})
     reporter = as_reporter(progress)
     reporter.start(None, "reading the VCF")
-    samples = None if samples is None else list(samples)
     outside_path = None
     if outside_calls is not None and not isinstance(outside_calls, dict):
         outside_path = Path(outside_calls)
@@ -620,7 +832,65 @@ def run_pgx(
     )
     res.provenance["data_version"] = res.data_version
     res.provenance["method"] = METHOD
+    res.provenance["build_check"] = res.build_check
     return res
+
+
+def _check_options(vcf, *, samples, genes, outside_calls, flags: dict[str, Any]):
+    """:func:`run_pgx`'s option checks, before any file is read (``OptionError``).
+
+    Returns the samples and genes as lists (or ``None``) and the outside calls checked.
+    """
+    import numpy as np
+
+    from pmed.genomics.pgx._data import ALL_GENES
+
+    if not isinstance(vcf, (str, PathLike)) or not str(vcf).strip():
+        raise OptionError(f"vcf must be a path, not {type(vcf).__name__}",
+                          fix="give the path of a GRCh38 VCF")
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise OptionError(f"{name} must be True or False, not {type(value).__name__}",
+                              fix=f"pass {name}=True or {name}=False")
+    for name, value in (("samples", samples), ("genes", genes)):
+        # a bare string would be read letter by letter ("S1" → "S", "1")
+        if value is not None and (isinstance(value, (str, bytes)) or not hasattr(value, "__iter__")):
+            example = "['S1']" if name == "samples" else "['CYP2C19']"
+            raise OptionError(f"{name} must be a list of names, not {type(value).__name__}",
+                              fix=f"pass e.g. {name}={example}")
+    if samples is not None:
+        samples = list(samples)
+        bad = [i for i, s in enumerate(samples, 1) if not isinstance(s, str) or not s.strip()]
+        if bad or not samples:
+            # positions in the list, not the names: no patient identifier in messages
+            raise OptionError(
+                "samples must be non-empty sample names" + (
+                    f" (item(s) {format_rows(bad)} are not)" if bad else " (the list is empty)"),
+                fix="name the VCF's sample columns to call, or leave samples out to call all")
+    if genes is not None:
+        genes = list(genes)
+        unknown = [g for g in genes if g not in ALL_GENES]
+        if unknown or not genes:
+            raise OptionError(
+                f"{len(unknown)} unknown gene(s): {', '.join(_shown(str(g)) for g in unknown[:5])}"
+                if unknown else "genes is empty",
+                fix=f"choose among {', '.join(ALL_GENES)} (outside calls cover CYP2D6 and HLA)")
+    if isinstance(outside_calls, dict):
+        checked = {}
+        for gene, dip in outside_calls.items():
+            if not isinstance(gene, str) or not isinstance(dip, str):
+                raise OptionError("outside_calls must map gene names to diplotype strings",
+                                  fix="pass e.g. {'CYP2D6': '*1/*4'}")
+            try:
+                checked[gene] = " | ".join(check_outside_call(gene, d) for d in dip.split(" | "))
+            except _OutsideCallError as exc:
+                raise OptionError(str(exc), fix=exc.fix) from None
+        outside_calls = checked
+    elif outside_calls is not None and not isinstance(outside_calls, (str, PathLike)):
+        raise OptionError(
+            f"outside_calls must be a file path or a gene → diplotype mapping, not "
+            f"{type(outside_calls).__name__}", fix="pass e.g. 'outside.tsv' or {'CYP2D6': '*1/*4'}")
+    return samples, genes, outside_calls
 
 
 def call_vcf(

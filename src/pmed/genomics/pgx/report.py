@@ -30,9 +30,13 @@ def render_pgx_section(result: PgxResult, sample: str, *, drugs: list[str] | Non
     calls = result.calls_table()
     calls = calls[(calls["sample"] == sample) & (calls["diplotypes"] != "no data")]
     if calls.empty:
+        # neither the sample asked for nor the result's samples are named: patient identifiers
+        known = sample in result.sample_ids
         raise InputError(
-            f"sample {sample!r} has no PGx calls in this result",
-            fix="choose one of " + ", ".join(s.sample for s in result.samples[:10]),
+            "the sample asked for " + ("has no PGx calls in this result" if known else
+                                       "is not in this result"),
+            fix=f"the result has {len(result.samples)} sample(s); choose one of "
+            "result.sample_ids with calls",
         )
     recs = result.recommendations_table()
     recs = recs[recs["sample"] == sample]
@@ -46,6 +50,7 @@ def render_pgx_section(result: PgxResult, sample: str, *, drugs: list[str] | Non
     return tpl.render(
         sample=sample,
         data_version=result.data_version,
+        build_check=result.build_check,
         calls=calls.fillna("").to_dict(orient="records"),
         recommendations=recs.sort_values(["drug", "source"]).fillna("").to_dict(orient="records"),
     )

@@ -8,14 +8,31 @@ sit in a multi-allelic record (the UGT1A1 TA repeat rs3064744) are compared as s
 the window both representations cover, so ``CAT>CATAT`` at the definition position and
 ``A>ATA`` one base to the right are the same allele.
 
-GRCh37 input is refused: by the header (``##reference``, ``##contig`` lengths) or, when the
-header says nothing, by the reference bases at the definition positions.
+The genome build is checked twice (issue #16). A header that declares another build
+(``##reference``, ``##assembly``, ``##contig`` ``assembly=`` or a GRCh37 contig length) is refused.
+Then every record at an allele-defining position has its REF compared with the GRCh38 reference
+of the definitions (PharmCAT's ``pharmcat_positions.vcf``):
+
+* REF equal to GRCh38: the record is read as usual;
+* REF/ALT swapped (REF is another allele, an ALT is the GRCh38 reference): the genotype is read
+  by allele *sequence*, which is what the VCF's GT says, and the gene's call carries a warning
+  naming the position and line (:class:`PgxReferenceWarning`); such a file was not normalised
+  against GRCh38 and deserves a look, but its alleles are unambiguous;
+* REF matching neither: the record cannot be read; the position is *unreadable* and the gene is
+  reported not callable (never filled in as reference by ``missing_to_ref``), with a warning;
+* most REFs differing: the file is GRCh37 (or another build) and is refused.
+
+:attr:`PgxGenotypes.build_check` records what was declared and what the REF comparison found;
+a VCF that declares no build and whose REFs do not confirm GRCh38 gets a
+:class:`PgxBuildWarning`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import re
+import warnings
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,15 +41,67 @@ from pathlib import Path
 
 import numpy as np
 
-from pmed.errors import InputError, format_rows
+from pmed.errors import InputError, OptionError, PmedError, PmedWarning, format_rows
 from pmed.genomics.pgx._data import ALL_GENES, definitions
 from pmed.io import open_text
+from pmed.io.vcf import BGZF_EOF, GRCH38_CONTIG_LENGTHS
 
-__all__ = ["PgxGenotypes", "read_pgx_vcf", "GRCH37_CHR1_LENGTH", "GRCH38_CHR1_LENGTH"]
+__all__ = [
+    "PgxGenotypes", "read_pgx_vcf", "PgxReferenceWarning", "PgxBuildWarning",
+    "GRCH37_CHR1_LENGTH", "GRCH38_CHR1_LENGTH", "MIN_CONFIRMING_RECORDS",
+]
 
 GRCH37_CHR1_LENGTH = 249_250_621
 GRCH38_CHR1_LENGTH = 248_956_422
+#: GRCh37 lengths of the chromosomes whose GRCh38 length differs (all but the mitochondrion): a
+#: ``##contig`` line with one of them declares GRCh37 (hg19 only renames them).
+GRCH37_CONTIG_LENGTHS = {
+    "1": 249250621, "2": 243199373, "3": 198022430, "4": 191154276, "5": 180915260,
+    "6": 171115067, "7": 159138663, "8": 146364022, "9": 141213431, "10": 135534747,
+    "11": 135006516, "12": 133851895, "13": 115169878, "14": 107349540, "15": 102531392,
+    "16": 90354753, "17": 81195210, "18": 78077248, "19": 59128983, "20": 63025520,
+    "21": 48129895, "22": 51304566, "X": 155270560, "Y": 59373566,
+}
+#: Records at definition positions whose REF must equal GRCh38 (and at least 90 % of those
+#: compared) before a VCF that declares no build counts as confirmed GRCh38: by chance a
+#: GRCh37 base matches the GRCh38 one about a quarter of the time, so five agree by chance
+#: about once in a thousand files.
+MIN_CONFIRMING_RECORDS = 5
 _MISSING = -1
+# values echoed in messages are cut to this many characters (no long data values in messages)
+_SHOWN = 20
+_DNA = re.compile(r"[ACGTN]+")
+_OTHER_BUILD = re.compile(
+    r"(?<![a-z0-9])(grch37|hg19|b37|hs37d5|hs37|human_g1k_v37|ncbi37|hg18|ncbi36|chm13|t2t)"
+    r"(?![0-9])")
+_GRCH38 = re.compile(r"(?<![a-z0-9])(grch38|hg38|hs38|b38|gca_000001405\.15|gcf_000001405\.26)")
+_FIX_NORM = ("normalise the VCF against GRCh38: `bcftools norm -c e -f GRCh38.fa` finds wrong "
+             "REFs, `bcftools +fixref` swaps REF/ALT back; or re-call against GRCh38")
+
+
+def _build_name(token: str) -> str:
+    """The build a header token stands for (``human_g1k_v37`` → ``GRCh37/hg19 (human_g1k_v37)``)."""
+    build = ("NCBI36/hg18" if token in ("hg18", "ncbi36") else
+             "T2T-CHM13" if token in ("chm13", "t2t") else "GRCh37/hg19")
+    return build if token.lower() in build.lower() else f"{build} ({token})"
+
+
+class PgxReferenceWarning(PmedWarning):
+    """A VCF record's REF is not the GRCh38 base of the allele definition (swapped or wrong)."""
+
+
+class PgxBuildWarning(PmedWarning):
+    """The VCF's genome build can be neither read from its header nor confirmed by its REFs."""
+
+
+def _shown(value: str) -> str:
+    """A data value as echoed in a message: quoted and cut to a few characters."""
+    return repr(value if len(value) <= _SHOWN else value[:_SHOWN] + "…")
+
+
+def _at(n: int | None, chrom: str, pos: int) -> str:
+    """Where a record is: its line, or (read through an index) its position."""
+    return f"line {n}" if n else f"record {chrom}:{pos}"
 
 
 @dataclass
@@ -54,6 +123,19 @@ class PgxGenotypes:
         The file read.
     warnings
         ``{"chr:pos": [messages]}`` about records that could not be matched exactly.
+    ref_issues
+        ``{gene: [issue]}``: records whose REF is not the definition's GRCh38 reference. Each
+        issue is a dict with ``kind`` (``"swapped"``: read by allele sequence;
+        ``"mismatch"``: unreadable), ``position`` (``chr:pos``), ``line`` (``None`` when read
+        through an index), ``vcf_ref``, ``vcf_alt`` and ``grch38_ref``.
+    unreadable
+        ``(gene, definition_index)`` of positions whose only records were unreadable: they are
+        neither missing nor reference, and make the gene not callable.
+    build_check
+        What is known of the genome build: ``declared`` (``"GRCh38"`` or ``None``) and where
+        (``declared_by``), the REF comparison (``records_compared``, ``ref_matches``,
+        ``ref_swapped``, ``ref_mismatches``), ``status`` (``"declared GRCh38"``,
+        ``"GRCh38 confirmed by reference bases"`` or ``"not checked"``) and ``message``.
     """
 
     samples: list[str]
@@ -62,6 +144,9 @@ class PgxGenotypes:
     )
     source: str = ""
     warnings: dict[str, list[str]] = field(default_factory=dict)
+    ref_issues: dict[str, list[dict]] = field(default_factory=dict)
+    unreadable: set[tuple[str, int]] = field(default_factory=set)
+    build_check: dict = field(default_factory=dict)
 
 
 def _norm_chrom(chrom: str) -> str:
@@ -154,42 +239,112 @@ def _parse_gt(value: str) -> tuple[list[int | None], bool]:
     return out, phased
 
 
-def _detect_build(header: list[str], path: Path) -> None:
-    for line in header:
-        low = line.lower()
-        if low.startswith("##reference") and re.search(r"grch37|hg19|b37|hs37|human_g1k_v37", low):
-            raise InputError(
-                "the VCF header declares a GRCh37/hg19 reference; pmed's pharmacogene "
-                "definitions are GRCh38",
-                file=path,
-                where=line.strip()[:120],
-                fix="lift the VCF over to GRCh38 (e.g. bcftools +liftover or Picard LiftoverVcf) "
-                "or re-call against GRCh38",
-            )
-        if low.startswith("##contig"):
-            m = re.search(r"id=(?:chr)?1,.*length=(\d+)", low) or re.search(
-                r"length=(\d+),\s*id=(?:chr)?1[,>]", low
-            )
-            if m and int(m.group(1)) == GRCH37_CHR1_LENGTH:
+def _contig_fields(line: str) -> dict[str, str]:
+    """``##contig=<ID=chr1,length=248956422,assembly=GRCh38>`` → its keys (lower case) and values."""
+    inner = line.strip()[len("##contig=<"):].rstrip(">")
+    return {k.lower(): v.strip('"') for k, v in re.findall(r'(\w+)=("[^"]*"|[^,>]*)', inner)}
+
+
+def _detect_build(header: list[tuple[int, str]], path: Path) -> tuple[str | None, str | None]:
+    """The build the header declares: ``("GRCh38", where)`` or ``(None, None)``.
+
+    Raises
+    ------
+    InputError
+        When the header declares GRCh37/hg19 or another build (``##reference``, ``##assembly``,
+        ``##contig`` ``assembly=`` or a GRCh37 contig length).
+    """
+    declared: tuple[str | None, str | None] = (None, None)
+    fix = ("lift the VCF over to GRCh38 (e.g. `bcftools +liftover` or Picard LiftoverVcf) or "
+           "re-call it against GRCh38")
+    for n, line in header:
+        low = line.strip().lower()
+        key = low[2:].split("=", 1)[0]
+        if key in ("reference", "assembly"):
+            m = _OTHER_BUILD.search(low)
+            if m:
                 raise InputError(
-                    f"contig 1 has the GRCh37 length {GRCH37_CHR1_LENGTH:,}; pmed's "
-                    "pharmacogene definitions are GRCh38",
-                    file=path,
-                    where=line.strip()[:120],
-                    fix="lift the VCF over to GRCh38 or re-call against GRCh38",
-                )
+                    f"the VCF header's ##{key} line declares {_build_name(m.group(1))}, not "
+                    "GRCh38: pmed's pharmacogene definitions are GRCh38", file=path,
+                    where=f"line {n}", fix=fix)
+            if _GRCH38.search(low) and declared[0] is None:
+                declared = ("GRCh38", f"##{key} (line {n})")
+        elif key == "contig":
+            f = _contig_fields(line)
+            name = _norm_chrom(f.get("id", "")).removeprefix("chr")
+            length = f.get("length", "")
+            m = _OTHER_BUILD.search(f.get("assembly", "").lower())
+            if m:
+                raise InputError(
+                    f"the VCF header's ##contig line declares assembly {_build_name(m.group(1))}, "
+                    "not GRCh38: pmed's pharmacogene definitions are GRCh38", file=path,
+                    where=f"line {n}", fix=fix)
+            if length.isdigit() and int(length) == GRCH37_CONTIG_LENGTHS.get(name):
+                raise InputError(
+                    f"contig {name} has its GRCh37 length ({int(length):,}); pmed's pharmacogene "
+                    "definitions are GRCh38", file=path, where=f"line {n}", fix=fix)
+            if declared[0] is None and (
+                    _GRCH38.search(f.get("assembly", "").lower())
+                    or (length.isdigit() and name != "M"
+                        and int(length) == GRCH38_CONTIG_LENGTHS.get(name))):
+                declared = ("GRCh38", f"##contig (line {n})")
+    return declared
 
 
-def _iter_lines(path: Path, index: _Index) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line)`` of the header and of candidate records."""
-    tbi = [Path(str(path) + s) for s in (".tbi", ".csi")]
-    if any(p.exists() for p in tbi):
+def _check_complete(path: Path) -> None:
+    """Refuse a BGZF file without its end-of-file block: it was cut short.
+
+    A BGZF file cut at a block boundary decompresses without error, just without its last
+    records, which the caller would then see as missing (or, with ``missing_to_ref``, as
+    reference); htslib reading such a file through an index can even hang. Plain gzip cut
+    short fails when read (EOFError), which :func:`_iter_lines` reports.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(18)
+            # gzip magic, FLG.FEXTRA and the BGZF "BC" subfield: a BGZF file
+            if len(head) < 18 or head[:2] != b"\x1f\x8b" or not head[3] & 4 or head[12:14] != b"BC":
+                return
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - len(BGZF_EOF)))
+            tail = fh.read()
+    except OSError as exc:
+        raise InputError(f"the VCF cannot be read ({type(exc).__name__}: {exc.strerror or exc})",
+                         file=path, fix="check the file's permissions and the disk") from None
+    if tail != BGZF_EOF:
+        raise InputError(
+            "the BGZF-compressed VCF is truncated: its end-of-file block is missing, so records "
+            "may be lost", file=path,
+            fix="re-create or re-download the file (`bgzip -t FILE` tests it)")
+
+
+def _iter_lines(path: Path, index: _Index) -> Iterator[tuple[int | None, str]]:
+    """Yield ``(line_number, line)`` of the header and of candidate records.
+
+    Records read through a tabix/CSI index have no line number (``None``).
+    """
+    idx = [p for p in (Path(str(path) + s) for s in (".tbi", ".csi")) if p.exists()]
+    if idx and idx[0].stat().st_mtime < path.stat().st_mtime:
+        # an index older than its file may point into another version of it: read it all
+        warnings.warn(f"{path}: the index {idx[0].name} is older than the VCF; the whole file is "
+                      "read instead", PmedWarning, stacklevel=4)
+        idx = []
+    if idx:
         try:
             import cyvcf2  # noqa: F401
         except ImportError:  # pragma: no cover - cyvcf2 is optional
             pass
         else:
-            yield from _iter_indexed(path, index)
+            try:
+                yield from _iter_indexed(path, index)
+            except PmedError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - htslib's errors carry no class of their own
+                raise InputError(
+                    f"the indexed VCF cannot be read ({type(exc).__name__}): the file or its "
+                    f"index {idx[0].name} is damaged or does not belong to it", file=path,
+                    fix="re-create the index (`tabix -p vcf FILE`) or remove it to read the whole "
+                    "file") from None
             return
     try:
         yield from _iter_text(path, index)
@@ -229,7 +384,7 @@ def _iter_text(path: Path, index: _Index) -> Iterator[tuple[int, str]]:
                 pos = int(line[tab1 + 1:tab2])
             except ValueError:
                 raise InputError(
-                    f"malformed VCF record: POS {line[tab1 + 1:tab2]!r} is not an integer",
+                    f"malformed VCF record: POS {_shown(line[tab1 + 1:tab2])} is not an integer",
                     file=path, where=f"line {n}, column 'POS'",
                     fix="fix or remove this line",
                 ) from None
@@ -237,26 +392,89 @@ def _iter_text(path: Path, index: _Index) -> Iterator[tuple[int, str]]:
                 yield n, line
 
 
-def _iter_indexed(path: Path, index: _Index) -> Iterator[tuple[int, str]]:
+def _iter_indexed(path: Path, index: _Index) -> Iterator[tuple[int | None, str]]:
+    """The header and the candidate records, read through the index (records: no line number).
+
+    htslib reports a damaged BGZF block on stderr and ends the region early, without an error
+    Python can see: the records read would silently be fewer. Its stderr is therefore read
+    while the regions are queried, and an ``[E::…]`` message refuses the file.
+    """
+    with _htslib_stderr() as errors:
+        lines = _read_indexed(path, index)
+    if errors:
+        raise InputError(
+            f"htslib could not read the indexed VCF ({errors[0][:60]}): the compressed data are "
+            "corrupt or the index does not belong to the file", file=path,
+            fix="re-create or re-download the file and its index (`bgzip -t FILE` tests the "
+            "file, `tabix -p vcf FILE` rebuilds the index)")
+    yield from lines
+
+
+@contextlib.contextmanager
+def _htslib_stderr() -> Iterator[list[str]]:
+    """Collect the ``[E::…]`` messages htslib writes to file descriptor 2 inside the block.
+
+    Everything else written there meanwhile (htslib's ``[W::…]`` notes) is passed on.
+    """
+    import os
+    import sys
+    import tempfile
+
+    found: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable descriptor 2 (embedded interpreters)
+        yield found
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield found
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", "replace")
+            for ln in text.splitlines():
+                m = re.match(r"\[E::(\w+)\]", ln)
+                if m:
+                    found.append(m.group(1))
+            if text and not found:
+                sys.stderr.write(text)
+
+
+def _read_indexed(path: Path, index: _Index) -> list[tuple[int | None, str]]:
     import cyvcf2
 
     vcf = cyvcf2.VCF(str(path), lazy=True, threads=1)
+    out: list[tuple[int | None, str]] = list(
+        enumerate(vcf.raw_header.splitlines(keepends=True), 1))
     try:
-        yield from enumerate(vcf.raw_header.splitlines(keepends=True), 1)
-        names = set(vcf.seqnames)
-        seen: set[tuple[str, int, str, str]] = set()
-        for chrom, lo, hi in sorted(index.gene_regions):
-            for cand in (chrom, chrom.removeprefix("chr"), "MT" if chrom == "chrM" else None):
-                if cand and cand in names:
-                    for v in vcf(f"{cand}:{lo}-{hi}"):
-                        if (chrom, v.POS) in index.by_site:
-                            key = (chrom, v.POS, v.REF, ",".join(v.ALT))
-                            if key not in seen:  # overlapping gene regions
-                                seen.add(key)
-                                yield 0, str(v)
-                    break
+        with warnings.catch_warnings():
+            # cyvcf2 warns "no intervals found" for a region without records: nothing to say
+            warnings.simplefilter("ignore", UserWarning)
+            names = set(vcf.seqnames)
+            if not names:
+                # without ##contig lines the names come from the index, and an index htslib
+                # cannot load gives none: every region would be skipped and the file read as if
+                # it held no pharmacogene record. A query loads the index and fails loudly.
+                chrom, lo, _ = sorted(index.gene_regions)[0]
+                next(iter(vcf(f"{chrom}:{lo}-{lo}")), None)
+            seen: set[tuple[str, int, str, str]] = set()
+            for chrom, lo, hi in sorted(index.gene_regions):
+                for cand in (chrom, chrom.removeprefix("chr"), "MT" if chrom == "chrM" else None):
+                    if cand and cand in names:
+                        for v in vcf(f"{cand}:{lo}-{hi}"):
+                            if (chrom, v.POS) in index.by_site:
+                                key = (chrom, v.POS, v.REF, ",".join(v.ALT))
+                                if key not in seen:  # overlapping gene regions
+                                    seen.add(key)
+                                    out.append((None, str(v)))
+                        break
     finally:
         vcf.close()
+    return out
 
 
 def read_pgx_vcf(
@@ -283,35 +501,56 @@ def read_pgx_vcf(
     PgxGenotypes
         Genotypes at every definition position that appears in the VCF. Positions absent from
         the file are absent from ``calls`` (the matcher treats them as missing, or as
-        reference with ``missing_to_ref``).
+        reference with ``missing_to_ref``); positions whose REF is not GRCh38 are in
+        ``ref_issues`` (and ``unreadable`` when they could not be read); ``build_check`` says
+        how the genome build was checked.
 
     Raises
     ------
+    OptionError
+        For a gene without allele definitions.
     InputError
-        For a missing file, a malformed header or record (with its line and column), a VCF
-        without samples, or GRCh37 input.
+        For a missing or truncated file, a malformed header or record (with its line and
+        column), a VCF without samples, or GRCh37 (or another build's) input.
+
+    Warns
+    -----
+    PgxReferenceWarning
+        Records whose REF is not the GRCh38 base (swapped, or unreadable).
+    PgxBuildWarning
+        The VCF declares no build and its REFs cannot confirm GRCh38.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError("VCF file not found", file=path, fix="check the path")
+    for name, value in (("genes", genes), ("samples", samples)):
+        if isinstance(value, (str, bytes)):  # would be read letter by letter
+            raise OptionError(f"{name} must be a list of names, not a string",
+                              fix=f"pass {name}=[...]")
     genes = list(genes) if genes is not None else list(ALL_GENES)
     unknown = [g for g in genes if g not in definitions()["genes"]]
     if unknown:
-        raise InputError(
-            f"no allele definitions for {', '.join(unknown)}",
+        raise OptionError(
+            f"no allele definitions for {len(unknown)} gene(s): "
+            f"{', '.join(_shown(str(g)) for g in unknown[:5])}",
             fix=f"choose among {', '.join(ALL_GENES)}",
         )
+    if not path.is_file():
+        raise InputError("VCF file not found" if not path.exists() else
+                         "a folder was given where the VCF file is expected", file=path,
+                         fix="check the path")
+    _check_complete(path)
     index = _Index(genes)
-    header: list[str] = []
+    header: list[tuple[int, str]] = []
     sample_ids: list[str] | None = None
     keep: np.ndarray | None = None
     result = PgxGenotypes(samples=[], source=str(path))
     # (gene, pos) -> list of (alleles, gt rows, phased, ps)
     raw: dict[tuple[str, int], list] = {}
-    ref_checks = [0, 0]  # [records compared, reference mismatches]
+    counts = {"records_compared": 0, "ref_matches": 0, "ref_swapped": 0, "ref_mismatches": 0}
+    declared: tuple[str | None, str | None] = (None, None)
+    read_ok: set[tuple[str, int]] = set()
     for n, line in _iter_lines(path, index):
         if line.startswith("##"):
-            header.append(line)
+            header.append((n or 0, line))
             continue
         if line.startswith("#"):
             if sample_ids is not None:
@@ -320,7 +559,7 @@ def read_pgx_vcf(
                     fix="a VCF has one #CHROM line, after the ## meta-information lines and "
                     "before the records",
                 )
-            _detect_build(header, path)
+            declared = _detect_build(header, path)
             cols = line.rstrip("\n\r").split("\t")
             if len(cols) < 10 or cols[8] != "FORMAT":
                 raise InputError(
@@ -353,22 +592,77 @@ def read_pgx_vcf(
                 "VCF record before the #CHROM header line",
                 file=path, where=f"line {n}", fix="the file needs a #CHROM header line",
             )
-        _parse_record(line, n, path, sample_ids, keep, index, raw, result, ref_checks)
+        _parse_record(line, n, path, sample_ids, keep, index, raw, result, counts, read_ok)
     if sample_ids is None:
         raise InputError(
             "no #CHROM header line: this is not a VCF",
             file=path, fix="give a VCF 4.x file with a #CHROM header and sample columns",
         )
-    if ref_checks[0] >= 5 and ref_checks[1] / ref_checks[0] > 0.5:
+    compared, mism, swapped = (counts["records_compared"], counts["ref_mismatches"],
+                               counts["ref_swapped"])
+    # a GRCh37 base at a GRCh38 position is another base (now and then the GRCh38 one, by
+    # chance an ALT): most REFs differ, and more of them match neither allele than are swapped
+    if compared >= MIN_CONFIRMING_RECORDS and (mism + swapped) * 2 > compared and mism >= swapped:
         raise InputError(
-            f"{ref_checks[1]} of {ref_checks[0]} records at pharmacogene positions have a "
-            "reference base that differs from GRCh38: the VCF looks like GRCh37/hg19",
+            f"{mism + swapped} of {compared} records at pharmacogene positions have a REF that "
+            "differs from GRCh38: the VCF looks like GRCh37/hg19 (or another build)",
             file=path,
             fix="lift the VCF over to GRCh38 or re-call against GRCh38",
         )
     for key, entries in raw.items():
         result.calls[key] = _merge(entries)
+    # a position with a readable record as well (a split multi-allelic) is not unreadable
+    result.unreadable -= read_ok
+    result.build_check = _build_check(declared, counts, path)
+    _warn_ref_issues(result, path)
     return result
+
+
+def _build_check(declared: tuple[str | None, str | None], counts: dict[str, int],
+                 path: Path) -> dict:
+    """What is known of the build (``PgxGenotypes.build_check``); warn when nothing is."""
+    matches = counts["ref_matches"]
+    out: dict = {"declared": declared[0], "declared_by": declared[1], **counts}
+    if declared[0] == "GRCh38":
+        out["status"] = "declared GRCh38"
+        out["message"] = (f"the header declares GRCh38 ({declared[1]}); {matches} of "
+                          f"{counts['records_compared']} records at pharmacogene positions carry "
+                          "the GRCh38 REF")
+    elif matches >= MIN_CONFIRMING_RECORDS and matches * 10 >= counts["records_compared"] * 9:
+        out["status"] = "GRCh38 confirmed by reference bases"
+        out["message"] = (f"the header declares no build; {matches} of "
+                          f"{counts['records_compared']} records at pharmacogene positions carry "
+                          "the GRCh38 REF")
+    else:
+        out["status"] = "not checked"
+        out["message"] = (
+            "the VCF declares no genome build (##reference, ##contig assembly or length) and "
+            f"only {matches} of its records at pharmacogene positions carry the GRCh38 REF "
+            f"(at least {MIN_CONFIRMING_RECORDS} are needed): GRCh38 cannot be checked")
+        warnings.warn(f"{path}: {out['message']}; add ##reference or ##contig lines, or check "
+                      "that the VCF is GRCh38", PgxBuildWarning, stacklevel=3)
+    return out
+
+
+def _warn_ref_issues(result: PgxGenotypes, path: Path) -> None:
+    """One warning per kind of REF problem, with the lines (or positions) and the genes."""
+    for kind, what in (
+        ("swapped", "have REF/ALT swapped against GRCh38 (an ALT is the GRCh38 base): their "
+                    "genotypes are read by allele sequence"),
+        ("mismatch", "have a REF that is neither the GRCh38 base nor one of their ALTs: they "
+                     "cannot be read and their genes are not callable"),
+    ):
+        hits = {(i["line"], i["position"]): g for g, issues in result.ref_issues.items()
+                for i in issues if i["kind"] == kind}
+        if not hits:
+            continue
+        genes = sorted(set(hits.values()))
+        lines = [ln for ln, _ in hits if ln]
+        plural = "s" if len(lines) > 1 else ""
+        where = (f"line{plural} {format_rows(sorted(lines))}" if lines else
+                 f"positions {', '.join(sorted({p for _, p in hits})[:5])}")
+        warnings.warn(f"{path}: {len(hits)} record(s) ({where}; genes {', '.join(genes)}) {what}; "
+                      f"{_FIX_NORM}", PgxReferenceWarning, stacklevel=4)
 
 
 def _check_sample_ids(sample_ids: list[str], path: Path, n: int) -> None:
@@ -394,12 +688,24 @@ def _check_sample_ids(sample_ids: list[str], path: Path, n: int) -> None:
         )
 
 
-def _parse_record(line, n, path, sample_ids, keep, index, raw, result, ref_checks) -> None:
+def _swapped(def_pos: int, def_ref: str, def_alleles: list[str], pos: int,
+             rec_alleles: list[str]) -> tuple[int, list[int | None]] | None:
+    """``(k, mapping)`` when record allele ``k`` (an ALT) is the GRCh38 reference: a swap."""
+    for k, a in enumerate(rec_alleles[1:], 1):
+        if not _DNA.fullmatch(a.upper()):
+            continue
+        mapping = _window_alleles(def_pos, def_ref, def_alleles, pos, a.upper(), rec_alleles)
+        if mapping is not None and mapping[k] == 0:
+            return k, mapping
+    return None
+
+
+def _parse_record(line, n, path, sample_ids, keep, index, raw, result, counts, read_ok) -> None:
     cols = line.rstrip("\n\r").split("\t")
     if len(cols) != 9 + len(sample_ids):
         raise InputError(
             f"malformed VCF record: {len(cols)} columns, the header has {9 + len(sample_ids)}",
-            file=path, where=f"line {n}",
+            file=path, where=f"line {n}" if n else f"record {cols[0][:_SHOWN]}",
             fix="every record needs CHROM..FORMAT plus one column per sample",
         )
     chrom = _norm_chrom(cols[0])
@@ -407,52 +713,75 @@ def _parse_record(line, n, path, sample_ids, keep, index, raw, result, ref_check
         pos = int(cols[1])
     except ValueError:
         raise InputError(
-            f"malformed VCF record: POS {cols[1]!r} is not an integer",
-            file=path, where=f"line {n}, column 'POS'", fix="fix or remove this line",
+            f"malformed VCF record: POS {_shown(cols[1])} is not an integer",
+            file=path, where=f"{_at(n, chrom, 0)}, column 'POS'", fix="fix or remove this line",
         ) from None
+    at = _at(n, chrom, pos)
     ref = cols[3].upper()
-    if not ref or not re.fullmatch(r"[ACGTN]+", ref):
+    if not ref or not _DNA.fullmatch(ref):
         raise InputError(
-            f"malformed VCF record: REF {cols[3]!r} is not a DNA sequence",
-            file=path, where=f"line {n}, column 'REF'", fix="fix or remove this line",
+            f"malformed VCF record: REF {_shown(cols[3])} is not a DNA sequence",
+            file=path, where=f"{at}, column 'REF'", fix="fix or remove this line",
         )
     alts = [] if cols[4] in (".", "") else cols[4].split(",")
+    rec_alleles = [ref, *alts]
     fmt = cols[8].split(":")
     if not fmt or fmt[0] != "GT":
         raise InputError(
             "malformed VCF record: FORMAT must start with GT",
-            file=path, where=f"line {n}, column 'FORMAT'",
+            file=path, where=f"{at}, column 'FORMAT'",
             fix="pmed needs genotypes (GT) as the first FORMAT key",
         )
     ps_idx = fmt.index("PS") if "PS" in fmt else None
     for gene, def_j, def_pos, v in index.by_site[(chrom, pos)]:
         def_alleles = [v["ref"], *v["alts"]]
-        mapping = _window_alleles(def_pos, v["ref"], def_alleles, pos, ref, [ref, *alts])
-        if pos == def_pos:
-            ref_checks[0] += 1
+        at_def = pos == def_pos
+        mapping = _window_alleles(def_pos, v["ref"], def_alleles, pos, ref, rec_alleles)
+        ref_i = 0  # the record allele that carries the GRCh38 reference sequence
+        issue = {"position": f"{chrom}:{pos}", "line": n, "vcf_ref": ref[:_SHOWN],
+                 "vcf_alt": cols[4][:_SHOWN], "grch38_ref": v["ref"][:_SHOWN]}
+        if at_def:
+            counts["records_compared"] += 1
         if mapping is None:
-            if pos == def_pos:
-                ref_checks[1] += 1
-            result.warnings.setdefault(f"{chrom}:{pos}", []).append(
-                f"reference {ref} does not match the {gene} definition ({v['ref']} at "
-                f"{def_pos}); record ignored"
-            )
-            continue
-        if pos != def_pos and mapping[0] != 0:
+            swap = _swapped(def_pos, v["ref"], def_alleles, pos, rec_alleles)
+            if swap is None:
+                # REF matches neither the GRCh38 base nor an ALT: which allele GT 0 stands for
+                # is unknown, so the position can be neither read nor assumed reference
+                if at_def:
+                    counts["ref_mismatches"] += 1
+                result.unreadable.add((gene, def_j))
+                _note(result, gene, {"kind": "mismatch", **issue})
+                result.warnings.setdefault(f"{chrom}:{pos}", []).append(
+                    f"{at}: REF {_shown(ref)} is not the GRCh38 reference of the {gene} "
+                    f"definition ({_shown(v['ref'])} at {def_pos}): record unreadable, {gene} not "
+                    "callable")
+                continue
+            ref_i, mapping = swap
+            if at_def:
+                counts["ref_swapped"] += 1
+        elif at_def:
+            counts["ref_matches"] += 1
+        if pos != def_pos and mapping[ref_i] != 0:
             continue  # an unrelated record that merely overlaps the definition's span
+        if pos != def_pos and all(m in (0, None) for i, m in enumerate(mapping) if i != ref_i):
+            continue
+        if ref_i:
+            _note(result, gene, {"kind": "swapped", **issue})
+            result.warnings.setdefault(f"{chrom}:{pos}", []).append(
+                f"{at}: REF/ALT swapped against GRCh38 ({gene} reference {_shown(v['ref'])} is "
+                "the ALT): genotype read by allele sequence")
         alleles = list(def_alleles)
         rec_to_def: list[int] = []
         for i, m in enumerate(mapping):
+            a = rec_alleles[i]
             if m is None:
-                if i == 0 or alts[i - 1] in (".", "*") or alts[i - 1].startswith("<"):
+                if i == ref_i or a in (".", "*") or a.startswith("<"):
                     rec_to_def.append(_MISSING)
                     continue
-                alleles.append(alts[i - 1].upper())  # undocumented allele, kept as is
+                alleles.append(a.upper())  # undocumented allele, kept as is
                 rec_to_def.append(len(alleles) - 1)
             else:
                 rec_to_def.append(m)
-        if pos != def_pos and all(m in (0, None) for m in mapping[1:]):
-            continue
         n_s = len(keep)
         gt = np.full((n_s, 2), _MISSING, dtype=np.int16)
         phased = np.zeros(n_s, dtype=bool)
@@ -460,18 +789,19 @@ def _parse_record(line, n, path, sample_ids, keep, index, raw, result, ref_check
         for out_i, col_i in enumerate(keep):
             field = cols[9 + col_i]
             parts = field.split(":")
+            # the column number, not the sample's name: no patient identifier in messages
+            where = f"{at}, column {10 + col_i} (sample {col_i + 1})"
             try:
                 calls, is_phased = _parse_gt(parts[0])
             except ValueError:
                 raise InputError(
-                    f"malformed genotype {parts[0]!r}",
-                    file=path, where=f"line {n}, column {sample_ids[col_i]!r}",
+                    f"malformed genotype {_shown(parts[0])}", file=path, where=where,
                     fix="GT must look like 0/1, 1|0, 0 or ./.",
                 ) from None
             if len(calls) > 2:
                 raise InputError(
-                    f"genotype {parts[0]!r} has more than two alleles",
-                    file=path, where=f"line {n}, column {sample_ids[col_i]!r}",
+                    f"genotype {_shown(parts[0])} has more than two alleles",
+                    file=path, where=where,
                     fix="pmed calls diploid (or haploid chrX/chrY) genotypes only",
                 )
             for k, c in enumerate(calls):
@@ -479,9 +809,9 @@ def _parse_record(line, n, path, sample_ids, keep, index, raw, result, ref_check
                     gt[out_i, k] = _MISSING
                 elif c >= len(rec_to_def):
                     raise InputError(
-                        f"genotype {parts[0]!r} refers to allele {c} but the record has "
+                        f"genotype {_shown(parts[0])} refers to allele {c} but the record has "
                         f"{len(alts)} ALT allele(s)",
-                        file=path, where=f"line {n}, column {sample_ids[col_i]!r}",
+                        file=path, where=where,
                         fix="fix the GT or the ALT column",
                     )
                 else:
@@ -492,6 +822,15 @@ def _parse_record(line, n, path, sample_ids, keep, index, raw, result, ref_check
             if ps_idx is not None and ps_idx < len(parts) and parts[ps_idx] not in (".", ""):
                 ps[out_i] = parts[ps_idx]
         raw.setdefault((gene, def_j), []).append((alleles, gt, phased, ps))
+        read_ok.add((gene, def_j))
+
+
+def _note(result: PgxGenotypes, gene: str, issue: dict) -> None:
+    """Record one REF issue of a gene (once per record)."""
+    issues = result.ref_issues.setdefault(gene, [])
+    if not any(i["position"] == issue["position"] and i["line"] == issue["line"]
+               and i["kind"] == issue["kind"] for i in issues):
+        issues.append(issue)
 
 
 def _merge(entries: list) -> tuple[list[str], np.ndarray, np.ndarray, list]:

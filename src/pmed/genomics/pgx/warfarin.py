@@ -79,7 +79,7 @@ def vkorc1_from_diplotype(diplotype: str | None) -> str | None:
     g = diplotype.replace("/", "").replace("-1639", "").strip().upper()
     if sorted(g) in (["G", "G"], ["A", "G"], ["A", "A"]):
         return {"GG": "GG", "AG": "AG", "GA": "AG", "AA": "AA"}[g]
-    raise InputError(f"cannot read VKORC1 genotype {diplotype!r}",
+    raise InputError(f"cannot read VKORC1 genotype {str(diplotype)[:40]!r}",
                      fix="give the pmed VKORC1 call or GG/AG/AA")
 
 
@@ -127,12 +127,16 @@ def iwpc_weekly_dose(
     """
     for name, v, lo, hi in (("age", age, 18, 110), ("height_cm", height_cm, 100, 230),
                             ("weight_kg", weight_kg, 25, 300)):
-        if v is None or not (lo <= float(v) <= hi):
-            raise InputError(f"{name}={v!r} is outside the algorithm's range {lo}-{hi}",
-                             fix=f"give {name} in the stated units")
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            x = None  # a value that is no number at all: the same refusal as one out of range
+        if x is None or isinstance(v, bool) or not (lo <= x <= hi):
+            raise InputError(f"{name}={str(v)[:20]!r} is outside the algorithm's range {lo}-{hi}",
+                             fix=f"give {name} as a number in the stated units")
     key = race.lower().strip() if isinstance(race, str) else race
     if key not in _RACES:
-        raise InputError(f"unknown race category {race!r}",
+        raise InputError(f"unknown race category {str(race)[:20]!r}",
                          fix="use white, asian, black, mixed or missing")
     c = IWPC_COEFFICIENTS
     warnings: list[str] = []

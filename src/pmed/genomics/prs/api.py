@@ -11,6 +11,10 @@ kept working.
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,14 +27,26 @@ import numpy as np
 import pandas as pd
 
 from pmed.cohort import Block
-from pmed.errors import InputError, OptionError, PmedWarning
+from pmed.errors import InputError, OptionError, PmedWarning, shorten
 from pmed.genomics.prs._memory import in_lean_heap
-from pmed.genomics.prs.match import MatchResult, check_overlap, match_variants
+from pmed.genomics.prs.match import (
+    MatchResult,
+    check_overlap,
+    match_variants,
+    warn_allele_mismatches,
+)
 from pmed.genomics.prs.score import check_impute, resolve_n_jobs, score_targets
-from pmed.genomics.prs.scorefile import ScoringFile, normalize_build, read_scorefile
+from pmed.genomics.prs.scorefile import (
+    KNOWN_BUILDS,
+    PRSWarning,
+    ScoringFile,
+    normalize_build,
+    read_scorefile,
+)
 from pmed.genomics.prs.targets import Target, open_targets
+from pmed.io import check_output_folder
 from pmed.progress import Reporter, as_reporter
-from pmed.result import DomainResult, make_provenance
+from pmed.result import DomainResult, _written_by, make_provenance
 
 __all__ = ["run_prs", "PRSResult", "read_block", "compute_scores", "scores_to_block",
            "write_results", "BLOCK_READER"]
@@ -67,8 +83,10 @@ class PRSResult(DomainResult):
     match: MatchResult
     scorefiles: list[ScoringFile]
     ancestry: Any | None = None  # reference.AncestryResult when a reference panel was given
-    # the folder the per-variant log was already written to while scoring (run_prs(out=...))
+    # the folder the per-variant log was already written to while scoring (run_prs(out=...)),
+    # and whether it is run_prs's own hidden folder (its files are then moved, not copied)
     _log_written_to: Path | None = field(default=None, init=False, repr=False, compare=False)
+    _log_private: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def score_names(self) -> list[str]:
@@ -128,10 +146,56 @@ class PRSResult(DomainResult):
 
 
 def _target_build(targets: Sequence[Target], given: str | None) -> str | None:
+    """The genotypes' build: declared by their files, or given; None when nobody says.
+
+    Raises
+    ------
+    InputError
+        When the files declare different builds, or one other than the build given.
+    """
+    declared = {t.genome_build: t for t in targets if t.genome_build}
+    if len(declared) > 1:
+        (b1, t1), (b2, t2) = list(declared.items())[:2]
+        raise InputError(f"the genotype files declare different genome builds ({b1} and {b2})",
+                         file=t2.path, fix=f"give files of one build ({t1.path.name} is {b1})")
     if given:
-        return normalize_build(given)
-    builds = {t.genome_build for t in targets if t.genome_build}
-    return builds.pop() if len(builds) == 1 else None
+        given = normalize_build(given)
+        if declared and given not in declared:
+            b, t = next(iter(declared.items()))
+            raise InputError(f"the build given (--build {given}) is not the build the genotype "
+                             f"file declares ({b})", file=t.path, where="header",
+                             fix=f"leave --build out (the file says {b}), or fix the file's header")
+        return given
+    return next(iter(declared), None)
+
+
+def _check_builds(sfs: Sequence[ScoringFile], tbuild: str | None) -> dict[str, str]:
+    """Each score's build check: ``ok`` or ``not possible`` (warned); a mismatch is an error."""
+    checks: dict[str, str] = {}
+    for sf in sfs:
+        if sf.genome_build and tbuild:
+            if sf.genome_build != tbuild:
+                raise InputError(
+                    f"genome build mismatch: the scoring file is {sf.genome_build}, the genotypes "
+                    f"are {tbuild}", file=sf.path,
+                    where="header line '#genome_build'" if "genome_build" in sf.header else None,
+                    fix=f"download the harmonized scoring file for {tbuild} from the PGS Catalog "
+                        f"(e.g. *_hmPOS_{tbuild}.txt.gz), or lift the genotypes over")
+            status = "ok"
+        else:
+            status = "not possible"
+            if not tbuild:
+                what = (f"the scoring file's build {sf.genome_build}" if sf.genome_build
+                        else "the scoring file's build (which it does not declare either)")
+                msg = (f"genome build of the genotypes unknown: cannot check {what} "
+                       f"({sf.path.name}); give the genotypes' build with --build "
+                       "(target_build=) to have it checked")
+            else:
+                msg = (f"genome build of the scoring file unknown ({sf.path.name} has no "
+                       f"'#genome_build'): cannot check it against the genotypes' {tbuild}")
+            warnings.warn(msg, PRSWarning, stacklevel=4)
+        checks.update({s: status for s in sf.scores})
+    return checks
 
 
 def _fileset(t: Target) -> list[Path]:
@@ -140,9 +204,25 @@ def _fileset(t: Target) -> list[Path]:
     return [t.path, *(t.path.with_suffix(s) for s in sides)]
 
 
-def _check_options(*, min_overlap, impute, dosage_field, block_size, population_column) -> None:
+def _check_options(*, min_overlap, impute, dosage_field, block_size, population_column,
+                   target_build=None, scheduler=None, seed=0, flags=None) -> None:
     """Refuse bad option values before any file is read."""
     check_impute(impute)
+    for name, value in (flags or {}).items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise OptionError(f"{name}={value!r} must be True or False",
+                              fix=f"give {name}=True or {name}=False")
+    if target_build is not None and normalize_build(target_build) not in KNOWN_BUILDS:
+        raise OptionError(f"unknown genome build {str(target_build)[:40]!r}",
+                          fix="give GRCh37 (hg19) or GRCh38 (hg38) with --build (target_build=)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise OptionError(f"seed={seed!r} must be an integer from 0 to 2**32 - 1",
+                          fix="give --seed 0 (or any other non-negative integer)")
+    if scheduler is not None and (not isinstance(scheduler, str) or not (
+            scheduler == "local" or re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+|[\w.-]+:\d+", scheduler))):
+        raise OptionError(f"scheduler={str(scheduler)[:40]!r} is neither 'local' nor an address",
+                          fix="give --scheduler local, or a scheduler address such as "
+                              "tcp://host:8786")
     if dosage_field not in ("GT", "DS"):
         raise OptionError(f"unknown genotype field {dosage_field!r}",
                           fix="use GT (hardcalls) or DS (dosages)")
@@ -236,7 +316,10 @@ def run_prs(
         Unreadable inputs, a genome-build mismatch, or a score below ``min_overlap``.
     """
     _check_options(min_overlap=min_overlap, impute=impute, dosage_field=dosage_field,
-                   block_size=block_size, population_column=population_column)
+                   block_size=block_size, population_column=population_column,
+                   target_build=target_build, scheduler=scheduler, seed=seed,
+                   flags={"keep_ambiguous": keep_ambiguous, "keep_multiallelic": keep_multiallelic,
+                          "keep_first_match": keep_first_match, "hash_inputs": hash_inputs})
     n_jobs = resolve_n_jobs(n_jobs, None)
     reporter = as_reporter(progress)
     if isinstance(scorefiles, str | Path):
@@ -248,6 +331,13 @@ def run_prs(
     if not scorefiles or not targets:
         raise OptionError("no " + ("scoring file" if not scorefiles else "genotype file") + " given",
                           fix="give at least one genotype file and one scoring file")
+    if out is not None:  # a folder that cannot be replaced is refused before any work
+        out = Path(out)
+        check_output_folder(out, owned=lambda d: _written_by(d, PRSResult.domain),
+                            inputs=[*scorefiles, *(t.path if isinstance(t, Target) else t
+                                                   for t in targets),
+                                    reference, reference_populations],
+                            what="prs output")
 
     reporter.start(len(scorefiles) + 1, "reading inputs")
     given = all(isinstance(t, Target) for t in targets)
@@ -275,24 +365,39 @@ def run_prs(
         hash_inputs=False)
     # the inputs are hashed while they are matched and scored (hashlib releases the GIL)
     hasher = _Hasher([Path(e["path"]) for e in prov["inputs"]] if hash_inputs else [])
+    # the per-variant log is written while the genotypes are scored, into a hidden folder beside
+    # ``out`` (as the staging folder of PRSResult.write is): nothing lands in ``out`` before the
+    # whole output replaces it, and a refused run leaves no trace there
+    log_dir = _log_folder(out) if out is not None and reference is None else None
     try:
-        res = _score(opened, sfs, out=out, min_overlap=min_overlap, keep_ambiguous=keep_ambiguous,
-                     keep_multiallelic=keep_multiallelic, keep_first_match=keep_first_match,
-                     impute=impute, dosage_field=dosage_field, target_build=target_build,
-                     n_jobs=n_jobs, block_size=block_size, scheduler=scheduler,
-                     reference=reference, reference_populations=reference_populations,
-                     population_column=population_column, seed=seed, reporter=reporter)
-    except BaseException:
-        hasher.cancel()  # a refused run does not wait for the hash of a large genotype file
-        raise
-    digests = hasher.result()
-    for entry in prov["inputs"]:
-        if entry["path"] in digests:
-            entry["sha256"] = digests[entry["path"]]
-    res.provenance = {**prov, **res.provenance}
-    if out is not None:
-        res.write(out)
+        try:
+            res = _score(opened, sfs, log_dir=log_dir, min_overlap=min_overlap,
+                         keep_ambiguous=keep_ambiguous, keep_multiallelic=keep_multiallelic,
+                         keep_first_match=keep_first_match, impute=impute,
+                         dosage_field=dosage_field, target_build=target_build, n_jobs=n_jobs,
+                         block_size=block_size, scheduler=scheduler, reference=reference,
+                         reference_populations=reference_populations,
+                         population_column=population_column, seed=seed, reporter=reporter)
+        except BaseException:
+            hasher.cancel()  # a refused run does not wait for the hash of a large genotype file
+            raise
+        digests = hasher.result()
+        for entry in prov["inputs"]:
+            if entry["path"] in digests:
+                entry["sha256"] = digests[entry["path"]]
+        res.provenance = {**prov, **res.provenance}
+        if out is not None:
+            res.write(out)
+    finally:
+        if log_dir is not None:
+            shutil.rmtree(log_dir, ignore_errors=True)
     return res
+
+
+def _log_folder(out: Path) -> Path:
+    """A fresh hidden folder beside ``out`` (the same file system, so its files move in)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.log.", suffix=".tmp", dir=out.parent))
 
 
 class _Hasher:
@@ -334,19 +439,13 @@ class _Hasher:
         return self._digests
 
 
-def _score(opened, sfs, *, out, min_overlap, keep_ambiguous, keep_multiallelic, keep_first_match,
-           impute, dosage_field, target_build, n_jobs, block_size, scheduler, reference,
-           reference_populations, population_column, seed, reporter) -> PRSResult:
+def _score(opened, sfs, *, log_dir, min_overlap, keep_ambiguous, keep_multiallelic,
+           keep_first_match, impute, dosage_field, target_build, n_jobs, block_size, scheduler,
+           reference, reference_populations, population_column, seed, reporter) -> PRSResult:
     """Build check, matching, overlap check, scoring (and ancestry): the body of :func:`run_prs`."""
     _check_unique_scores(sfs)
     tbuild = _target_build(opened, target_build)
-    for sf in sfs:
-        if sf.genome_build and tbuild and sf.genome_build != tbuild:
-            raise InputError(
-                f"genome build mismatch: the scoring file is {sf.genome_build}, the genotypes are {tbuild}",
-                file=sf.path, where="header line '#genome_build'" if "genome_build" in sf.header else None,
-                fix=f"download the harmonized scoring file for {tbuild} from the PGS Catalog "
-                    f"(e.g. *_hmPOS_{tbuild}.txt.gz), or lift the genotypes over")
+    build_check = _check_builds(sfs, tbuild)
     reporter.start(1, "matching variants")
     # one target: its table as it is (a copy would double the largest table of the run)
     variants = opened[0].variants if len(opened) == 1 else pd.concat(
@@ -360,13 +459,14 @@ def _score(opened, sfs, *, out, min_overlap, keep_ambiguous, keep_multiallelic, 
     check_overlap(result, min_overlap=min_overlap, targets_desc=desc, target_variants=variants,
                   score_builds={s: sf.genome_build for sf in sfs for s in sf.scores},
                   target_build=tbuild)
+    warn_allele_mismatches(result.report, stacklevel=3)
     reporter.advance()
     names = [s for sf in sfs for s in sf.scores]
     log_writer = None
-    if out is not None and reference is None:
+    if log_dir is not None and reference is None:
         # the per-variant log is written while the genotypes are scored (zlib releases the GIL)
         log_writer = ThreadPoolExecutor(1)
-        log_done = log_writer.submit(_write_variant_log, result, sfs, Path(out))
+        log_done = log_writer.submit(_write_variant_log, result, sfs, Path(log_dir))
     try:
         ref_target = None
         if reference is not None:
@@ -376,6 +476,11 @@ def _score(opened, sfs, *, out, min_overlap, keep_ambiguous, keep_multiallelic, 
                 raise InputError("ancestry analysis needs the genotypes in one file", file=desc,
                                  fix="merge the per-chromosome files first (plink2 --pmerge-list)")
             ref_target = open_target(reference, n_jobs=n_jobs)
+            rbuild = ref_target.genome_build
+            if rbuild and tbuild and rbuild != tbuild:  # positions of two builds never agree
+                raise InputError(f"genome build mismatch: the reference panel is {rbuild}, the "
+                                 f"genotypes are {tbuild}", file=ref_target.path,
+                                 fix=f"give a reference panel in {tbuild} (--reference)")
             ref_match = match_variants(scoring, ref_target.variants, keep_ambiguous=keep_ambiguous,
                                        keep_multiallelic=keep_multiallelic,
                                        keep_first_match=keep_first_match)
@@ -394,18 +499,25 @@ def _score(opened, sfs, *, out, min_overlap, keep_ambiguous, keep_multiallelic, 
             log_writer.shutdown(wait=True)
     if log_writer is not None:
         log_done.result()  # a failed write (disk full, no permission) is reported here
+    # recorded per score in the match report and in the provenance: a build that could not be
+    # checked is not the same as one that was checked and agreed
+    result.report["build_check"] = [build_check.get(str(s), "not possible")
+                                    for s in result.report["PGS"]]
     prov = {
         "targets": [str(t.path) for t in opened],
         "scorefiles": [str(sf.path) for sf in sfs],
         "scores": names,
         "genome_build": tbuild,
+        "scorefile_builds": {str(sf.path): sf.genome_build for sf in sfs},
+        "build_check": "ok" if build_check and all(v == "ok" for v in build_check.values())
+        else "not possible",
         "n_samples": int(opened[0].n_samples),
         "overlap": {str(k): float(v) for k, v in zip(result.report["PGS"],
                                                       result.report["overlap"].round(4), strict=True)},
     }
     res = PRSResult(scores, result, sfs, provenance=prov)
     if log_writer is not None:
-        res._log_written_to = Path(out)
+        res._log_written_to, res._log_private = Path(log_dir), True
     if ref_target is not None:
         from pmed.genomics.prs.reference import ancestry_analysis, read_populations
 
@@ -484,14 +596,15 @@ def _check_unique_scores(sfs: Sequence[ScoringFile]) -> None:
     for sf in sfs:
         for s in sf.scores:
             if s in seen:
-                raise InputError(f"score name {s!r} appears in two scoring files", file=sf.path,
+                raise InputError(f"score name {shorten(s)} appears in two scoring files", file=sf.path,
                                  fix=f"it is also in {seen[s]}; give each score once (rename "
                                      "the pgs_id header of one copy)")
             seen[s] = sf.path
 
 
 _LOG_COLUMNS = ["score", "row", "rsid", "chr", "pos", "effect_allele", "other_allele", "weight",
-                "effect_type", "match_status", "match_type", "exclude_reason", "target_id", "ref", "alt"]
+                "effect_type", "match_status", "match_type", "exclude_reason", "allele_mismatch",
+                "target_id", "ref", "alt"]
 
 
 @in_lean_heap
@@ -528,9 +641,15 @@ def _write_files(res: PRSResult, out: Path) -> dict[str, Path]:
         res.match.report.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     files["match_report"] = out / "match_report.tsv"
     logged = res._log_written_to
-    if logged is not None and Path(logged).resolve() == out.resolve():
-        files.update({"match_variants": out / "match_variants.parquet",
-                      "unscorable": out / "unscorable.tsv"})
+    names = {"match_variants": "match_variants.parquet", "unscorable": "unscorable.tsv"}
+    if logged is not None and all((Path(logged) / n).is_file() for n in names.values()):
+        for key, n in names.items():  # ``out`` is the staging folder: the log joins it there
+            if Path(logged).resolve() != out.resolve():
+                if res._log_private:
+                    os.replace(Path(logged) / n, out / n)
+                else:
+                    shutil.copy2(Path(logged) / n, out / n)
+            files[key] = out / n
     else:
         files.update(_write_variant_log(res.match, res.scorefiles, out))
     if res.ancestry is not None:

@@ -56,6 +56,9 @@ class MatchResult:
         (``matched``/``excluded``/``unmatched``), ``match_type``, ``exclude_reason``, and for
         matched rows the target's ``file``, ``var_idx``, ``allele_idx``, ``target_row`` (row
         of the target variant table), ``ref``, ``alt`` and ``effect_is_alt``.
+        ``allele_mismatch`` marks unmatched rows whose position (or ID) is in the target with
+        other alleles, in neither orientation nor strand; their ``target_row``, ``ref`` and
+        ``alt`` name that target variant.
     report : DataFrame
         Per score: counts by status, match type and exclusion reason, and ``overlap``.
     target_ids : Series, optional
@@ -208,13 +211,35 @@ def _best_matches(scoring: pd.DataFrame, t: _TargetIndex, chr_vocab: pd.Index, v
         hit &= (has_oa & (o == (alt if on_ref else ref))) if with_oa else ~has_oa
         prio[hit] = k
     ok = prio >= 0
+    # rows with a target variant at their position (or ID) whose alleles fit no orientation:
+    # not "not found" — the build, the strand or the reference allele disagree (reported)
+    found = np.zeros(stop - start, bool)
+    found[si] = True
+    found[si[ok]] = False
+    mis_rows = np.flatnonzero(found)
+    mis_ti = ti[np.searchsorted(si, mis_rows)] if len(mis_rows) and _sorted(si) else \
+        _first_of(si, ti, mis_rows)
     si, ti, prio = si[ok], ti[ok], prio[ok]
     # ties between equally good candidates → first in target order (duplicate_best_match)
     order = np.lexsort((t.allele_idx[ti], t.var_idx[ti], t.file[ti], prio, si))
     si, ti, prio = si[order], ti[order], prio[order]
     first = np.ones(len(si), bool)
     first[1:] = si[1:] != si[:-1]
-    return si[first].astype(np.int64) + start, ti[first], prio[first]
+    return (si[first].astype(np.int64) + start, ti[first], prio[first],
+            mis_rows.astype(np.int64) + start, mis_ti)
+
+
+def _sorted(a: np.ndarray) -> bool:
+    return bool(len(a) < 2 or (a[1:] >= a[:-1]).all())
+
+
+def _first_of(si: np.ndarray, ti: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The first candidate target row of each of ``rows`` (``si`` in any order)."""
+    if not len(rows):
+        return np.zeros(0, ti.dtype)
+    order = np.argsort(si, kind="stable")
+    s = si[order]
+    return ti[order][np.searchsorted(s, rows)]
 
 
 @in_lean_heap
@@ -267,13 +292,17 @@ def match_variants(
     n = len(scoring)
     target_row = np.full(n, -1, np.int32)
     mt = np.full(n, -1, np.int8)
+    mismatch = np.zeros(n, bool)
     for start in range(0, n, _CHUNK):
-        si, ti, prio = _best_matches(scoring, t, chr_vocab, vocab, comp_lut, start,
-                                     min(start + _CHUNK, n))
+        si, ti, prio, mis, mis_ti = _best_matches(scoring, t, chr_vocab, vocab, comp_lut, start,
+                                                  min(start + _CHUNK, n))
         target_row[si], mt[si] = ti, prio
+        mismatch[mis] = True
+        target_row[mis] = mis_ti  # the target variant found there, for the log
     del t.order, t.key
     matched = mt >= 0
     rows = target_row[matched]
+    mis_rows = target_row[mismatch]
     # columns are added as soon as they can be, and what they came from is freed at once
     out = scoring.copy(deep=False)
     out["match_type"] = pd.Categorical.from_codes(mt, categories=list(MATCH_TYPES))
@@ -283,8 +312,11 @@ def match_variants(
     for name in ("ref", "alt"):
         codes = np.full(n, -1, small)
         codes[matched] = getattr(t, name)[rows]
+        codes[mismatch] = getattr(t, name)[mis_rows]
         out[name] = pd.Categorical.from_codes(codes, categories=vocab)
         del codes
+    out["allele_mismatch"] = mismatch
+    del mis_rows
     ambiguous = comp_lut[t.ref[rows]] == t.alt[rows]
     del t.ref, t.alt
 
@@ -400,6 +432,8 @@ def _report(v: pd.DataFrame, unscorable: pd.DataFrame | None) -> pd.DataFrame:
     rep["matched"] = count(matched)
     rep["excluded"] = count(excluded)
     rep["unmatched"] = count(~matched & ~excluded)
+    rep["unmatched_allele_mismatch"] = count(v["allele_mismatch"].to_numpy(dtype=bool)) \
+        if "allele_mismatch" in v.columns else 0
     rep["unscorable"] = n_unsc
     for t in MATCH_TYPES:
         rep[f"match_{t}"] = count(matched & is_("match_type", t))
@@ -430,13 +464,23 @@ def check_overlap(result: MatchResult, *, min_overlap: float, targets_desc: str,
         chromosomes = set(target_variants["chr"].astype(str))
         target_ids = set(target_variants["id"].astype(str))
     lines = []
-    for _, r in bad.iterrows():
+    for _, r in bad.head(3).iterrows():  # the first few: one readable line, however many fail
+        name = str(r["PGS"]) if len(str(r["PGS"])) <= 40 else str(r["PGS"])[:39] + "…"
+        if r["n_variants"] == 0:  # nothing to match: not a build problem
+            lines.append(f"{name}: the score has no variants (every weight in its column is 0)")
+            continue
+        if r["unscorable"] == r["n_variants"]:
+            lines.append(f"{name}: all {r['n_variants']} variants are unscorable (complex "
+                         "alleles, dosage models or missing weights: see unscorable.tsv)")
+            continue
         v = result.variants[result.variants["score"] == r["PGS"]]
-        lines.append(f"{r['PGS']}: {r['matched']} of {r['n_variants']} variants matched "
+        lines.append(f"{name}: {r['matched']} of {r['n_variants']} variants matched "
                      f"(overlap {r['overlap']:.1%} < {min_overlap:.0%}; "
                      f"{r['excluded']} excluded, {r['unmatched']} not found); "
                      + _diagnose(v, chromosomes, target_ids, (score_builds or {}).get(r["PGS"]),
                                target_build))
+    if len(bad) > 3:
+        lines.append(f"and {len(bad) - 3} more scores")
     raise InputError(
         "too few scoring-file variants found in the genotypes: " + " | ".join(lines),
         file=targets_desc,
@@ -450,23 +494,59 @@ def _diagnose(v: pd.DataFrame, chromosomes: set | None, target_ids: set | None,
     if score_build and target_build and score_build != target_build:
         return f"likely cause: genome build mismatch (scoring file {score_build}, genotypes {target_build})"
     un = v[v["match_status"] == "unmatched"]
+    n_mis = int(v["allele_mismatch"].sum()) if "allele_mismatch" in v.columns else 0
+    if len(un) and n_mis > 0.5 * len(un):
+        return (f"likely cause: {n_mis} variants are at their positions in the genotypes with "
+                "other alleles (REF/ALT fit neither the effect/other allele nor their strand "
+                "flip): a different genome build or reference")
     if chromosomes is not None and len(un):
         if not chromosomes & set(un["chr"].dropna().astype(str)) and not (
                 v["match_status"] == "matched").any():
             return (f"likely cause: no shared chromosome names (genotypes: "
-                    f"{', '.join(sorted(chromosomes, key=_chr_key)[:5])}; scoring file: "
-                    f"{', '.join(sorted(set(un['chr'].dropna().astype(str)), key=_chr_key)[:5])})")
+                    f"{_names(chromosomes)}; scoring file: "
+                    f"{_names(set(un['chr'].dropna().astype(str)))})")
         chrs = set(un["chr"].dropna().astype(str))
         missing = chrs - chromosomes
         if missing and len(un[un["chr"].isin(missing)]) > 0.5 * len(un):
             return ("likely cause: the genotypes lack chromosome(s) "
-                    f"{', '.join(sorted(missing, key=_chr_key)[:6])} — give every chromosome's file")
+                    f"{_names(missing, 6)} — give every chromosome's file")
     if target_ids is not None and len(un):
         found = int(un["rsid"].isin(target_ids).sum())
         if found > 0.5 * max(len(un), 1):
             return (f"likely cause: genome build mismatch ({found} unmatched rsIDs are present in "
                     "the genotypes at other positions)")
     return "likely cause: a different genome build or variant set (check chr naming and build)"
+
+
+#: Share of a score's variants found with other alleles above which a run warns (a few such
+#: sites, e.g. indels written differently, are usual; many point at a build or reference problem).
+MISMATCH_WARN = 0.01
+
+
+def warn_allele_mismatches(report: pd.DataFrame, *, stacklevel: int = 2) -> None:
+    """Warn for each score where many variants were found with other alleles (see
+    ``unmatched_allele_mismatch`` of the report)."""
+    import warnings
+
+    from pmed.genomics.prs.scorefile import PRSWarning
+
+    if "unmatched_allele_mismatch" not in report.columns:
+        return
+    for _, r in report.iterrows():
+        n, total = int(r["unmatched_allele_mismatch"]), int(r["n_variants"])
+        if n and n > MISMATCH_WARN * total:
+            warnings.warn(
+                f"{r['PGS']}: {n} of {total} variants ({n / total:.1%}) are at their position in "
+                "the genotypes with other alleles (REF/ALT fit neither the effect/other allele "
+                "nor their strand flip) and were not scored; check the genome build and "
+                "reference of both files (match_variants.parquet: allele_mismatch)",
+                PRSWarning, stacklevel=stacklevel + 1)
+
+
+def _names(chroms: set, limit: int = 5) -> str:
+    """A few chromosome names for a message, each cut short (they come from the files)."""
+    shown = [c if len(c) <= 12 else c[:11] + "…" for c in sorted(chroms, key=_chr_key)[:limit]]
+    return ", ".join(shown) + (f", … ({len(chroms)} in all)" if len(chroms) > limit else "")
 
 
 def _chr_key(c: str):

@@ -11,14 +11,16 @@ both.
 from __future__ import annotations
 
 import csv
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError
+from pmed.errors import InputError, format_rows
 from pmed.genomics.prs.match import complement
+from pmed.genomics.prs.scorefile import read_failure
 from pmed.genomics.prs.targets import Target
 
 __all__ = ["read_populations", "shared_pca_variants", "read_sample_matrix", "AncestryResult",
@@ -37,21 +39,31 @@ def read_populations(reference: Target, populations: str | Path | None, column: 
     try:
         df = pd.read_csv(populations, sep=None, engine="python", dtype=str,
                          encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as e:  # ParserError is a ValueError
-        raise InputError(f"cannot read the population table ({type(e).__name__})",
-                         file=populations, fix="give a tab- or comma-separated table with a "
-                                               "header line (IID and the population column)") from e
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error, EOFError, zlib.error) as e:
+        # (ParserError is a ValueError; a cut-short .gz an EOFError)
+        raise read_failure(Path(populations), e, what="population table",
+                           fix="give a tab- or comma-separated table with a header line (IID and "
+                               "the population column)") from e
     df.columns = [c.lstrip("#") for c in df.columns]
     if "IID" not in df.columns or column not in df.columns:
-        raise InputError(f"the population table needs columns IID and {column!r}",
-                         file=populations, where=f"header: {', '.join(df.columns)}",
+        from pmed.genomics.prs.scorefile import columns_found
+
+        raise InputError(f"the population table needs columns IID and {column[:40]!r}",
+                         file=populations, where=f"line 1 (columns found: {columns_found(list(df.columns))})",
                          fix="name the population column with --population-column")
     pops = df.set_index("IID")[column]
-    missing = reference.samples["IID"][~reference.samples["IID"].isin(pops.index)]
-    if len(missing):
-        raise InputError(f"{len(missing)} reference samples have no population label "
-                         f"(e.g. {', '.join(missing[:3])})", file=populations,
-                         fix="label every sample of the reference panel")
+    if pops.index.duplicated().any():  # .loc below would give such a sample two labels
+        lines = (np.flatnonzero(pops.index.duplicated(keep=False)) + 2).tolist()
+        raise InputError(f"{int(pops.index.duplicated().sum())} sample ID(s) appear more than "
+                         "once in the population table", file=populations,
+                         where=f"lines {format_rows(lines)}", fix="give one label per sample")
+    ids = reference.samples["IID"]
+    missing = np.flatnonzero(~ids.isin(pops.index).to_numpy())
+    if len(missing):  # counts and places, never the IDs
+        raise InputError(f"{len(missing)} of the {len(ids)} reference samples have no population "
+                         "label", file=populations,
+                         where=f"reference samples number {format_rows((missing + 1).tolist())}",
+                         fix="label every sample of the reference panel (column IID)")
     return pops.loc[reference.samples["IID"]]
 
 

@@ -250,8 +250,16 @@ def imputed_contribution(plan: ScorePlan, rows: slice, mean_alt, mean_nl, impute
         af = plan.file_af[rows]
         if np.isnan(af[present]).any():
             raise InputError(
-                "impute='file' needs allelefrequency_effect for every scored variant",
-                fix="use the cohort's allele frequencies (the default) or add the column")
+                "imputing from the file (--impute file) needs allelefrequency_effect for every "
+                "scored variant",
+                fix="use the cohort's allele frequencies (--impute mean, the default) or add the "
+                    "column")
+        if ((af[present] < 0) | (af[present] > 1)).any():  # NaN-free here; inf falls out too
+            raise InputError(
+                f"{int(((af[present] < 0) | (af[present] > 1)).sum())} allelefrequency_effect "
+                "value(s) lie outside [0, 1]: they cannot impute a missing call",
+                fix="give frequencies between 0 and 1, or impute from the cohort "
+                    "(--impute mean, the default)")
         nl = np.where(kind == 1, 1 - (1 - af) ** 2, af**2)  # P(≥1 copy), P(2 copies) under HWE
         contrib = np.where(kind == 0, w * 2 * af, w * nl)
     elif impute == "none":

@@ -21,11 +21,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError
+from pmed.errors import InputError, PmedWarning, format_rows
 from pmed.genomics.prs._memory import in_lean_heap, use_system_arrow_pool
 from pmed.io.text import is_gzip, open_text
 
-__all__ = ["ScoringFile", "read_scorefile", "normalize_build", "normalize_chrom", "COLUMNS"]
+__all__ = ["ScoringFile", "read_scorefile", "normalize_build", "normalize_chrom", "COLUMNS",
+           "PRSWarning", "KNOWN_BUILDS"]
+
+
+class PRSWarning(PmedWarning):
+    """A polygenic-score run that went through but whose result deserves a look (genome build
+    that could not be checked, many variants found with other alleles…)."""
+
 
 #: Columns of :attr:`ScoringFile.variants`.
 COLUMNS = ["score", "row", "rsid", "chr", "pos", "effect_allele", "other_allele", "weight",
@@ -36,6 +43,8 @@ _BUILDS = {
     "grch38": "GRCh38", "hg38": "GRCh38", "b38": "GRCh38", "38": "GRCh38",
     "ncbi36": "NCBI36", "hg18": "NCBI36", "36": "NCBI36",
 }
+#: The builds pmed can name (what :func:`normalize_build` maps the usual spellings to).
+KNOWN_BUILDS = ("GRCh37", "GRCh38", "NCBI36")
 _ALLELE = re.compile(r"^[ACGT]+$")
 _ID_ALLELES = re.compile(r"^(?:chr)?([0-9XYMT]+)[:_](\d+)[:_]([ACGTN]+)[:_]([ACGTN]+)$", re.I)
 
@@ -108,6 +117,42 @@ class ScoringFile:
         return names + extra
 
 
+def read_failure(path: Path, e: BaseException, *, what: str, fix: str) -> InputError:
+    """The error for a file that could not be read: a cut-short or damaged gzip stream says so.
+
+    The parsers (Python's gzip, zlib, Arrow) report these with their own words ("Compressed
+    file ended before the end-of-stream marker was reached", "Error -3 while decompressing");
+    the user needs to hear that the file is truncated or corrupt, and which one it is.
+    """
+    text = " ".join(str(e).split())
+    low = text.lower()
+    if isinstance(e, EOFError) or "ended before the end-of-stream" in low or "truncated" in low:
+        return InputError(f"the {what} is truncated (its compressed data end early)", file=path,
+                          fix="the file was probably cut short: download or copy it again "
+                              "(check it with 'gzip -t')")
+    if isinstance(e, (zlib.error, gzip.BadGzipFile)) or "crc check failed" in low \
+            or "while decompressing" in low or "not a gzipped file" in low:
+        return InputError(f"the {what} is corrupt (its gzip data cannot be decompressed)",
+                          file=path, fix="download or copy it again (check it with 'gzip -t')")
+    if isinstance(e, UnicodeDecodeError):
+        return InputError(f"the {what} is not UTF-8 text (byte 0x{e.object[e.start]:02x})",
+                          file=path, fix="save it as UTF-8 (or gzip-compressed UTF-8) text")
+    ragged = re.search(r"expected (\d+) columns, got (\d+)", low)
+    if ragged:  # Arrow quotes the whole row after this: left out
+        return InputError(f"a row of the {what} has {ragged.group(2)} columns where the header "
+                          f"has {ragged.group(1)}", file=path, fix=fix)
+    if len(text) > 120:  # parsers quote the offending line: never echo a long data value
+        text = text[:119] + "…"
+    return InputError(f"cannot read the {what} ({type(e).__name__}: {text})", file=path, fix=fix)
+
+
+def columns_found(cols: list[str], limit: int = 8) -> str:
+    """A short list of column names for a message (long names cut, at most ``limit`` shown)."""
+    shown = [c if len(c) <= 24 else c[:23] + "…" for c in cols[:limit]]
+    more = f", … ({len(cols)} in all)" if len(cols) > limit else ""
+    return ", ".join(shown) + more
+
+
 def _read_header(path: Path) -> tuple[dict, int, list[str]]:
     """Metadata lines (``#key=value``), the number of lines before the column header, its names."""
     header: dict[str, str] = {}
@@ -126,8 +171,9 @@ def _read_header(path: Path) -> tuple[dict, int, list[str]]:
                     continue
                 return header, n - 1, line.rstrip("\r\n").split("\t")
     except (OSError, UnicodeDecodeError, EOFError, zlib.error) as e:
-        raise InputError(f"cannot read scoring file: {e}", file=path,
-                         fix="give a PGS Catalog scoring file (.txt or .txt.gz) or a plink2 --score file") from e
+        raise read_failure(path, e, what="scoring file",
+                           fix="give a PGS Catalog scoring file (.txt or .txt.gz) or a plink2 "
+                               "--score file") from e
     raise InputError("the scoring file has no column header line", file=path,
                      fix="a PGS Catalog scoring file has '#' metadata lines, then a tab-separated header")
 
@@ -157,22 +203,33 @@ def read_scorefile(path: str | Path, *, name: str | None = None) -> ScoringFile:
     header, skip, cols = _read_header(path)
     lower = {c.lower(): c for c in cols}
     ea_col = lower.get("effect_allele") or lower.get("a1")
-    if ea_col is None:
+    plink_id = lower.get("id") or lower.get("snp") or lower.get("variant_id")
+    # a PGS Catalog file needs effect_allele and effect_weight; a plink2-style file an ID and
+    # effect_allele (A1): name every missing column of the format the file is closest to
+    missing = [] if ea_col else ["effect_allele"]
+    if "effect_weight" not in lower and plink_id is None:
+        missing.append("effect_weight")
+    if missing:
         raise InputError(
-            "the scoring file has no 'effect_allele' column",
-            file=path, where=f"line {skip + 1} (column header: {', '.join(cols[:8])})",
-            fix="name the column of the allele the weight refers to 'effect_allele' "
-                "(PGS Catalog format) or 'A1' (plink2 style)")
+            "the scoring file has no " + " and no ".join(f"'{c}'" for c in missing)
+            + " column", file=path, where=f"line {skip + 1} (columns found: {columns_found(cols)})",
+            fix="PGS Catalog format: columns 'effect_allele' (the allele the weight refers to) "
+                "and 'effect_weight'; plink2 style: 'ID', 'effect_allele' (or 'A1'), then one "
+                "weight column per score")
     needed = None
     if "effect_weight" in lower:  # PGS Catalog: free-text columns (locus_name, …) are not read
         needed = [c for c in cols if c.lower() in _PGS_COLUMNS
                   or re.fullmatch(r"dosage_\d_weight", c, flags=re.I)]
     df = _read_body(path, skip, cols, needed)
+    if not len(df):  # not a build or matching problem: there is nothing to match
+        raise InputError("the scoring file has no variants: a column header and no rows below it",
+                         file=path, where=f"line {skip + 1}",
+                         fix="give the complete scoring file (one row per variant)")
     df["__row"] = np.arange(skip + 2, len(df) + skip + 2, dtype=np.int32)  # 1-based line numbers
     if "effect_weight" in lower:
-        sf = _pgs_catalog(path, df, header, lower, ea_col, name)
+        sf = _pgs_catalog(path, df, header, lower, ea_col, name, skip, cols)
     else:
-        sf = _plink_style(path, df, header, lower, ea_col)
+        sf = _plink_style(path, df, header, lower, ea_col, skip, cols)
     return sf
 
 
@@ -220,8 +277,9 @@ def _read_body(path: Path, skip: int, cols: list[str], needed: list[str] | None 
                 parts[c].append(piece)
             del batch
     except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as e:
-        raise InputError(f"cannot parse the scoring file: {e}", file=path,
-                         fix="the file must be tab-separated with one header line") from e
+        raise read_failure(path, e, what="scoring file",
+                           fix="the file must be tab-separated with one header line and the "
+                               "same number of columns on every row") from e
     finally:
         if raw is not None:
             raw.close()
@@ -343,6 +401,56 @@ def _to_num(s: pd.Series) -> pd.Series:
     return pd.Series(np.append(vals, np.nan)[np.asarray(c.codes)], index=s.index)
 
 
+def _raw_text(path: Path, skip: int, cols: list[str], col: str) -> np.ndarray:
+    """One column of the file as written (no text read as missing), as an object array.
+
+    Arrow's reader turns ``NA``, ``nan``, ``NULL``… into missing values, as it should for
+    every other column; only here the difference with an empty cell matters.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as raw:
+        table = pcsv.read_csv(
+            pa.PythonFile(raw, mode="r"),
+            read_options=pcsv.ReadOptions(skip_rows=skip + 1, column_names=cols, use_threads=False),
+            parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False),
+            convert_options=pcsv.ConvertOptions(column_types={col: pa.string()},
+                                                include_columns=[col], strings_can_be_null=False))
+    return table.column(col).to_numpy(zero_copy_only=False)
+
+
+def _weights(path: Path, df: pd.DataFrame, col: str, skip: int, cols: list[str]) -> np.ndarray:
+    """A weight column as float64; an empty cell is missing (NaN, then set aside as unscorable).
+
+    Raises
+    ------
+    InputError
+        When a cell holds something other than a finite number (``inf``, ``nan``, ``NA``, text):
+        scoring it would turn every sample's score into NaN (or silently drop the variant), so
+        the file is refused with the count and the line numbers of those cells.
+    """
+    w = _to_num(df[col]).to_numpy()
+    bad = np.isinf(w)
+    na = np.flatnonzero(np.isnan(w))
+    if len(na):  # missing after the fast read: an empty cell, or text that is no number
+        raw = _raw_text(path, skip, cols, col)[na]
+        filled = np.array([bool(str(x).strip()) for x in raw], dtype=bool)
+        bad[na[filled]] = True
+    if bad.any():
+        rows = np.flatnonzero(bad) + skip + 2  # 1-based lines: metadata, header, then the rows
+        raw = _raw_text(path, skip, cols, col)[np.flatnonzero(bad)[:200]]
+        kinds = list(dict.fromkeys(str(x).strip() for x in raw))
+        shown = ", ".join(repr(k if len(k) <= 12 else k[:11] + "…") for k in kinds[:3])
+        name = col if len(col) <= 40 else col[:39] + "…"
+        raise InputError(
+            f"{int(bad.sum())} row(s) of column '{name}' hold no finite number (e.g. {shown}): "
+            "every score would be NaN", file=path, where=f"line(s) {format_rows(rows.tolist())}",
+            fix=f"give a number in '{name}' on every row; leave the cell empty for a variant "
+                "without a weight (it is then reported as unscorable), or remove the row")
+    return w
+
+
 def _frequencies(col: pd.Series | None, n: int):
     """``allelefrequency_effect`` as float64; a column with no value takes no memory (sparse)."""
     af = None if col is None else _to_num(col).to_numpy()
@@ -352,7 +460,7 @@ def _frequencies(col: pd.Series | None, n: int):
 
 
 _REASONS = ["", "dosage_N_weight model (genotype-specific weights)", "haplotype/diplotype effect",
-            "complex or missing effect allele (e.g. APOE/HLA)", "missing or non-numeric effect_weight",
+            "complex or missing effect allele (e.g. APOE/HLA)", "missing (empty) effect_weight",
             "both is_dominant and is_recessive", "no position and no rsID", "zero weight"]
 
 
@@ -375,7 +483,7 @@ def _na_cat(n: int) -> pd.Categorical:
     return pd.Categorical.from_codes(np.full(n, -1, np.int32), categories=pd.Index([], dtype=object))
 
 
-def _pgs_catalog(path, df, header, lower, ea_col, name) -> ScoringFile:
+def _pgs_catalog(path, df, header, lower, ea_col, name, skip, cols) -> ScoringFile:
     score = name or header.get("pgs_id") or header.get("pgs_name") or path.name.split(".")[0]
     harmonized = "hm_chr" in lower and "hm_pos" in lower
     chr_col = lower.get("hm_chr") if harmonized else lower.get("chr_name")
@@ -402,7 +510,7 @@ def _pgs_catalog(path, df, header, lower, ea_col, name) -> ScoringFile:
         "pos": _to_num(df[pos_col]).to_numpy() if pos_col else np.full(n, np.nan),
         "effect_allele": ea,
         "other_allele": oa,
-        "weight": _to_num(df[lower["effect_weight"]]).to_numpy(),
+        "weight": _weights(path, df, lower["effect_weight"], skip, cols),
         "af": _frequencies(df[lower["allelefrequency_effect"]] if "allelefrequency_effect" in lower
                            else None, n),
     })
@@ -415,7 +523,7 @@ def _pgs_catalog(path, df, header, lower, ea_col, name) -> ScoringFile:
     w_na = np.isnan(out["weight"].to_numpy())
     dosage_cols = [c for c in df.columns if re.fullmatch(r"dosage_\d_weight", c, flags=re.I)]
     if dosage_cols:
-        has = np.any([df[c].notna().to_numpy() for c in dosage_cols], axis=0)
+        has = np.any([_to_num(df[c]).notna().to_numpy() for c in dosage_cols], axis=0)
         _flag(reasons, has & w_na, 1)
     _flag(reasons, _bool_col(df, lower.get("is_haplotype")) | _bool_col(df, lower.get("is_diplotype")), 2)
     _flag(reasons, ~cat_test(ea, _is_allele), 3)
@@ -426,19 +534,22 @@ def _pgs_catalog(path, df, header, lower, ea_col, name) -> ScoringFile:
     return _split(path, header, build, out, reasons)
 
 
-def _plink_style(path, df, header, lower, ea_col) -> ScoringFile:
+def _plink_style(path, df, header, lower, ea_col, skip, cols) -> ScoringFile:
     id_col = lower.get("id") or lower.get("snp") or lower.get("variant_id")
-    if id_col is None:
+    if id_col is None:  # read_scorefile has refused such a file already
         raise InputError("the plink2-style scoring file has no 'ID' column", file=path,
+                         where=f"line {skip + 1} (columns found: {columns_found(cols)})",
                          fix="first column 'ID', then 'effect_allele', then one weight column per score")
     oa_col = lower.get("other_allele") or lower.get("a2")
     used = {id_col, ea_col, oa_col, "__row"}
     weight_cols = [c for c in df.columns if c not in used and c.lower() not in ("chr", "pos", "chr_name", "chr_position")]
-    weights = {c: _to_num(df[c]) for c in weight_cols}
-    weight_cols = [c for c in weight_cols if weights[c].notna().any()]
+    # a weight column is one with a number in it; text-only columns (annotations) are not read
+    weight_cols = [c for c in weight_cols if _to_num(df[c]).notna().any()]
     if not weight_cols:
         raise InputError("the scoring file has no numeric weight column", file=path,
+                         where=f"line {skip + 1} (columns found: {columns_found(cols)})",
                          fix="add one column of effect weights per score after effect_allele")
+    weights = {c: _weights(path, df, c, skip, cols) for c in weight_cols}
     n = len(df)
     ids = df[id_col].astype(object)
     parsed = ids.str.extract(_ID_ALLELES)
@@ -461,7 +572,7 @@ def _plink_style(path, df, header, lower, ea_col) -> ScoringFile:
     for c in weight_cols:
         part = base.copy()
         part.insert(0, "score", c)
-        w = weights[c].to_numpy()
+        w = weights[c]
         part["weight"] = w
         r = np.zeros(n, np.int8)
         _flag(r, bad_ea, 3)

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError, PmedError, PmedWarning, require
+from pmed.errors import InputError, PmedError, PmedWarning, format_rows, require
 from pmed.genomics.prs._memory import in_lean_heap
 from pmed.genomics.prs.scorefile import normalize_build, normalize_chrom
 from pmed.io.text import open_text
 
 __all__ = ["Target", "open_target", "open_targets", "PgenTarget", "BedTarget", "VcfTarget",
-           "ArrayTarget"]
+           "ArrayTarget", "check_unique_samples"]
 
 VARIANT_COLUMNS = ["chr", "pos", "id", "ref", "alt", "allele_idx", "n_alt", "var_idx"]
 
@@ -224,7 +224,7 @@ def _read_variant_table(path: Path, names: list[str], usecols: list[int], skip: 
                     parts[c].append(arr)
                 del batch
     except (pa.ArrowInvalid, OSError) as e:
-        raise InputError(f"cannot parse the variant file: {e}", file=path,
+        raise InputError(f"cannot parse the variant file ({_short(e, 100)})", file=path,
                          fix="regenerate it with plink2 (--make-pgen / --make-bed)") from e
     out = {}
     for c in cols:
@@ -274,12 +274,13 @@ class PgenTarget(Target):
             self._read_pvar(pvar)
         with _parsing(psam, "regenerate the .psam with plink2 (--make-pgen)"):
             self.samples = _read_psam(psam)
+        check_unique_samples(self.samples, psam, first_line=1 + _has_header(psam))
         self._open_reader(pvar)
 
     def _read_pvar(self, pvar: Path) -> None:
         lines, skip = _header_lines(pvar)
         self.genome_build = _build_from_header(lines)
-        with open(pvar, encoding="utf-8") as fh:
+        with open(pvar, encoding="utf-8-sig") as fh:  # a BOM must not hide the '#CHROM' line
             for _ in range(skip):
                 fh.readline()
             head = fh.readline().rstrip("\r\n").split("\t")
@@ -303,16 +304,21 @@ class PgenTarget(Target):
             self._reader = self._new_reader()
         except PmedError:
             raise
-        except Exception as e:  # pgenlib raises RuntimeError with plink2's text
-            raise InputError(f"pgenlib cannot open the file: {e}", file=self.path,
-                             fix=f"check the file is complete and matches its {variant_file.suffix}"
-                                 " and sample file") from e
+        except Exception as e:  # pgenlib raises RuntimeError with plink2's text (as bytes)
+            text = e.args[0].decode("utf-8", "replace") if e.args and isinstance(
+                e.args[0], bytes) else str(e)
+            raise InputError(f"the genotype file is truncated, corrupt or does not fit its "
+                             f"{variant_file.suffix} and sample file ({_short(text, 200)})",
+                             file=self.path,
+                             fix="regenerate the fileset with plink2 (or copy it again) and check "
+                                 "it with 'plink2 --validate'") from e
         n_file, n_listed = self._reader.get_variant_ct(), self.variants["var_idx"].nunique()
         if n_file != n_listed:
             raise InputError(
-                f"{self.path.suffix} has {n_file} variants but {variant_file.name} lists {n_listed}",
-                file=self.path, fix="the genotype and variant files come from different runs; "
-                                    "regenerate them together")
+                f"the genotype file holds {n_file} variants but {variant_file.name} lists "
+                f"{n_listed}: it is truncated, or the files come from different runs",
+                file=self.path, fix="regenerate (or copy again) the genotype, variant and sample "
+                                    "files together")
         self._subset_readers: dict = {}
 
     def _new_reader(self, sample_subset: np.ndarray | None = None):
@@ -341,7 +347,7 @@ class PgenTarget(Target):
         try:
             self._read(var_idx, allele_idx, out, samples)
         except RuntimeError as e:  # pgenlib's message for a damaged genotype block
-            raise InputError(f"the genotype file is corrupt: {_short(e)}", file=self.path,
+            raise InputError(f"the genotype file is truncated or corrupt: {_short(e)}", file=self.path,
                              fix="the file was probably damaged or cut short: regenerate it "
                                  "with plink2 and check it with 'plink2 --validate'") from e
 
@@ -369,23 +375,59 @@ class PgenTarget(Target):
 
 
 def _read_psam(psam: Path) -> pd.DataFrame:
-    with open(psam, encoding="utf-8") as fh:
+    # utf-8-sig: a byte-order mark must not hide the '#' of the header line (nor join the
+    # first sample's ID)
+    with open(psam, encoding="utf-8-sig") as fh:
         first = fh.readline()
     if first.startswith("#"):
-        df = pd.read_csv(psam, sep="\t", dtype=str, keep_default_na=False)
+        df = pd.read_csv(psam, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8-sig")
         df.columns = [c.lstrip("#") for c in df.columns]
         if "IID" not in df.columns:
             raise InputError("the .psam header has no IID column", file=psam, where="line 1",
                              fix="the first line must be '#FID IID ...' or '#IID ...'")
         cols = [c for c in ("FID", "IID") if c in df.columns]
         return df[cols].reset_index(drop=True)
-    df = pd.read_csv(psam, sep=r"\s+", header=None, dtype=str, usecols=[0, 1], names=["FID", "IID"])
+    df = pd.read_csv(psam, sep=r"\s+", header=None, dtype=str, usecols=[0, 1], names=["FID", "IID"],
+                     keep_default_na=False, encoding="utf-8-sig")
     return df
+
+
+def _has_header(psam: Path) -> bool:
+    with open(psam, encoding="utf-8-sig", errors="replace") as fh:
+        return fh.readline().startswith("#")
 
 
 def _read_fam(fam: Path) -> pd.DataFrame:
     return pd.read_csv(fam, sep=r"\s+", header=None, dtype=str, usecols=[0, 1],
-                       names=["FID", "IID"], keep_default_na=False)
+                       names=["FID", "IID"], keep_default_na=False, encoding="utf-8-sig")
+
+
+def check_unique_samples(samples: pd.DataFrame, path: Path, *, first_line: int = 1,
+                         unit: str = "line") -> None:
+    """Refuse a sample list with an ID twice (``FID`` + ``IID`` when there is a family column).
+
+    Two samples with one ID would get one row each in the scores, and any join on the ID (a
+    Cohort's patients) would silently take one of them. The message gives the count and where
+    they are, never the IDs themselves.
+
+    Parameters
+    ----------
+    first_line
+        The line (or column) number of the first sample in ``path``.
+    unit
+        What the numbers count: ``line`` (.psam, .fam) or ``column`` (a VCF's sample columns).
+    """
+    key = [c for c in ("FID", "IID") if c in samples.columns]
+    if not key or samples.empty:
+        return
+    dup = samples.duplicated(key, keep=False).to_numpy()
+    if dup.any():
+        at = (np.flatnonzero(dup) + first_line).tolist()
+        n_ids = int(samples[dup].drop_duplicates(key).shape[0])
+        raise InputError(f"{n_ids} sample ID(s) appear more than once ({int(dup.sum())} samples)",
+                         file=path, where=f"{unit}s {format_rows(at)}",
+                         fix="give every sample a distinct ID (rename samples with 'bcftools "
+                             "reheader -s' or 'plink2 --update-ids')")
 
 
 # ---------------------------------------------------------------------- PLINK 1
@@ -408,6 +450,7 @@ class BedTarget(PgenTarget):
             self.variants = _explode_alts(table)
         with _parsing(fam, "regenerate the .fam with plink (--make-bed)"):
             self.samples = _read_fam(fam)
+        check_unique_samples(self.samples, fam)
         self._open_reader(bim)
 
 
@@ -446,6 +489,7 @@ class VcfTarget(Target):
                                  fix="score hardcalls (GT, the default) or add dosages (e.g. "
                                      "from imputation)")
             self.samples = pd.DataFrame({"IID": list(vcf.samples)})
+            check_unique_samples(self.samples, path, first_line=10, unit="sample column")
             declared = self._declare_contigs(vcf)
         except PmedError:
             vcf.close()
@@ -512,12 +556,13 @@ class VcfTarget(Target):
         try:
             return VCF(str(self.path), threads=self.threads, lazy=True, **kw)
         except (OSError, ValueError, Exception) as e:
-            raise InputError(f"cannot open the VCF: {e}", file=self.path,
-                             fix="give a bgzipped or plain VCF, or a BCF") from e
+            raise _vcf_open_problem(self.path) or InputError(
+                f"cannot open the VCF ({_short(e, 100)})", file=self.path,
+                fix="give a bgzipped or plain VCF, or a BCF") from e
 
     def _truncated(self, e, n, chrom, pos) -> InputError:
         after = f" after record {n} ({chrom[-1]}:{pos[-1]})" if n else " before the first record"
-        return InputError(f"the VCF is truncated or corrupt: reading stopped{after}: {e}",
+        return InputError(f"the VCF is truncated or corrupt: reading stopped{after}: {_short(e, 100)}",
                           file=self.path, where=f"record {n + 1}",
                           fix="the file was probably cut short: re-download or re-export it and "
                               "check it with 'bgzip -t' / 'bcftools view'")
@@ -603,6 +648,47 @@ class VcfTarget(Target):
         row[miss] = -9
 
 
+def _vcf_open_problem(path: Path) -> InputError | None:
+    """Why htslib could not open a VCF, when the cause is one pmed can name: a gzip stream cut
+    short or damaged, or a UTF-8 byte-order mark before ``##fileformat`` (htslib reads neither).
+
+    Only called once opening has failed, so reading the compressed file to its end costs a
+    successful run nothing.
+    """
+    import gzip
+
+    from pmed.genomics.prs.scorefile import read_failure
+
+    samples: list[str] | None = None
+    try:
+        with open(path, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+            head = fh.read(3)
+            fh.seek(0)
+            for line in fh:  # the header: htslib refuses a sample named twice
+                if not line.startswith(b"#"):
+                    break
+                if line.startswith(b"#CHROM"):
+                    samples = line.rstrip(b"\r\n").split(b"\t")[9:]
+                    break
+            while gz and fh.read(1 << 20):  # to the end: a cut or a bad block shows up here
+                pass
+    except (OSError, EOFError, zlib.error) as e:
+        return read_failure(path, e, what="VCF", fix="give a bgzipped or plain VCF, or a BCF")
+    if head == b"\xef\xbb\xbf":
+        return InputError("the VCF starts with a UTF-8 byte-order mark (BOM), which htslib "
+                          "cannot read", file=path, where="line 1",
+                          fix="remove it, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE (then bgzip)")
+    if samples:
+        try:
+            check_unique_samples(pd.DataFrame({"IID": samples}), path, first_line=10,
+                                 unit="sample column")
+        except InputError as e:
+            return e
+    return None
+
+
 # ---------------------------------------------------------------------- in memory
 class ArrayTarget(Target):
     """Genotypes already in memory: ALT dosages (variants × samples, int8 with negative =
@@ -622,6 +708,7 @@ class ArrayTarget(Target):
         v = variants.rename(columns={"chrom": "chr"})[["chr", "pos", "id", "ref", "alt"]].copy()
         self.variants = _explode_alts(v.astype({"pos": "int64", "chr": str}))
         self.samples = pd.DataFrame({"IID": [str(x) for x in samples]})
+        check_unique_samples(self.samples, Path(name), unit="sample")
         self.genome_build = genome_build
 
     def read_alt_dosages(self, var_idx, allele_idx, out, samples=None) -> None:

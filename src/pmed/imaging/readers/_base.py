@@ -105,6 +105,11 @@ class ImageSet:
         split → source path of each image (empty strings for an ``.npz``).
     source
         The file the set was read from.
+    lines
+        split → where each image is listed, for messages: the 1-based line of a manifest CSV;
+        for an ``.npz`` the 0-based index into ``<split>_labels`` (see :attr:`where`).
+    where
+        ``"line"`` (a manifest) or ``"index"`` (an ``.npz``): what :attr:`lines` counts.
     """
 
     images: dict[str, np.ndarray]
@@ -112,6 +117,19 @@ class ImageSet:
     ids: dict[str, np.ndarray]
     paths: dict[str, np.ndarray]
     source: str = ""
+    lines: dict[str, np.ndarray] = field(default_factory=dict)
+    where: str = "index"
+
+    def locate(self, split: str, mask: np.ndarray) -> str:
+        """``"lines 3, 9"`` / ``"indices 2, 8 of 'train_labels'"``: where the images of ``mask`` are listed."""
+        from pmed.errors import format_rows
+
+        idx = np.flatnonzero(np.asarray(mask))
+        at = self.lines.get(split)
+        pos = [int(v) for v in (at[idx] if at is not None and len(at) == len(mask) else idx)]
+        if self.where == "line":
+            return f"line{'s' if len(pos) != 1 else ''} {format_rows(pos)}"
+        return f"{'indices' if len(pos) != 1 else 'index'} {format_rows(pos)} of '{split}_labels'"
 
     @property
     def splits(self) -> list[str]:
@@ -128,9 +146,48 @@ class ImageSet:
             When the split is absent.
         """
         if name not in self.images:
-            raise InputError(f"no split {name!r} (splits present: {', '.join(self.splits) or 'none'})",
-                             file=self.source or None, fix=f"choose one of: {', '.join(self.splits)}")
+            present = ", ".join(repr(s[:40]) for s in self.splits[:10]) or "none"
+            raise InputError(f"no split {str(name)[:40]!r} (splits present: {present})",
+                             file=self.source or None, fix=f"choose one of: {present}")
         return self.images[name], self.labels[name], self.ids[name]
+
+
+def _why(e: BaseException, path: Path | None = None) -> str:
+    """An exception as ``Type: text`` on one short line.
+
+    The file's path is replaced by its name: the message names the file already, and a path
+    repeated inside the cause makes lines long (and, for images named after patients, repeats
+    the identifier).
+    """
+    text = str(e)
+    if path is not None:
+        text = text.replace(str(path), path.name)
+    text = " ".join(text.split())
+    return f"{type(e).__name__}: {text[:160]}" if text else type(e).__name__
+
+
+def _one_line_error(problems: list[str], *, file=None, fix: str | None = None):
+    """A :class:`~pmed.errors.ValidationError` (exit 4, ``problems`` kept) whose message is one line.
+
+    The CLI prints one diagnosis line (issue #16): each problem is already a summary (a count and
+    the rows), so they are joined with ``"; "``.
+    """
+    from pmed.errors import ValidationError
+
+    err = ValidationError(problems, file=file, fix=fix)
+    err.message = "; ".join(problems)
+    err.args = (str(err),)
+    return err
+
+
+#: Words in a reader's exception that mean the file ends too early.
+_TRUNCATION_HINTS = ("truncated", "end-of-stream", "ended before", "expected", "unexpected end", "eof",
+                     "broken data stream", "incomplete")
+
+
+def _looks_truncated(e: BaseException) -> bool:
+    text = f"{type(e).__name__} {e}".lower()
+    return isinstance(e, EOFError) or any(h in text for h in _TRUNCATION_HINTS)
 
 
 def _suffix(path: Path) -> str:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from pmed.errors import InputError, OptionError, PmedError, PmedWarning, require
-from pmed.imaging.readers._base import MAX_PIXELS, Image, Volume, _exists, _first, _floats
+from pmed.imaging.readers._base import MAX_PIXELS, Image, Volume, _exists, _first, _floats, _why
 
-__all__ = ["apply_window", "read_dicom", "read_dicom_series"]
+__all__ = ["apply_window", "read_dicom", "read_dicom_series", "check_complete", "read_dataset", "NotDicomError"]
 
 _DAMAGED_FIX = "re-export or re-transfer the file from the PACS"
 
@@ -73,6 +73,105 @@ def apply_window(pixels: np.ndarray, center: float, width: float) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+def _undefined_length(raw) -> bool:
+    return getattr(raw, "length", None) == 0xFFFFFFFF or bool(getattr(raw, "is_undefined_length", False))
+
+
+def check_complete(ds, path: Path, *, size: int | None = None) -> None:
+    """Refuse a DICOM dataset read from a file that was cut short (issue #16).
+
+    pydicom reads a truncated file without complaint: a value cut mid-way comes back shorter
+    than its length says, an element whose header is cut is silently dropped, and an
+    encapsulated (compressed) pixel data element missing its end only warns. A de-identified copy
+    or a training image made from such a file holds part of the pixels and no error. Three checks,
+    run on the dataset straight after ``dcmread`` (before any element is converted):
+
+    * the last element must end exactly at the end of the file (a value longer than the bytes
+      left, or a few stray bytes of a cut element header, mean the file was cut);
+    * native (uncompressed) pixel data must hold Rows × Columns × SamplesPerPixel ×
+      BitsAllocated / 8 × NumberOfFrames bytes;
+    * a dataset that describes an image (Rows, Columns, BitsAllocated) must hold pixel data
+      (unless a Pixel Data Provider URL points elsewhere).
+
+    Raises
+    ------
+    InputError
+        Naming the file and saying "truncated", with the byte counts.
+    """
+    meta = getattr(ds, "file_meta", None)
+    ts = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    deflated = bool(getattr(ts, "is_deflated", False))
+    encapsulated = bool(getattr(ts, "is_encapsulated", False))
+    where = "tag (7FE0,0010)"
+    try:
+        size = path.stat().st_size if size is None else size
+    except OSError:
+        size = None
+    raw = getattr(ds, "_dict", {})
+    if raw and size is not None and not deflated:  # a deflated data set's offsets are not file offsets
+        last = raw[max(raw)]
+        tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+        if tell is not None and length is not None and not _undefined_length(last):
+            end = int(tell) + int(length)
+            if end > size:
+                held = max(size - int(tell), 0)
+                what = "pixel data" if last.tag == 0x7FE00010 else "last element"
+                raise InputError(f"the DICOM file is truncated: its {what} holds {held} of the {int(length)} "
+                                 "bytes its header declares", file=path,
+                                 where=f"tag ({last.tag >> 16:04X},{last.tag & 0xFFFF:04X})", fix=_DAMAGED_FIX)
+            tail = size - end
+            if 0 < tail < 8:  # pydicom stops silently at an element header cut short
+                with open(path, "rb") as fh:
+                    fh.seek(end)
+                    rest = fh.read(tail)
+                if rest.strip(b"\0"):  # zero bytes are padding some writers add; anything else was cut
+                    raise InputError(f"the DICOM file is truncated: it ends {tail} byte(s) into an element "
+                                     "header", file=path, fix=_DAMAGED_FIX)
+    pixel_tag = 0x7FE00010
+    has_pixels = any(t in raw for t in (pixel_tag, 0x7FE00008, 0x7FE00009))
+    rows, cols = _int(ds, "Rows", 0), _int(ds, "Columns", 0)
+    bits = _int(ds, "BitsAllocated", 0)
+    if not has_pixels:
+        if rows and cols and bits and "PixelDataProviderURL" not in ds:
+            raise InputError("the DICOM file is truncated: it describes a "
+                             f"{rows}×{cols} image but holds no pixel data", file=path, where=where,
+                             fix=_DAMAGED_FIX)
+        return
+    if pixel_tag not in raw or encapsulated or not (rows and cols and bits):
+        return
+    elem = raw[pixel_tag]
+    if _undefined_length(elem):
+        return
+    frames = max(_int(ds, "NumberOfFrames", 1), 1)
+    spp = max(_int(ds, "SamplesPerPixel", 1), 1)
+    n_bits = rows * cols * frames * spp * bits
+    expected = (n_bits + 7) // 8
+    value = getattr(elem, "value", None)
+    held = len(value) if isinstance(value, (bytes, bytearray)) else int(getattr(elem, "length", 0))
+    if held < expected:
+        raise InputError(f"the DICOM file is truncated: its pixel data hold {held} of the {expected} bytes "
+                         f"that Rows×Columns×SamplesPerPixel×BitsAllocated/8×frames "
+                         f"({rows}×{cols}×{spp}×{bits}/8×{frames}) need", file=path, where=where,
+                         fix=_DAMAGED_FIX)
+
+
+class NotDicomError(InputError):
+    """The file is not DICOM at all (no ``DICM`` marker): folders may hold such files beside images."""
+
+
+def read_dataset(path: str | Path):
+    """Read a whole DICOM file with pydicom, refusing a damaged or truncated one.
+
+    Raises
+    ------
+    NotDicomError
+        The file is not DICOM (an :class:`~pmed.errors.InputError`).
+    InputError
+        Missing, damaged or truncated (:func:`check_complete`).
+    """
+    return _read_dataset(Path(path))
+
+
 def _read_dataset(path: Path, *, stop_before_pixels: bool = False):
     pydicom = _pydicom()
     from pydicom.errors import InvalidDicomError
@@ -80,14 +179,24 @@ def _read_dataset(path: Path, *, stop_before_pixels: bool = False):
     if not _exists(path):
         raise InputError("DICOM file not found", file=path, fix="check the path")
     try:
-        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError as e:
-        raise InputError(f"not a DICOM file ({e})", file=path,
+        raise NotDicomError(f"not a DICOM file ({_why(e, path)})", file=path,
                          fix="check that the file is DICOM (a 128-byte preamble then 'DICM'), "
                              "or read it with force=True if it lacks the preamble") from e
     except Exception as e:  # truncated or damaged files raise many different errors
-        raise InputError(f"the DICOM file is damaged and cannot be parsed ({type(e).__name__}: {e})",
+        raise InputError(f"the DICOM file is damaged or truncated and cannot be parsed ({_why(e, path)})",
                          file=path, fix=_DAMAGED_FIX) from e
+    for w in caught:
+        if "End of file reached" in str(w.message):  # an encapsulated element missing its end
+            raise InputError("the DICOM file is truncated: it ends inside an element of undefined length "
+                             "(no sequence delimiter)", file=path, fix=_DAMAGED_FIX)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if not stop_before_pixels:
+        check_complete(ds, path)
+    return ds
 
 
 def _pixels(ds, path: Path) -> np.ndarray:
@@ -109,7 +218,7 @@ def _pixels(ds, path: Path) -> np.ndarray:
         arr = ds.pixel_array
     except Exception as e:  # noqa: BLE001 - decoders raise anything on damaged data
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
-        raise InputError(f"pixel data cannot be decoded ({type(e).__name__}: {e})", file=path,
+        raise InputError(f"pixel data cannot be decoded ({_why(e, path)})", file=path,
                          where=f"transfer syntax {ts}",
                          fix="the file may be truncated, or its compression needs a decoder plugin "
                              "(pip install pylibjpeg pylibjpeg-libjpeg / gdcm)") from e
@@ -168,7 +277,7 @@ def read_dicom(
     except PmedError:
         raise
     except Exception as e:  # noqa: BLE001 - a damaged attribute surfaces as any exception
-        raise InputError(f"the DICOM file is damaged and cannot be read ({type(e).__name__}: {e})",
+        raise InputError(f"the DICOM file is damaged and cannot be read ({_why(e, path)})",
                          file=path, fix=_DAMAGED_FIX) from e
 
 

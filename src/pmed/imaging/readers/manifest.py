@@ -9,14 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError, OptionError, ValidationError
+from pmed.errors import InputError, OptionError, format_rows
 from pmed.imaging.readers._base import (
     DICOM_SUFFIXES,
     ImageSet,
     _check_size,
     _exists,
     _minmax,
+    _one_line_error,
     _suffix,
+    _why,
     resize,
     to_2d,
 )
@@ -47,7 +49,8 @@ def read_manifest(path: str | Path, *, root: str | Path | None = None, check_fil
     InputError
         Missing file or columns.
     ValidationError
-        Every missing image file, bad label and empty patient ID, each with its line.
+        Missing image files, labels that are not integer classes and empty patient IDs: one
+        message line giving, per column, how many rows and which lines (never the values).
     """
     from pmed.io.text import open_text
 
@@ -59,7 +62,7 @@ def read_manifest(path: str | Path, *, root: str | Path | None = None, check_fil
             df = pd.read_csv(fh, dtype=str, keep_default_na=False,
                              sep="\t" if _suffix(path) == ".tsv" else ",")
     except Exception as e:  # noqa: BLE001 - pandas' parser raises many types on damaged text
-        raise InputError(f"cannot parse the manifest ({type(e).__name__}: {e})", file=path,
+        raise InputError(f"cannot parse the manifest ({_why(e, path)})", file=path,
                          fix="save it as a comma-separated CSV (UTF-8)") from e
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in ("patient_id", "path") if c not in df.columns]
@@ -79,32 +82,46 @@ def read_manifest(path: str | Path, *, root: str | Path | None = None, check_fil
     df["split"] = df["split"].astype(str).str.strip().replace("", "train")
     df["line"] = np.arange(len(df)) + 2
     base = Path(root) if root is not None else path.parent
-    problems = []
-    resolved = []
+    # one summary per kind of problem, with counts and line numbers: the values themselves (image
+    # paths named after patients, IDs) are never echoed (issue #16)
+    empty_id, missing, resolved = [], [], []
     for line, pid, p in zip(df["line"], df["patient_id"], df["path"], strict=True):
         if not str(pid).strip():
-            problems.append(f"line {line}, column 'patient_id': empty patient ID")
+            empty_id.append(int(line))
         q = Path(str(p).strip())
         q = q if q.is_absolute() else base / q
         resolved.append(str(q))
         if check_files and (not str(p).strip() or not _exists(q) or not q.is_file()):
-            problems.append(f"line {line}, column 'path': image file {str(p)[:80]!r} not found (looked at "
-                            f"{str(q)[:200]})")
+            missing.append(int(line))
     text = df["label"].astype(str).str.strip()
     known = ~text.isin(["", "NA", "nan", "NaN", "N/A"])
     labels = pd.to_numeric(text.where(known), errors="coerce")
     with np.errstate(invalid="ignore"):
         ok = labels.notna() & np.isfinite(labels) & (labels % 1 == 0) & (labels.abs() <= _MAX_LABEL)
-    for i in df.index[known & ~ok]:
-        problems.append(f"line {df.at[i, 'line']}, column 'label': {str(df.at[i, 'label'])[:40]!r} is not "
-                        "an integer class")
+    bad_label = [int(v) for v in df.loc[known & ~ok, "line"]]
+    problems = []
+    if missing:
+        problems.append(f"column 'path': {_n(missing, 'image file')} not found (looked in {str(base)[:120]}; "
+                        f"{_lines(missing)})")
+    if bad_label:
+        problems.append(f"column 'label': {_n(bad_label, 'value')} not an integer class ({_lines(bad_label)})")
+    if empty_id:
+        problems.append(f"column 'patient_id': {_n(empty_id, 'empty patient ID')} ({_lines(empty_id)})")
     if problems:
-        raise ValidationError(problems, file=path,
+        raise _one_line_error(problems, file=path,
                               fix="paths are relative to the manifest's folder (or --root); fix or drop these rows")
     df["path"] = resolved
     df["label"] = labels.where(known).astype("Int64")
     df["patient_id"] = df["patient_id"].astype(str).str.strip()
     return df
+
+
+def _n(rows: list[int], what: str) -> str:
+    return f"{len(rows)} {what}{'s are' if len(rows) != 1 else ' is'}"
+
+
+def _lines(rows: list[int]) -> str:
+    return f"line{'s' if len(rows) != 1 else ''} {format_rows(rows)}"
 
 
 def load_dataset(
@@ -159,15 +176,17 @@ def load_dataset(
         if man.empty:
             raise InputError("the manifest lists no image", file=path,
                              fix="add one row per image: patient_id,path,label,split")
-        images, labels, ids, paths = {}, {}, {}, {}
+        images, labels, ids, paths, lines = {}, {}, {}, {}, {}
         for s, d in man.groupby("split", sort=False):
             arrs = []
             for line, p in zip(d["line"], d["path"], strict=True):
                 try:
                     a = _manifest_image(Path(p), volume_slice)
                 except InputError as e:
-                    raise InputError(e.message, file=e.file, where=f"manifest {path.name} line {line}",
-                                     fix=e.fix) from e
+                    # the manifest and line locate the image; its path (often named after the
+                    # patient) stays out of the message
+                    msg = e.message.replace(str(p), "the image").replace(Path(p).name, "the image")
+                    raise InputError(msg, file=path, where=f"line {line}, column 'path'", fix=e.fix) from e
                 if size is None:
                     size = a.shape
                 arrs.append(resize(a, size)[None])
@@ -175,14 +194,15 @@ def load_dataset(
             labels[s] = d["label"].fillna(-1).to_numpy(dtype=int)
             ids[s] = d["patient_id"].to_numpy(dtype=str)
             paths[s] = d["path"].to_numpy(dtype=str)
-        iset = ImageSet(images, labels, ids, paths, source=str(path))
+            lines[s] = d["line"].to_numpy(dtype=int)
+        iset = ImageSet(images, labels, ids, paths, source=str(path), lines=lines, where="line")
     else:
         raise InputError(f"unsupported dataset format {path.suffix!r}", file=path,
                          fix="pass a MedMNIST-style .npz or a manifest .csv (patient_id,path,label,split)")
     if splits is not None:
         for s in splits:
             iset.split(s)  # raises naming the splits present
-        for d in (iset.images, iset.labels, iset.ids, iset.paths):
+        for d in (iset.images, iset.labels, iset.ids, iset.paths, iset.lines):
             for k in [k for k in d if k not in splits]:
                 del d[k]
     return iset

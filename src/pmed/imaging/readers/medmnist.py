@@ -6,8 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pmed.errors import InputError, ValidationError
-from pmed.imaging.readers._base import MAX_PIXELS, SPLITS, ImageSet, _exists
+from pmed.errors import InputError, format_rows
+from pmed.imaging.readers._base import (
+    MAX_PIXELS,
+    SPLITS,
+    ImageSet,
+    _exists,
+    _looks_truncated,
+    _one_line_error,
+    _why,
+)
 
 __all__ = ["read_npz"]
 
@@ -35,7 +43,8 @@ def _member(z, key: str, path: Path) -> np.ndarray:
     except InputError:
         raise
     except Exception as e:  # noqa: BLE001 - zipfile/zlib/numpy raise many types on damaged files
-        raise InputError(f"cannot read array {key!r} of the npz file ({type(e).__name__}: {e})",
+        what = "is truncated" if _looks_truncated(e) else "cannot be read"
+        raise InputError(f"array {key!r} of the npz file {what} ({_why(e, path)})",
                          file=path, fix=_FIX) from e
 
 
@@ -60,7 +69,8 @@ def read_npz(path: str | Path) -> ImageSet:
         z = np.load(path, allow_pickle=False)
         keys = list(z.keys())
     except Exception as e:  # noqa: BLE001 - not a zip, truncated, a bare .npy …
-        raise InputError(f"cannot read the npz file ({type(e).__name__}: {e})", file=path, fix=_FIX) from e
+        what = "the npz file is truncated" if _looks_truncated(e) else "cannot read the npz file"
+        raise InputError(f"{what} ({_why(e, path)})", file=path, fix=_FIX) from e
     if not hasattr(z, "zip"):  # a plain .npy named .npz: one array, no splits
         raise InputError("the file is a single .npy array, not an .npz archive", file=path,
                          fix="save the splits with np.savez(train_images=..., train_labels=..., ...)")
@@ -91,12 +101,19 @@ def _read(z, keys: list[str], path: Path) -> ImageSet:
         if y.dtype.kind not in "biuf":
             problems.append(f"key '{s}_labels' holds {y.dtype} values: labels must be integer classes")
             continue
-        if y.dtype.kind == "f" and (not np.isfinite(y).all() or (y % 1 != 0).any()):
-            problems.append(f"key '{s}_labels' holds non-integer values: labels must be integer classes")
-            continue
-        if len(y) and (y.min() < -1 or y.max() > 2**31 - 1):  # -1: unknown
-            problems.append(f"key '{s}_labels' holds values outside -1 … 2³¹−1 (-1 means unknown)")
-            continue
+        if y.dtype.kind == "f":
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isfinite(y) | (y % 1 != 0)
+            if bad.any():
+                problems.append(f"key '{s}_labels': {int(bad.sum())} values are not integer classes (NaN or "
+                                f"fractional; indices {format_rows(np.flatnonzero(bad).tolist())})")
+                continue
+        if len(y):
+            bad = (y < -1) | (y > 2**31 - 1)  # -1: unknown
+            if bad.any():
+                problems.append(f"key '{s}_labels': {int(bad.sum())} values outside -1 … 2³¹−1 (-1 means "
+                                f"unknown; indices {format_rows(np.flatnonzero(bad).tolist())})")
+                continue
         if raw.dtype.kind not in "biuf":
             problems.append(f"'{s}_images' holds {raw.dtype} values: images must be numeric")
             continue
@@ -124,5 +141,5 @@ def _read(z, keys: list[str], path: Path) -> ImageSet:
         ids[s] = np.array([f"{s}_{i}" for i in range(len(x))])
         paths[s] = np.array([""] * len(x))
     if problems:
-        raise ValidationError(problems, file=path, fix="rewrite the npz with matching images/labels per split")
-    return ImageSet(images, labels, ids, paths, source=str(path))
+        raise _one_line_error(problems, file=path, fix="rewrite the npz with matching images/labels per split")
+    return ImageSet(images, labels, ids, paths, source=str(path), where="index")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pmed.errors import InputError, require
-from pmed.imaging.readers._base import MAX_PIXELS, Volume, _exists
+from pmed.imaging.readers._base import MAX_PIXELS, Volume, _exists, _looks_truncated, _why
 
 __all__ = ["read_nifti"]
 
@@ -45,7 +45,8 @@ def read_nifti(path: str | Path) -> Volume:
     except InputError:
         raise
     except Exception as e:  # noqa: BLE001 - nibabel raises many types on damaged files
-        raise InputError(f"cannot read the NIfTI file ({type(e).__name__}: {e})", file=path, fix=_FIX) from e
+        what = "the NIfTI file is truncated" if _looks_truncated(e) else "the NIfTI file is damaged or not NIfTI"
+        raise InputError(f"{what} ({_why(e, path)})", file=path, fix=_FIX) from e
     if data.size == 0:
         raise InputError(f"the NIfTI image is empty (shape {data.shape})", file=path, fix=_FIX)
     if data.ndim == 1:

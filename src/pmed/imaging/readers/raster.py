@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pmed.errors import InputError, require
-from pmed.imaging.readers._base import MAX_PIXELS, Image, _exists
+from pmed.imaging.readers._base import MAX_PIXELS, Image, _exists, _looks_truncated, _why
 
 __all__ = ["read_raster"]
 
@@ -52,9 +52,10 @@ def read_raster(path: str | Path, *, grayscale: bool = True) -> Image:
     except InputError:
         raise
     except PIL.Image.DecompressionBombError as e:
-        raise InputError(f"the image is implausibly large ({e})", file=path, fix=_FIX) from e
+        raise InputError(f"the image is implausibly large ({_why(e, path)})", file=path, fix=_FIX) from e
     except Exception as e:  # noqa: BLE001 - Pillow's decoders raise OSError, SyntaxError, ValueError …
-        raise InputError(f"cannot read the image ({type(e).__name__}: {e})", file=path, fix=_FIX) from e
+        what = "the image file is truncated" if _looks_truncated(e) else "the image file is damaged or not an image"
+        raise InputError(f"{what} ({_why(e, path)})", file=path, fix=_FIX) from e
     if arr.size == 0 or arr.ndim not in (2, 3):
         raise InputError(f"the image decodes to an array of shape {arr.shape}", file=path, fix=_FIX)
     return Image(pixels=arr, meta={"format": path.suffix.lower().lstrip(".")})

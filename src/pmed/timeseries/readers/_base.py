@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pmed.errors import InputError, format_rows
-from pmed.timeseries._options import check_choice, short
+from pmed.timeseries._options import TimeseriesWarning, check_choice
 from pmed.timeseries.variables import FLAG_COLUMNS, VariableSpec, check_values
 
 __all__ = ["TimeSeriesData", "Waveform", "LONG_COLUMNS", "UNKNOWN", "ORIGINS"]
@@ -113,9 +113,102 @@ def _read_text(path: str | Path, *, name: str | None = None) -> str:
     except UnicodeDecodeError as e:
         raise InputError(f"not UTF-8 text (byte {e.start} cannot be decoded)", file=name or path,
                          fix="save the file as UTF-8 text") from None
-    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; a cut gzip an EOFError
+    except EOFError:  # a gzip stream cut short
+        raise InputError("the compressed file is truncated (its stream ends early)", file=name or path,
+                         fix="the file is incomplete: create or copy it again") from None
+    except OSError as e:  # gzip.BadGzipFile is an OSError
         raise InputError(f"cannot read the file: {type(e).__name__}", file=name or path,
                          fix="check that the file is complete (re-download or re-export it)") from None
+
+
+_UTF16_32 = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
+             b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A long or wide table as text (:func:`pmed.io.tables.read_raw_table`), with two causes named
+    that the parser would misreport: a Parquet file cut short or damaged (not "check the delimiter")
+    and UTF-16/UTF-32 text (a byte-order mark pandas reads as undecodable bytes). A UTF-8
+    byte-order mark is read as such by the table reader."""
+    from pmed.io.tables import TABLE_SUFFIXES, _suffix, read_raw_table
+
+    suffix = _suffix(path).lower()
+    if path.is_file() and suffix in TABLE_SUFFIXES:
+        if TABLE_SUFFIXES[suffix] is None:
+            _check_parquet(path)
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(4)
+            for bom, enc in _UTF16_32.items():
+                if head.startswith(bom):
+                    raise InputError(f"the file is {enc} text (its byte-order mark says so), not UTF-8",
+                                     file=path, where="byte 1", fix="save the table as UTF-8 text (CSV UTF-8)")
+    return read_raw_table(path, dtype=str)
+
+
+def _check_parquet(path: Path) -> None:
+    """Refuse a Parquet file whose footer is missing or unreadable: cut short or damaged."""
+    import pyarrow.parquet as pq
+
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+        fh.seek(max(0, size - 4))
+        tail = fh.read(4)
+    fix = "the file is incomplete or damaged: write or copy it again"
+    if head != b"PAR1":
+        raise InputError("not a Parquet file (no PAR1 signature at its start)", file=path,
+                         fix="give a Parquet table, or a .csv/.tsv name for a text table")
+    if tail != b"PAR1":
+        raise InputError(f"the Parquet file is truncated or corrupt (its footer is missing; {size} bytes)",
+                         file=path, fix=fix)
+    try:
+        pq.read_metadata(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises its own and OS errors for a damaged footer
+        raise InputError(f"the Parquet file is corrupt: its footer cannot be read ({type(e).__name__})",
+                         file=path, fix=fix) from None
+
+
+def _warn_same_time(data: pd.DataFrame, *, source: str | None) -> None:
+    """Warn about measurements of one variable at the same time of one patient.
+
+    They are kept (two charted values at one minute are possible), but ``first``/``last`` then
+    follow the file order and ``count`` counts each: a doubled export or a bad join would go
+    unseen. Counts and line numbers only: the patients' IDs are not echoed.
+    """
+    import warnings
+
+    d = data[data["value"].notna()] if "value" in data else data
+    dup = d.duplicated(["patient_id", "time", "variable"], keep=False).to_numpy()
+    if not dup.any():
+        return
+    where = ""
+    if "line" in d.columns:
+        where = f" ({_at(sorted(set(d['line'].to_numpy()[dup].tolist())))})"
+    head = f"{source}: " if source else ""
+    warnings.warn(f"{head}{int(dup.sum())} measurements share their patient, variable and time with another "
+                  f"row{where}: all are kept, so first/last follow the file order and counts include each; "
+                  "remove repeated rows if the export doubled them", TimeseriesWarning, stacklevel=4)
+
+
+def _to_numbers(col: pd.Series) -> pd.Series:
+    """Text cells → floats; NaN where a cell is not a number.
+
+    pandas turns a number too large for a float (``1e999``) into NaN, which would then read as
+    "not a number"; Python's ``float`` gives ``inf``, which the value checks flag as implausible.
+    """
+    vals = pd.to_numeric(col, errors="coerce")
+    retry = vals.isna() & col.notna()
+    if retry.any():
+        def as_float(s: object) -> float:
+            try:
+                return float(str(s).strip())
+            except ValueError:
+                return np.nan
+
+        vals = vals.astype(float)
+        vals[retry] = col[retry].map(as_float).astype(float)
+    return vals
 
 
 def _to_utc(raw: pd.Series) -> pd.Series:
@@ -158,14 +251,16 @@ def _parse_times(raw: pd.Series, lines: np.ndarray, *, source: str | None, colum
     if num.notna().any():
         bad = num.isna().to_numpy()
         raise InputError(
-            f"column {column!r} mixes numbers and text; cannot parse {short(raw[bad].iloc[0])}",
+            # the cells are not echoed: a shifted column would put a patient ID here
+            f"column {column!r} mixes numbers and text ({int(bad.sum())} cells are not numbers)",
             file=source, where=_lines_with(bad, lines),
             fix="give times either as hours since admission (numbers) or as ISO date-times, not both")
     dt = _to_utc(raw.astype(object).where(raw.notna(), None))
     bad = dt.isna().to_numpy()
     if bad.any():
         raise InputError(
-            f"unparsable time {short(raw[bad].iloc[0])} in column {column!r}", file=source,
+            f"unparsable time in column {column!r}: {int(bad.sum())} cells are neither hours nor ISO 8601 "
+            "date-times", file=source,
             where=_lines_with(bad, lines),
             fix="write times as hours (numbers) or ISO 8601 date-times such as 2024-03-01T08:30:00Z")
     return np.full(len(raw), np.nan), dt
@@ -192,12 +287,14 @@ def _check_monotonic(ids: np.ndarray, t: np.ndarray, lines: np.ndarray, *, sourc
             f"times go backwards within a patient (line {int(lines[i])} is earlier in time than "
             f"line {int(lines[i - 1])} above it)",
             file=source, where=_lines_with(back, lines),
-            fix="sort the rows by patient and time (or pass sort=True to let pmed sort them)")
+            fix="sort the rows by patient and time, or let pmed sort them (--sort on the command line, "
+                "sort=True in Python)")
 
 
 def _finish(data: pd.DataFrame, *, variables: Mapping[str, VariableSpec], unknown: str,
             source: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Check values, split static descriptors off, sort; returns (long, static, flags)."""
+    _warn_same_time(data, source=source)
     clean, flags = check_values(data, variables=variables, unknown=unknown, source=source)
     is_static = clean["variable"].map(lambda v: bool(getattr(variables.get(v), "static", False))).to_numpy(bool)
     st = clean[is_static]

@@ -231,7 +231,8 @@ def read_fhir(
         if len(problems) > 50:
             problems = problems[:50] + [f"… {len(problems)} problems in all"]
         raise ValidationError(problems, file=source,
-                              fix=("map unknown LOINC codes with codes= (or unknown='keep'/'drop'); every "
+                              fix=("keep unknown LOINC codes unchecked with --unknown keep or ignore them with "
+                                   "--unknown drop (in Python: unknown='keep'/'drop', or map them with codes=); every "
                                    "Observation needs subject, effectiveDateTime and valueQuantity in a known unit"))
     if not rows:
         raise InputError("no Observations with a value", file=source,
@@ -240,8 +241,8 @@ def read_fhir(
     dt = _to_utc(df["when"])
     if dt.isna().any():
         bad = df.loc[dt.isna(), "where"].tolist()
-        raise InputError(f"unparsable effectiveDateTime {short(df.loc[dt.isna(), 'when'].iloc[0], 40)}",
-                         file=source, where="; ".join(bad[:5]), fix="use ISO 8601 date-times")
+        raise InputError(f"unparsable effectiveDateTime in {len(bad)} Observation(s)",
+                         file=source, where="; ".join(bad[:3]), fix="use ISO 8601 date-times")
     order = np.lexsort((dt.to_numpy(), df["patient_id"].to_numpy()))
     df, dt = df.iloc[order].reset_index(drop=True), dt.iloc[order].reset_index(drop=True)
     df["time"] = _hours_from_datetimes(df["patient_id"].to_numpy(), dt, origin)

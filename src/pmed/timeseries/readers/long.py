@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pmed.errors import InputError
-from pmed.timeseries._options import short
+from pmed.timeseries._options import short, short_list
 from pmed.timeseries.readers._base import (
     TimeSeriesData,
     _check_monotonic,
@@ -18,6 +18,8 @@ from pmed.timeseries.readers._base import (
     _hours_from_datetimes,
     _lines_with,
     _parse_times,
+    _read_table,
+    _to_numbers,
 )
 from pmed.timeseries.variables import PHYSIONET2012, VITALS, VariableSpec
 
@@ -63,20 +65,19 @@ def read_long(
     OptionError
         ``unknown`` or ``origin`` outside their choices (before the file is read).
     """
-    from pmed.io.tables import read_raw_table
-
     _check_options(unknown, origin)
     path = Path(path)
     src = str(path)
-    raw = read_raw_table(path, dtype=str)
+    raw = _read_table(path)
     missing = [c for c in (id, time, variable, value) if c not in raw.columns]
     if missing:
-        raise InputError(f"missing column(s) {', '.join(map(repr, missing))}", file=path,
-                         where=f"header: {', '.join(short(str(c)) for c in raw.columns[:20])}",
-                         fix="name the columns with id=, time=, variable=, value=")
+        raise InputError(f"missing column(s) {', '.join(short(c) for c in missing)}", file=path,
+                         where=f"header: {short_list(raw.columns)}",
+                         fix=f"a long table has the columns {id}, {time}, {variable}, {value}: rename them "
+                             "in the file (in Python, id=, time=, variable=, value= name others)")
     dup = [c for c in (id, time, variable, value) if (raw.columns == c).sum() > 1]
     if dup:
-        raise InputError(f"column(s) {', '.join(map(repr, dup))} appear more than once", file=path,
+        raise InputError(f"column(s) {', '.join(short(c) for c in dup)} appear more than once", file=path,
                          where="line 1", fix="give each column once")
     if raw.empty:
         raise InputError("the file has no measurements (header only)", file=path,
@@ -93,10 +94,11 @@ def read_long(
         order_key = (dt - dt.min()).dt.total_seconds().to_numpy()
     else:
         order_key = hours
-    vals = pd.to_numeric(raw[value], errors="coerce")
+    vals = _to_numbers(raw[value])
     bad = (vals.isna() & raw[value].notna()).to_numpy()
     if bad.any():
-        raise InputError(f"unparsable value {short(raw[value][bad].iloc[0])} in column {value!r}", file=path,
+        # the cell is not echoed: a shifted column would put a patient ID here
+        raise InputError(f"unparsable value in column {value!r}: {int(bad.sum())} cells are not numbers", file=path,
                          where=_lines_with(bad, lines),
                          fix="values must be numbers (leave a cell empty when not measured)")
     names = raw[variable]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import tarfile
 import zlib
 from collections.abc import Iterable, Mapping
@@ -126,8 +127,9 @@ def _physionet_data(records: Mapping[str, tuple[str, list]], *, variables, unkno
             if len(unk) > 20:
                 problems.append(f"… {len(unk)} unknown variables in all")
             raise ValidationError(problems, file=source,
-                                  fix=("PhysioNet 2012 has 42 named parameters; declare others with a VariableSpec "
-                                       "in variables=, or pass unknown='keep' or unknown='drop'"))
+                                  fix=("PhysioNet 2012 has 42 named parameters; keep others unchecked with --unknown "
+                                       "keep or ignore them with --unknown drop (in Python: unknown='keep'/'drop', "
+                                       "or declare them with a VariableSpec in variables=)"))
     clean, flags = check_values(data, variables=variables, unknown=unknown, source=source)
     is_static = clean["variable"].map(lambda v: bool(getattr(variables.get(v), "static", False))).to_numpy(bool)
     st = clean[is_static].dropna(subset=["value"])
@@ -277,13 +279,18 @@ def read_physionet2012(
                                          fix="check the download (tar.gz)") from None
                     if not take(member, text):
                         break
-        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        except (EOFError, zlib.error, tarfile.ReadError, gzip.BadGzipFile) as e:
+            # a cut download ends the gzip stream early (EOFError) or cuts a member (ReadError)
+            raise InputError(f"the archive is truncated or corrupt ({type(e).__name__})", file=path,
+                             fix="the download is incomplete or damaged: download set-a.tar.gz again") from None
+        except (tarfile.TarError, OSError) as e:
             raise InputError(f"cannot read the archive: {type(e).__name__}: {str(e)[:120]}", file=path,
                              fix="check the download (tar.gz)") from None
     else:
         take(str(path), _read_text(path))
     if not records:
-        raise InputError("no stays read", file=path, fix="check ids= and the archive's content")
+        raise InputError("no stays read", file=path,
+                         fix="check that the archive holds stay files (*.txt) and, in Python, the RecordIDs given as ids=")
     out = _physionet_data(records, variables=variables, unknown=unknown, source=str(path))
     if outcomes is True:
         letter = name.split("-")[-1][:1] if name.startswith("set-") else "a"

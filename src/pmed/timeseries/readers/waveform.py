@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from pmed.errors import InputError, require
+from pmed.timeseries._options import short_list
 from pmed.timeseries.readers._base import Waveform
 
 __all__ = ["read_wfdb"]
@@ -55,8 +56,8 @@ def read_wfdb(record: str | Path, *, channels: Iterable[str] | None = None) -> W
         channels = list(channels)
         miss = [c for c in channels if c not in names]
         if miss:
-            raise InputError(f"channel(s) {', '.join(miss)} not in the record", file=hea,
-                             fix=f"available: {', '.join(names)}")
+            raise InputError(f"channel(s) {short_list(miss)} not in the record", file=hea,
+                             fix=f"available: {short_list(names)}")
         sig = sig[channels]
     units = {n: u for n, u in zip(names, r.units, strict=True) if n in sig.columns}
     return Waveform(sig, float(r.fs), units, rec.name, {"comments": list(r.comments or []),

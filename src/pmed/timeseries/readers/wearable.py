@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pmed.errors import InputError
-from pmed.timeseries._options import short
+from pmed.timeseries._options import short, short_list
 from pmed.timeseries.readers._base import (
     TimeSeriesData,
     _check_monotonic,
@@ -18,6 +18,8 @@ from pmed.timeseries.readers._base import (
     _hours_from_datetimes,
     _lines_with,
     _parse_times,
+    _read_table,
+    _to_numbers,
 )
 from pmed.timeseries.variables import WEARABLE, VariableSpec
 
@@ -49,16 +51,15 @@ def read_wearable(
     OptionError
         ``unknown`` outside its choices (before the file is read).
     """
-    from pmed.io.tables import read_raw_table
-
     _check_options(unknown)
     path = Path(path)
-    raw = read_raw_table(path, dtype=str)
-    found = ", ".join(short(str(c)) for c in raw.columns[:20])
+    raw = _read_table(path)
     for c in (id, time):
         if c not in raw.columns:
-            raise InputError(f"missing column {c!r}", file=path, where="line 1",
-                             fix=f"name the patient and time columns with id= and time= (found {found})")
+            raise InputError(f"missing column {short(c)} (header: {short_list(raw.columns)})", file=path,
+                             where="line 1",
+                             fix=f"a wearable table has the columns {id} and {time}, then one per stream: rename "
+                                 "them in the file (in Python, id= and time= name others)")
     if raw.columns.duplicated().any():
         dup = raw.columns[raw.columns.duplicated()]
         raise InputError(f"column {short(str(dup[0]))} appears more than once", file=path, where="line 1",
@@ -81,10 +82,11 @@ def read_wearable(
     long = []
     for s in streams:
         col = raw[s]
-        v = pd.to_numeric(col, errors="coerce")
+        v = _to_numbers(col)
         bad = (v.isna() & col.notna()).to_numpy()
         if bad.any():
-            raise InputError(f"unparsable value {short(col[bad].iloc[0])} in column {short(str(s))}", file=path,
+            raise InputError(f"unparsable value in column {short(str(s))}: {int(bad.sum())} cells are not numbers",
+                             file=path,
                              where=_lines_with(bad, lines), fix="values must be numbers")
         long.append(pd.DataFrame({"patient_id": ids, "time": hours, "variable": str(s), "value": v.to_numpy(float),
                                   "line": lines}))

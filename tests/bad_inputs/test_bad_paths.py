@@ -1,10 +1,10 @@
-"""Issue #16's standing bad-input suite: one section per class of bad input."""
+"""Bad inputs (issue #16): writes outside the output folder, outputs that would replace inputs."""
 
 import pandas as pd
 import pytest
+from badinput import bad_input, refused
 
 from conftest import write_study
-from pmed.cli import main
 
 # ---------------------------------------------------------------------------------------------
 # A. data values as file names: patient IDs never climb out of, or nest inside, the output folder
@@ -13,6 +13,7 @@ from pmed.cli import main
 BAD_IDS = ["../../x", "a/b", "/etc/passwd", "p" * 300, "CON", "Case", "case", "Müller", "..", "///"]
 
 
+@bad_input("outside")
 def test_patient_reports_with_hostile_ids_stay_in_the_folder(clinical_files, tmp_path):
     from pmed.study import load_bundle, run_study
     from pmed.study.predict import new_patient_features, predict_patients, write_patient_reports
@@ -44,11 +45,11 @@ def test_patient_reports_with_hostile_ids_stay_in_the_folder(clinical_files, tmp
 # ---------------------------------------------------------------------------------------------
 
 def _refused(capsys, argv, *inputs):
-    before = {p: p.read_bytes() for p in inputs}
-    assert main([str(a) for a in argv]) == 2
-    text = (lambda c: c.out + c.err)(capsys.readouterr())
-    assert "replace" in text and len([ln for ln in text.splitlines() if ln.strip()]) == 1, text
-    assert {p: p.read_bytes() for p in inputs} == before
+    # the test folder is the root: every file in it (the inputs) stays unchanged, nothing is added
+    root = inputs[0].parent
+    while root.name in {"o", "ev"}:
+        root = root.parent
+    refused(capsys, root, argv, code=2, says="replace")
 
 
 def _file(path, text="a,b\n1,2\n"):
@@ -57,12 +58,14 @@ def _file(path, text="a,b\n1,2\n"):
     return path
 
 
+@bad_input("overwrite")
 def test_predict_out_equal_to_patients(tmp_path, capsys):
     p = _file(tmp_path / "patients.csv")
     (tmp_path / "model").mkdir()
     _refused(capsys, ["predict", "--model", tmp_path / "model", "--patients", p, "--out", p], p)
 
 
+@bad_input("overwrite")
 @pytest.mark.parametrize("option", ["--out", "--flags", "--patients-out"])
 def test_timeseries_features_outputs_equal_to_source(tmp_path, capsys, option):
     src = _file(tmp_path / "long.csv")
@@ -72,36 +75,99 @@ def test_timeseries_features_outputs_equal_to_source(tmp_path, capsys, option):
     _refused(capsys, argv, src)
 
 
+@bad_input("overwrite")
 def test_evaluate_out_folder_holding_the_predictions(tmp_path, capsys):
     p = _file(tmp_path / "ev" / "decision_curve.csv")
     _refused(capsys, ["evaluate", "--predictions", p, "--outcome", "a", "--score", "b", "--out", p.parent], p)
 
 
+@bad_input("overwrite")
 def test_prs_score_out_folder_holding_a_target(tmp_path, capsys):
     t = _file(tmp_path / "o" / "scores.tsv")
     s = _file(tmp_path / "s.txt")
     _refused(capsys, ["prs", "score", "--target", t, "--scorefile", s, "--out", t.parent], t, s)
 
 
+@bad_input("overwrite")
 def test_pgx_call_out_folder_holding_the_vcf(tmp_path, capsys):
     v = _file(tmp_path / "o" / "calls.tsv")
     _refused(capsys, ["pgx", "call", v, "--out", v.parent], v)
 
 
+@bad_input("overwrite")
 def test_omics_pipeline_out_folder_holding_the_input(tmp_path, capsys):
     i = _file(tmp_path / "o" / "composition.csv")
     _refused(capsys, ["omics", "pipeline", "--input", i, "--batch-key", "b", "--out", i.parent], i)
 
 
+@bad_input("overwrite")
 def test_imaging_predict_out_equal_to_data(tmp_path, capsys):
     d = _file(tmp_path / "manifest.csv")
     (tmp_path / "model").mkdir()
     _refused(capsys, ["imaging", "predict", "--model", tmp_path / "model", "--data", d, "--out", d], d)
 
 
+@bad_input("overwrite")
 def test_out_equal_to_input_through_a_symlink(tmp_path, capsys):
     p = _file(tmp_path / "patients.csv")
     (tmp_path / "link.csv").symlink_to(p)
     (tmp_path / "model").mkdir()
     _refused(capsys, ["predict", "--model", tmp_path / "model", "--patients", p, "--out",
                       tmp_path / "link.csv"], p)
+
+
+def _no_file_outside(root, before, *outs):
+    from badinput import snapshot
+
+    after = snapshot(root)
+    assert all(after.get(k) == v for k, v in before.items()), "an input changed"
+    stray = [k for k in after if k not in before
+             and not any((root / k).resolve().is_relative_to(o.resolve()) for o in outs)]
+    assert not stray, f"files outside the output folders: {stray}"
+
+
+@bad_input("outside")
+def test_cli_patient_reports_with_hostile_ids(clinical_files, tmp_path, capsys):
+    from badinput import run_cli, snapshot
+
+    from pmed.study import run_study
+
+    bundle = run_study(write_study(tmp_path, models=("linear",)), tmp_path / "out").bundle_path
+    work = tmp_path / "w" / "deep"
+    work.mkdir(parents=True)
+    new = pd.read_csv(clinical_files["new"])
+    new = pd.concat([new] * 3, ignore_index=True).iloc[: len(BAD_IDS)]
+    new["patient_id"] = BAD_IDS
+    new.to_csv(work / "new.csv", index=False)
+    before = snapshot(tmp_path)
+    rc, text = run_cli(capsys, ["predict", "--model", bundle, "--patients", work / "new.csv",
+                                "--out", work / "pred.csv", "--report", work / "reports"])
+    assert rc == 0, text
+    _no_file_outside(tmp_path, before, work / "reports", work / "pred.csv")
+    reports = work / "reports"
+    assert len(list(reports.glob("*.html"))) == len(BAD_IDS) and not list(reports.glob("*/"))
+    assert not (tmp_path / "x.html").exists() and not (tmp_path / "w" / "x.html").exists()
+
+
+@bad_input("outside")
+def test_evaluate_plots_named_after_hostile_model_names(tmp_path, capsys):
+    import numpy as np
+    from badinput import run_cli, snapshot
+
+    rng = np.random.default_rng(0)
+    names = ["../../x", "a/b", "m" * 300, "Case", "case"]
+    n = 40
+    rows = [pd.DataFrame({"model": m, "y": y, "score": y + rng.normal(0, 1, n)})
+            for m in names for y in [rng.normal(0, 1, n)]]
+    (tmp_path / "in").mkdir()
+    pred = tmp_path / "in" / "predictions.csv"
+    pd.concat(rows).to_csv(pred, index=False)
+    out = tmp_path / "in" / "ev"
+    before = snapshot(tmp_path)
+    rc, text = run_cli(capsys, ["evaluate", "--task", "continuous", "--predictions", pred, "--outcome", "y",
+                                "--score", "score", "--model-col", "model", "--bootstrap", "20", "--out", out])
+    assert rc == 0, text
+    _no_file_outside(tmp_path, before, out)
+    pngs = sorted((out / "plots").glob("predicted_vs_observed_*.png"))
+    assert len(pngs) == len(names)  # one plot per model, even Case/case on a case-blind file system
+    assert all(len(p.name) < 255 for p in pngs) and not list((out / "plots").glob("*/"))
