@@ -124,8 +124,8 @@ def predict(
 def evaluate(
     predictions: Annotated[Path, typer.Option("--predictions", help="predictions file (CSV/TSV/Parquet)",
                                                                   exists=True)],
-    outcome: Annotated[str, typer.Option("--outcome", help="0/1 outcome column")],
-    score: Annotated[str, typer.Option("--score", help="predicted probability column")],
+    score: Annotated[str, typer.Option("--score", help="predicted probability column (survival: risk, higher = worse)")],
+    outcome: Annotated[str | None, typer.Option("--outcome", help="0/1 outcome column (binary/continuous)")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder", file_okay=False)] = Path("pmed-evaluation"),
     model_col: Annotated[str | None, typer.Option("--model-col", help="column naming the model of each row")] = None,
     group: Annotated[list[str] | None, typer.Option("--group", "-g", help="sensitive attribute column (repeatable)")] = None,
@@ -136,8 +136,14 @@ def evaluate(
                                            max=MAX_BOOTSTRAP)] = 500,
     seed: Annotated[int, typer.Option(help="bootstrap seed", min=0, max=SEED_MAX)] = 0,
     min_group_size: Annotated[int, typer.Option(help="smallest subgroup reported", min=1)] = 30,
-    task: Annotated[str, typer.Option(help="binary (probabilities) or continuous (values)",
-                                      **choice("binary", "continuous"))] = "binary",
+    task: Annotated[str, typer.Option(help="binary (probabilities), continuous (values) or survival",
+                                      **choice("binary", "continuous", "survival"))] = "binary",
+    time_col: Annotated[str | None, typer.Option("--time", help="survival: follow-up time column")] = None,
+    event_col: Annotated[str | None, typer.Option("--event", help="survival: event column (1 event, 0 censored)")] = None,
+    horizon: Annotated[list[float] | None, typer.Option(
+        "--horizon", help="survival: horizon for td-AUC, Brier, calibration (repeatable)", callback=bounded(gt=0))] = None,
+    tau: Annotated[float | None, typer.Option(
+        "--tau", help="survival: truncation time of Uno's C (default: largest horizon)", callback=bounded(gt=0))] = None,
     mitigate: Annotated[str | None, typer.Option(
         help="fairness post-processing to assess: equalized_odds or demographic_parity",
         **choice("equalized_odds", "demographic_parity"))] = None,
@@ -153,6 +159,12 @@ def evaluate(
     from pmed.report.evaluation import is_evaluation_output
     from pmed.study.report import print_evaluation_summary
 
+    if task == "survival":
+        _evaluate_survival(predictions, out=out, time_col=time_col, event_col=event_col, score=score,
+                           horizons=horizon or [], tau=tau, n_boot=bootstrap, seed=seed, repeat=repeat)
+        return
+    if outcome is None:
+        raise typer.BadParameter(f"--outcome is required for --task {task}", param_hint="--outcome")
     # before any work: the files written into --out must not replace the predictions, and --out
     # (replaced whole, so that no file of an earlier evaluation lingers) must not hold them
     check_not_input(out, predictions, writes=["metrics.json", "reliability_curve.csv", "decision_curve.csv",
@@ -177,6 +189,40 @@ def evaluate(
 
                 html_to_pdf(paths["report"], work / "report.pdf")
     print_evaluation_summary(ev, out, _console())
+
+
+def _evaluate_survival(predictions: Path, *, out: Path, time_col: str | None, event_col: str | None,
+                       score: str, horizons: list[float], tau: float | None, n_boot: int, seed: int,
+                       repeat: int | None) -> None:
+    """``pmed evaluate --task survival``: thin glue around :func:`pmed.survival.evaluation.evaluate_survival`."""
+    from pmed.evaluate import read_predictions, select_repeat
+    from pmed.io import check_not_input, check_output_folder, output_folder
+    from pmed.report.evaluation import is_evaluation_output
+    from pmed.survival.evaluation import (
+        check_survival_options,
+        evaluate_survival,
+        write_survival_evaluation,
+    )
+
+    for flag, value in (("--time", time_col), ("--event", event_col)):
+        if value is None:
+            raise typer.BadParameter(f"{flag} is required for --task survival", param_hint=flag)
+    check_not_input(out, predictions, writes=["metrics.json", "calibration_curve.csv", "decision_curve.csv",
+                                              "calibration.png", "decision_curve.png"])
+    check_output_folder(out, owned=is_evaluation_output, inputs=[predictions], what="evaluation")
+    check_survival_options(horizons=horizons, tau=tau, n_boot=n_boot, seed=seed)
+    df = select_repeat(read_predictions(predictions), repeat, source=str(predictions))
+    with _progress() as p:
+        p.add_task("evaluating survival predictions", total=None)
+        metrics, tables = evaluate_survival(df, time=time_col, event=event_col, score=score, horizons=horizons,
+                                            tau=tau, n_boot=n_boot, seed=seed, source=str(predictions))
+        with output_folder(out, owned=is_evaluation_output, inputs=[predictions], what="evaluation") as work:
+            write_survival_evaluation(metrics, tables, work)
+    c = metrics["harrell_c"]
+    _console().print(f"Harrell's C {c['estimate']:.3f} ({c['ci_low']:.3f}–{c['ci_high']:.3f}); "
+                     f"Uno's C {metrics['uno_c']['estimate']:.3f} → {out}")
+    for note in metrics["notes"]:
+        _console().print(f"[yellow]note[/yellow]: {note}")
 
 
 @app.command()

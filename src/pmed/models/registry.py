@@ -44,7 +44,7 @@ class ModelFamily:
     description
         One line for docs and error messages.
     tasks
-        The targets it handles (``"binary"``, ``"continuous"``).
+        The targets it handles (``"binary"``, ``"continuous"``, ``"survival"``).
     preprocessor
         ``preprocessor(X) -> transformer`` fitted before the model inside each fold, or ``None``
         for pmed's standard imputation/scaling/one-hot encoding
@@ -87,7 +87,8 @@ def register_model(
     description
         One line shown in docs and in the error listing the known families.
     tasks
-        Which targets the family handles.
+        Which targets the family handles (``"survival"``: a time-to-event outcome, fitted with
+        a structured ``(event, time)`` array, :func:`pmed.survival.make_surv_y`).
     preprocessor
         ``preprocessor(X)`` → the transformer fitted before the model (default: pmed's standard
         preprocessing).
@@ -110,10 +111,11 @@ def register_model(
     if not callable(factory):
         raise OptionError(f"the factory of family {family!r} is not callable",
                           fix="pass a function factory(*, task, params, seed, X)")
-    bad = [t for t in tasks if t not in ("binary", "continuous")]
+    bad = [t for t in tasks if t not in ("binary", "continuous", "survival")]
     if bad or not tasks:
-        raise OptionError(f"family {family!r}: tasks must be among 'binary', 'continuous'; got {tasks!r}",
-                          fix="pass tasks=('binary',) and/or 'continuous'")
+        raise OptionError(f"family {family!r}: tasks must be among 'binary', 'continuous', 'survival'; "
+                          f"got {tasks!r}",
+                          fix="pass tasks=('binary',) and/or 'continuous', or ('survival',)")
     if family in _REGISTRY and not replace:
         raise OptionError(f"model family {family!r} is already registered",
                           fix="choose another name, or pass replace=True")

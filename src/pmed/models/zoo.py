@@ -17,7 +17,7 @@ from pmed.models.registry import FamilyDescriptions, get_family, register_model
 
 __all__ = ["FAMILIES", "DEFAULT_FAMILIES", "TASKS", "make_model", "make_preprocessor"]
 
-TASKS = ("binary", "continuous")
+TASKS = ("binary", "continuous", "survival")
 
 #: family → one-line description: a live view of :mod:`pmed.models.registry` (a family registered
 #: with :func:`~pmed.models.registry.register_model` appears here too)
@@ -219,6 +219,14 @@ register_model("cnn", _cnn_factory, tasks=("binary",), preprocessor=_cnn_preproc
                            "image paths (named image, *_path, or params.image_column), binary; needs PyTorch")
 
 
+# ---------------------------------------------------------------------- survival families
+# cox, coxnet, rsf, gbsa, km (task "survival"); scikit-survival and lifelines are imported
+# only when a model is built or fitted
+from pmed.survival.models import register_survival_families  # noqa: E402
+
+register_survival_families()
+
+
 def make_model(
     family: str,
     *,
@@ -234,7 +242,8 @@ def make_model(
     family
         A registered family (:data:`FAMILIES`, :func:`pmed.models.register_model`).
     task
-        ``"binary"`` or ``"continuous"``.
+        ``"binary"``, ``"continuous"`` or ``"survival"`` (fit the pipeline with
+        ``y = pmed.survival.make_surv_y(time, event)``).
     X
         The feature table (only its columns and dtypes are used: categorical dtype columns
         are one-hot encoded, the rest are numeric).
