@@ -18,7 +18,7 @@ REF = json.loads((R / "r_survival_reference.json").read_text())
 @pytest.fixture()
 def predictions(tmp_path):
     d = pd.read_csv(R / "veterans.csv")
-    t, e = d["time"].to_numpy(float), d["status"].to_numpy(bool)
+    t, e = d["time"].to_numpy(float), d["event"].to_numpy(bool)
     for h in (30, 90):
         d[f"surv_{h}"] = M.km_survival(t, e, [h])[0] ** np.exp(d["lp"])
     path = tmp_path / "pred.csv"
@@ -29,7 +29,7 @@ def predictions(tmp_path):
 def test_cli_writes_metrics_tables_and_plots(predictions, tmp_path, capsys):
     out = tmp_path / "ev"
     rc = main(["evaluate", "--task", "survival", "--predictions", str(predictions), "--time", "time",
-               "--event", "status", "--score", "lp", "--tau", "180", "--bootstrap", "3", "--out", str(out)])
+               "--event", "event", "--score", "lp", "--tau", "180", "--bootstrap", "3", "--out", str(out)])
     assert rc == 0, capsys.readouterr()
     m = json.loads((out / "metrics.json").read_text())
     assert m["schema"] == "pmed.evaluation" and m["task"] == "survival"
@@ -46,12 +46,12 @@ def test_cli_writes_metrics_tables_and_plots(predictions, tmp_path, capsys):
     assert (out / "calibration.png").stat().st_size > 0 and (out / "decision_curve.png").exists()
     # a rerun replaces its own earlier output
     assert main(["evaluate", "--task", "survival", "--predictions", str(predictions), "--time", "time",
-                 "--event", "status", "--score", "lp", "--bootstrap", "0", "--out", str(out)]) == 0
+                 "--event", "event", "--score", "lp", "--bootstrap", "0", "--out", str(out)]) == 0
 
 
 def test_without_surv_columns_skips_with_notes(predictions):
     d = pd.read_csv(predictions).drop(columns=["surv_30", "surv_90"])
-    m, tables = evaluate_survival(d, time="time", event="status", score="lp", horizons=[60], n_boot=0)
+    m, tables = evaluate_survival(d, time="time", event="event", score="lp", horizons=[60], n_boot=0)
     assert set(m["td_auc"]) == {"60"} and m["brier"] == {} and m["calibration"] == {} and m["ibs"] is None
     assert any("surv_<t>" in n and "brier" in n for n in m["notes"])
     assert m["uno_c"]["tau"] == 60  # default tau: the largest horizon

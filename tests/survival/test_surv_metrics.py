@@ -26,11 +26,11 @@ def _data(name):
 def test_harrell_and_uno_equal_r(name, risk):
     d, ref = _data(name), REF[name][risk]
     col = "lp" if risk == "lp" else ref["column"]
-    h = M.harrell_c(d["time"], d["status"], d[col])
+    h = M.harrell_c(d["time"], d["event"], d[col])
     assert h["estimate"] == pytest.approx(ref["harrell_c"], abs=1e-6)
     assert h["se"] == pytest.approx(ref["harrell_se"], abs=1e-6)
     assert h["counts"] == {k: pytest.approx(v) for k, v in ref["counts"].items()}
-    u = M.uno_c(d["time"], d["status"], d[col], tau=ref["tau"])
+    u = M.uno_c(d["time"], d["event"], d[col], tau=ref["tau"])
     assert u["estimate"] == pytest.approx(ref["uno_c"], abs=1e-6)
     assert u["se"] == pytest.approx(ref["uno_se"], abs=1e-6)
     assert h["ci_low"] < h["estimate"] < h["ci_high"]
@@ -39,7 +39,7 @@ def test_harrell_and_uno_equal_r(name, risk):
 def test_lung_concordance_is_the_published_0603():
     assert REF["lung"]["lp"]["harrell_c"] == pytest.approx(0.603, abs=5e-4)
     d = _data("lung")
-    assert M.harrell_c(d["time"], d["status"], d["lp"])["estimate"] == pytest.approx(0.6028530, abs=1e-6)
+    assert M.harrell_c(d["time"], d["event"], d["lp"])["estimate"] == pytest.approx(0.6028530, abs=1e-6)
 
 
 def test_tiny_ties_by_hand():
@@ -50,13 +50,13 @@ def test_tiny_ties_by_hand():
     # tied.y (left out); t=3 risk 2: 2 concordant + 1 tied (t=4 risk 2); t=4: 2 concordant.
     # C = (19 + 2/2) / 21
     r = REF["tiny"]
-    h = M.harrell_c(r["time"], r["status"], r["risk"])
+    h = M.harrell_c(r["time"], r["event"], r["risk"])
     assert h["counts"] == {"concordant": 19, "discordant": 0, "tied.x": 2, "tied.y": 1, "tied.xy": 0}
     assert h["estimate"] == pytest.approx(20 / 21, abs=1e-12)
     assert h["estimate"] == pytest.approx(r["harrell_c"], abs=1e-12)
     assert h["se"] == pytest.approx(r["harrell_se"], abs=1e-9)
     assert h["ci_high"] == 1.0  # the normal interval is clipped to [0, 1]
-    u = M.uno_c(r["time"], r["status"], r["risk"], tau=4)
+    u = M.uno_c(r["time"], r["event"], r["risk"], tau=4)
     assert u["estimate"] == pytest.approx(r["uno_c"], abs=1e-9)
 
 
@@ -75,15 +75,15 @@ def test_uno_weights_by_hand():
 
 def test_harrell_reversed_score_is_one_minus():
     d = _data("veterans")
-    a = M.harrell_c(d["time"], d["status"], d["lp"])["estimate"]
-    b = M.harrell_c(d["time"], d["status"], -d["lp"])["estimate"]
+    a = M.harrell_c(d["time"], d["event"], d["lp"])["estimate"]
+    b = M.harrell_c(d["time"], d["event"], -d["lp"])["estimate"]
     assert a + b == pytest.approx(1, abs=1e-12)
     assert a > 0.7
 
 
 def test_td_auc_brier_calibration_on_veterans():
     d = _data("veterans")
-    t, e = d["time"].to_numpy(float), d["status"].to_numpy(bool)
+    t, e = d["time"].to_numpy(float), d["event"].to_numpy(bool)
     # a well-ranked but crude survival prediction: S(t) = KM(t) ** exp(lp)
     km = M.km_survival(t, e, [30, 90])
     surv = np.column_stack([km[0] ** np.exp(d["lp"]), km[1] ** np.exp(d["lp"])])
@@ -107,7 +107,7 @@ def test_km_null_brier_equals_sksurv_with_km_prediction():
     from sksurv.util import Surv
 
     d = _data("gbsg2")
-    t, e = d["time"].to_numpy(float), d["status"].to_numpy(bool)
+    t, e = d["time"].to_numpy(float), d["event"].to_numpy(bool)
     km = M.km_survival(t, e, [1000])
     y = Surv.from_arrays(e, t)
     want = brier_score(y, y, np.full((len(t), 1), km[0]), [1000])[1][0]

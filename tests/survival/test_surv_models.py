@@ -1,7 +1,7 @@
 """Survival models of the zoo (pmed.survival.models): R agreement of the Cox fit, the common
 interface of every family, and the errors for fits that would not converge.
 
-The R numbers come from tests/fixtures/r/make_survival_models.R (committed; run with Rscript)
+The R numbers come from tests/fixtures/r/make_survival_fixtures.R (committed; run with Rscript)
 and are stored in tests/fixtures/r/r_coxph_reference.json: CI needs no R.
 """
 
