@@ -30,7 +30,7 @@ def test_good_study_defaults(tmp_path):
     "text, key, line, needle",
     [
         (GOOD.replace("family: lightgbm", "family: xgboost"), "models[1].family", 7, "unknown model family 'xgboost'"),
-        (GOOD.replace("task: binary", "task: survival"), "target.task", 4, "'binary' or 'continuous'"),
+        (GOOD.replace("task: binary", "task: ordinal"), "target.task", 4, "'binary', 'continuous' or 'survival'"),
         (GOOD.replace("name: s\n", ""), "name", None, "required key 'name' is missing"),
         (GOOD + "evalution: {folds: 3}\n", "evalution", 8, "unknown key 'evalution'"),
         (GOOD + "evaluation: {folds: 1}\n", "evaluation.folds", 8, "greater than or equal to 2"),

@@ -59,6 +59,19 @@ _TRUSTED_TYPES = {
     "lightgbm.sklearn.LGBMRegressor",
     "pmed.timeseries.grud.GRUDClassifier",
     "pmed.models.image.ImagePathClassifier",
+    # survival families (pmed.survival.models) and the scikit-survival parts they hold
+    "pmed.survival.models.CoxPH",
+    "pmed.survival.models.Coxnet",
+    "pmed.survival.models.SurvivalForest",
+    "pmed.survival.models.BoostedSurvival",
+    "pmed.survival.models.KaplanMeier",
+    "sksurv.functions.StepFunction",
+    "sksurv.linear_model.coxnet.CoxnetSurvivalAnalysis",
+    "sksurv.linear_model.coxph.BreslowEstimator",
+    "sksurv.ensemble.forest.RandomSurvivalForest",
+    "sksurv.tree.tree.SurvivalTree",
+    "sksurv.ensemble.boosting.GradientBoostingSurvivalAnalysis",
+    "sksurv.ensemble.survival_loss.CoxPH",
 }
 # Libraries whose version must match for a pickled estimator to behave identically.
 _PINNED = ("scikit-learn", "lightgbm")
@@ -280,10 +293,20 @@ class ModelBundle:
             Binary: ``probability`` (of the positive outcome), ``predicted_class`` (0/1 at
             the bundle's threshold) and ``prediction_set`` (conformal, e.g. ``"0|1"``).
             Continuous: ``prediction``, ``interval_low``, ``interval_high`` (conformal).
+            Survival: ``risk`` (higher = worse), ``surv_<t>`` = P(event-free at t) at each
+            horizon of the study, and ``median_survival`` (NaN where the predicted curve stays
+            above 0.5 within the training follow-up).
         """
         from pmed.evaluate.conformal import apply_conformal
 
         X = self.check_features(X, source=source)
+        if self.task == "survival":
+            from pmed.study.survival import survival_predictions
+            from pmed.survival.models import predict_median
+
+            out = survival_predictions(self.pipeline, X, self.manifest["survival"]["horizons"])
+            out["median_survival"] = predict_median(self.pipeline, X)
+            return out
         if self.task == "binary":
             p = self.pipeline.predict_proba(X)[:, 1]
             thr = self.manifest.get("threshold", 0.5)

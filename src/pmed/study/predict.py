@@ -206,11 +206,27 @@ def write_patient_reports(
     """
     from pmed.io import output_folder
 
+    check_report_task(bundle)
     final = Path(out_dir)
     check_report_folder(final, bundle.path, *inputs)
     with output_folder(final, owned=is_report_folder, what="patient report folder") as work:
         paths = _write_reports(bundle, X, predictions, work, top=top, sections=sections, pdf=pdf)
     return [final / p.relative_to(work) for p in paths]
+
+
+def check_report_task(bundle: ModelBundle) -> None:
+    """Refuse patient reports for a bundle whose task they do not cover yet (survival).
+
+    Raises
+    ------
+    OptionError
+        For a survival bundle: its predictions (``risk``, ``surv_<t>``, ``median_survival``)
+        are written, but the reports in words are not implemented for them.
+    """
+    if bundle.task == "survival":
+        raise OptionError("patient reports (--report) are not available for survival models yet",
+                          fix="leave out --report: the predictions file has risk, surv_<t> per horizon "
+                              "and median_survival")
 
 
 def is_report_folder(folder: Path) -> bool:

@@ -32,11 +32,17 @@ def print_study_summary(result: StudyResult, console: Console) -> None:
     cohort_line = f"{m['n_patients']} patients, {m['n_features']} features"
     if task == "binary":
         cohort_line += f", {m['n_events']} events ({m['prevalence']:.1%})"
+    elif task == "survival":
+        cohort_line += f", {m['n_events']} events, {m['n_censored']} censored"
     console.print(f"[bold]{m['study']}[/bold] — target [cyan]{m['target']}[/cyan] ({task}); {cohort_line}")
     console.print(f"{cv['folds']}-fold cross-validation × {cv['repeats']} repeat(s), seed {cv['seed']}; "
                   f"95% CIs by bootstrap ({cv['bootstrap_resamples']} resamples)")
-    keys = (["auroc", "auprc", "brier", "balanced_accuracy"] if task == "binary"
-            else ["r2", "rmse", "mae", "spearman"])
+    if task == "survival":
+        keys = ["harrell_c", "uno_c"] + (["ibs"] if any(r["metrics"].get("ibs") for r in m["models"].values())
+                                         else [])
+    else:
+        keys = (["auroc", "auprc", "brier", "balanced_accuracy"] if task == "binary"
+                else ["r2", "rmse", "mae", "spearman"])
     t = Table(title="Models (out-of-fold)", show_lines=False)
     t.add_column("model")
     for k in keys:

@@ -77,8 +77,14 @@ def load_cohort(study: Study) -> Cohort:
         cohort = load_dataset(d.dataset["name"], **args)
     else:
         schema = TableSchema.read(study.path(d.schema_)) if d.schema_ else None
-        outcomes = [study.target.column] + [c for c in d.outcomes if c != study.target.column]
-        cohort = Cohort.from_files(study.path(d.patients), schema=schema, outcomes=outcomes, id=d.id)
+        own = study.target.outcome_columns
+        outcomes = own + [c for c in d.outcomes if c not in own]
+        if study.target.task == "survival":
+            from pmed.study.survival import survival_cohort
+
+            cohort = survival_cohort(study, schema, outcomes)
+        else:
+            cohort = Cohort.from_files(study.path(d.patients), schema=schema, outcomes=outcomes, id=d.id)
         cohort.sources["patients"] = str(study.path(d.patients))
     for name, p in d.blocks.items():
         table, prov = read_block(study.path(p), id=d.id)
@@ -273,6 +279,10 @@ def _check_output_folder(out: Path) -> None:
 
 def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
     task, ev = study.target.task, study.evaluation
+    if task == "survival":
+        from pmed.study.survival import run_survival
+
+        return run_survival(study, out_dir, reporter)
 
     cohort = load_cohort(study)
     source = str(study.path(study.data.patients)) if study.data.patients else None

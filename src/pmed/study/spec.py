@@ -66,11 +66,71 @@ class DataSpec(_Strict):
 
 
 class TargetSpec(_Strict):
-    """The outcome to predict."""
+    """The outcome to predict.
 
-    column: str
-    task: Literal["binary", "continuous"]
+    Binary and continuous targets name one ``column``. A time-to-event target
+    (``task: survival``) names instead the follow-up ``time`` and ``event`` (1 = event,
+    0 = censored) columns and the ``horizons`` (in the unit of ``time``) at which survival
+    probabilities are predicted and evaluated::
+
+        target: {task: survival, time: os_days, event: died, horizons: [365, 730], time_unit: days}
+    """
+
+    column: str | None = None
+    task: Literal["binary", "continuous", "survival"]
     positive: Any = Field(default=None, description="value meaning 'event' for a binary target (default 1/True)")
+    time: str | None = Field(default=None, description="survival: follow-up time column (> 0)")
+    event: str | None = Field(default=None, description="survival: event column, 1 = event, 0 = censored")
+    horizons: list[float] | None = Field(
+        default=None, description="survival: times (unit of `time`) for surv_<t>, td-AUC, Brier, calibration")
+    time_unit: str = Field(default="days", description="survival: unit of the time column, for reports")
+
+    @field_validator("horizons")
+    @classmethod
+    def _positive_horizons(cls, v: list[float] | None) -> list[float] | None:
+        import math
+
+        if not v:
+            return v
+        bad = [h for h in v if not (math.isfinite(h) and h > 0)]
+        if bad:
+            raise ValueError(f"target.horizons must be positive numbers, got {bad[0]:g}")
+        if len(set(v)) != len(v):
+            raise ValueError("target.horizons has a repeated value")
+        return sorted(float(h) for h in v)
+
+    @model_validator(mode="after")
+    def _by_task(self) -> TargetSpec:
+        if self.task == "survival":
+            for key in ("time", "event"):
+                if getattr(self, key) is None:
+                    raise ValueError(f"a survival target needs target.{key} (the "
+                                     f"{'follow-up time' if key == 'time' else 'event (1 = event, 0 = censored)'}"
+                                     " column)")
+            if self.time == self.event:
+                raise ValueError(f"target.time and target.event name the same column {self.time!r}")
+            if self.column is not None or self.positive is not None:
+                raise ValueError("a survival target has time: and event: columns, not column: or positive:")
+            if not self.horizons:
+                raise ValueError("a survival target needs target.horizons: one or more times at which to predict "
+                                 "survival, e.g. [365, 730]")
+        else:
+            if self.column is None:
+                raise ValueError(f"a {self.task} target needs target.column")
+            extra = [k for k in ("time", "event", "horizons") if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"target.{extra[0]} applies to survival targets only (task: survival)")
+        return self
+
+    @property
+    def outcome_columns(self) -> list[str]:
+        """The table columns this target reads (never used as features)."""
+        return [self.time, self.event] if self.task == "survival" else [self.column]
+
+    @property
+    def label(self) -> str:
+        """How reports name the target: the column, or ``Surv(time, event)``."""
+        return f"Surv({self.time}, {self.event})" if self.task == "survival" else str(self.column)
 
 
 class FeatureSpec(_Strict):
@@ -161,6 +221,12 @@ class ImbalanceSpec(_Strict):
         return f"{w}; {r}."
 
 
+#: metrics a survival study may select by (both higher = better)
+SURVIVAL_METRICS = ("harrell_c", "uno_c")
+#: candidates of a survival study that lists no models
+SURVIVAL_DEFAULT_FAMILIES = ("cox", "coxnet", "rsf", "gbsa", "km")
+
+
 def _default_models() -> list[ModelSpec]:
     return [ModelSpec(family=f) for f in DEFAULT_FAMILIES]
 
@@ -186,9 +252,20 @@ class Study(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Study:
-        allowed = BINARY_METRICS if self.target.task == "binary" else REGRESSION_METRICS
+        task = self.target.task
+        allowed = {"binary": BINARY_METRICS, "continuous": REGRESSION_METRICS,
+                   "survival": SURVIVAL_METRICS}[task]
+        if task == "survival":
+            if "models" not in self.model_fields_set:
+                self.models = [ModelSpec(family=f) for f in SURVIVAL_DEFAULT_FAMILIES]
+            for i, m in enumerate(self.models):
+                if m.grid or m.calibration:
+                    key = "grid" if m.grid else "calibration"
+                    raise ValueError(f"models[{i}].{key} is not available for survival targets")
+            if self.evaluation.groups:
+                raise ValueError("evaluation.groups (subgroup metrics) is not available for survival targets")
         if self.evaluation.select_by is None:
-            self.evaluation.select_by = "auroc" if self.target.task == "binary" else "r2"
+            self.evaluation.select_by = {"binary": "auroc", "continuous": "r2", "survival": "harrell_c"}[task]
         elif self.evaluation.select_by not in allowed:
             raise ValueError(
                 f"evaluation.select_by {self.evaluation.select_by!r} is not a {self.target.task} "

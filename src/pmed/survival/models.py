@@ -363,15 +363,17 @@ class CoxPH(_SurvivalModel):
         s = fitter.summary.loc[cols]
         self.coef_ = params
         self.se_ = se
-        self.summary_ = pd.DataFrame({
-            "feature": names,
+        # plain arrays, not a DataFrame: skops (the model bundle's format) cannot store pandas
+        # objects; summary_ rebuilds the table from them
+        self.summary_columns_ = {
+            "feature": np.asarray(names, dtype=object),
             "coef": params,
             "se": se,
-            "hazard_ratio": s["exp(coef)"].to_numpy(),
-            "ci_low": s["exp(coef) lower 95%"].to_numpy(),
-            "ci_high": s["exp(coef) upper 95%"].to_numpy(),
-            "p": s["p"].to_numpy(),
-        })
+            "hazard_ratio": s["exp(coef)"].to_numpy(dtype=np.float64),
+            "ci_low": s["exp(coef) lower 95%"].to_numpy(dtype=np.float64),
+            "ci_high": s["exp(coef) upper 95%"].to_numpy(dtype=np.float64),
+            "p": s["p"].to_numpy(dtype=np.float64),
+        }
         self.log_likelihood_ = float(fitter.log_likelihood_)
         # baseline cumulative hazard at the mean covariates (lifelines' convention): H(t|x) =
         # H0(t) exp((x - mean) β); kept as arrays so that prediction needs no lifelines call
@@ -379,6 +381,13 @@ class CoxPH(_SurvivalModel):
         bch = fitter.baseline_cumulative_hazard_
         self.grid_ = bch.index.to_numpy(dtype=np.float64)
         self.baseline_cumhaz_ = bch.iloc[:, 0].to_numpy(dtype=np.float64)
+
+    @property
+    def summary_(self) -> pd.DataFrame:
+        """:func:`cox_coefficients` of the fit (``AttributeError`` before fitting)."""
+        if "summary_columns_" not in vars(self):
+            raise AttributeError("summary_: the model is not fitted")
+        return pd.DataFrame({k: list(v) if k == "feature" else v for k, v in self.summary_columns_.items()})
 
     def _risk(self, Z):
         return (Z - self.center_) @ self.coef_

@@ -1,0 +1,84 @@
+"""Bad inputs (issue #17, item 1) of a ``task: survival`` study through ``pmed run``: each is one
+line naming the study key or the column, exit code of its class, no patient ID, nothing written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from badinput import bad_input, refused
+
+pytest.importorskip("sksurv")
+pytest.importorskip("lifelines")
+
+IDS = [f"PT-{i:05d}" for i in range(120)]
+
+
+def _study(tmp_path, *, df: pd.DataFrame | None = None, horizons: str = "[180, 365]") -> tuple:
+    rng = np.random.default_rng(3)
+    n = len(IDS)
+    if df is None:
+        x = rng.normal(size=n)
+        T = rng.exponential(400 * np.exp(-0.7 * x))
+        C = rng.uniform(100, 1200, n)
+        df = pd.DataFrame({"patient_id": IDS, "x": x, "age": rng.normal(60, 8, n),
+                           "os_days": np.round(np.minimum(T, C), 1) + 0.1, "died": (T <= C).astype(int)})
+    df.to_csv(tmp_path / "patients.csv", index=False)
+    study = tmp_path / "study.yaml"
+    study.write_text("name: surv\ndata: {patients: patients.csv}\n"
+                     f"target: {{task: survival, time: os_days, event: died, horizons: {horizons}}}\n"
+                     "models: [{family: cox}]\nevaluation: {folds: 3, bootstrap: 0}\n")
+    return study, df
+
+
+@bad_input("diagnosis")
+def test_missing_event_column(tmp_path, capsys):
+    study, df = _study(tmp_path)
+    df.rename(columns={"died": "status"}).to_csv(tmp_path / "patients.csv", index=False)
+    head = refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=6,
+                   says=r"key target\.event: target\.event column 'died' is not in the patient table",
+                   out=tmp_path / "out", secrets=IDS)
+    assert "study.yaml" in head
+    assert not (tmp_path / "out").exists()
+
+
+@bad_input("silent")
+def test_horizon_beyond_follow_up(tmp_path, capsys):
+    study, df = _study(tmp_path, horizons="[365, 5000]")
+    last = df["os_days"].max()
+    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=6,
+            says=rf"key target\.horizons: horizon 5000 is beyond the follow-up.*is {last:g}",
+            out=tmp_path / "out", secrets=IDS)
+    assert not (tmp_path / "out").exists()
+
+
+@bad_input("diagnosis")
+def test_event_not_zero_one(tmp_path, capsys):
+    study, df = _study(tmp_path)
+    df["died"] = df["died"] + 1  # R's Surv coding: 1 = censored, 2 = event
+    df.to_csv(tmp_path / "patients.csv", index=False)
+    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=4,
+            says=r"patients\.csv: column 'died': event must be 0 \(censored\) or 1 \(event\), found 2 at lines 2, 4, .*"
+                 r"subtract 1", out=tmp_path / "out", secrets=IDS)
+    assert not (tmp_path / "out").exists()
+
+
+@bad_input("options")
+def test_negative_horizon_in_the_yaml(tmp_path, capsys):
+    study, _ = _study(tmp_path, horizons="[365, 0]")
+    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=6,
+            says=r"key target\.horizons.*must be positive numbers, got 0", out=tmp_path / "out")
+
+
+@bad_input("diagnosis")
+def test_patient_reports_of_a_survival_bundle(tmp_path, capsys):
+    from pmed.cli import main
+
+    study, df = _study(tmp_path)
+    assert main(["run", str(study), "--out", str(tmp_path / "out")]) == 0
+    df.drop(columns=["os_days", "died"]).head(3).to_csv(tmp_path / "new.csv", index=False)
+    refused(capsys, tmp_path, ["predict", "--model", tmp_path / "out" / "model", "--patients", tmp_path / "new.csv",
+                               "--out", tmp_path / "pred.csv", "--report", tmp_path / "rep"], code=2,
+            says=r"patient reports \(--report\) are not available for survival models",
+            out=[tmp_path / "pred.csv", tmp_path / "rep"], secrets=IDS)
+    assert not (tmp_path / "pred.csv").exists()
