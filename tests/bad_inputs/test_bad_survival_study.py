@@ -70,15 +70,20 @@ def test_negative_horizon_in_the_yaml(tmp_path, capsys):
             says=r"key target\.horizons.*must be positive numbers, got 0", out=tmp_path / "out")
 
 
-@bad_input("diagnosis")
-def test_patient_reports_of_a_survival_bundle(tmp_path, capsys):
+@bad_input("options")
+def test_survival_report_into_a_folder_of_other_files(tmp_path, capsys):
+    # survival bundles have patient reports now; the folder they replace whole must be refused
+    # when it holds other files, before any prediction is written
     from pmed.cli import main
 
     study, df = _study(tmp_path)
     assert main(["run", str(study), "--out", str(tmp_path / "out")]) == 0
     df.drop(columns=["os_days", "died"]).head(3).to_csv(tmp_path / "new.csv", index=False)
+    (tmp_path / "rep").mkdir()
+    (tmp_path / "rep" / "notes.txt").write_text("mine")
     refused(capsys, tmp_path, ["predict", "--model", tmp_path / "out" / "model", "--patients", tmp_path / "new.csv",
                                "--out", tmp_path / "pred.csv", "--report", tmp_path / "rep"], code=2,
-            says=r"patient reports \(--report\) are not available for survival models",
-            out=[tmp_path / "pred.csv", tmp_path / "rep"], secrets=IDS)
+            says=r"the report folder is not empty and holds no earlier patient reports",
+            out=[tmp_path / "pred.csv"], secrets=IDS)
     assert not (tmp_path / "pred.csv").exists()
+    assert (tmp_path / "rep" / "notes.txt").read_text() == "mine"

@@ -139,7 +139,10 @@ def test_bundle_round_trip_equals_the_pipeline(ran, tmp_path):
     new = df.drop(columns=["os_days", "died"]).head(40)
     new.to_csv(tmp_path / "new.csv", index=False)
     pred = predict_patients(bundle, tmp_path / "new.csv")
-    assert list(pred.columns) == ["risk", "surv_180", "surv_365", "surv_730", "median_survival"]
+    # a cox bundle adds the 95 % interval after each horizon (tests/study/test_survival_predict.py)
+    iv = (lambda h: [f"surv_{h}", f"surv_{h}_low", f"surv_{h}_high"]) if bundle.manifest["model"]["family"] == "cox" \
+        else (lambda h: [f"surv_{h}"])
+    assert list(pred.columns) == ["risk", *iv(180), *iv(365), *iv(730), "median_survival"]
     # the selected family refitted on every patient gives the same numbers
     full = df.set_index("patient_id")
     X = full[list(BETA)]

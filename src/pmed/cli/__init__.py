@@ -112,10 +112,6 @@ def predict(
 
         check_report_folder(report, *_flat(inputs), out=out)
     bundle = load_bundle(model)
-    if report is not None:  # before any prediction is written
-        from pmed.study.predict import check_report_task
-
-        check_report_task(bundle)
     pred = predict_patients(bundle, patients, blocks=blocks, out=out)
     _console().print(f"wrote {len(pred)} predictions to {out}")
     if report is not None:

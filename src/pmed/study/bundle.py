@@ -294,8 +294,10 @@ class ModelBundle:
             the bundle's threshold) and ``prediction_set`` (conformal, e.g. ``"0|1"``).
             Continuous: ``prediction``, ``interval_low``, ``interval_high`` (conformal).
             Survival: ``risk`` (higher = worse), ``surv_<t>`` = P(event-free at t) at each
-            horizon of the study, and ``median_survival`` (NaN where the predicted curve stays
-            above 0.5 within the training follow-up).
+            horizon of the study, for cox bundles ``surv_<t>_low``/``surv_<t>_high`` after each
+            (95 % delta-method interval of the parameters, :mod:`pmed.survival.intervals`), and
+            ``median_survival`` (NaN where the predicted curve stays above 0.5 within the
+            training follow-up).
         """
         from pmed.evaluate.conformal import apply_conformal
 
@@ -304,7 +306,18 @@ class ModelBundle:
             from pmed.study.survival import survival_predictions
             from pmed.survival.models import predict_median
 
-            out = survival_predictions(self.pipeline, X, self.manifest["survival"]["horizons"])
+            hs = self.manifest["survival"]["horizons"]
+            out = survival_predictions(self.pipeline, X, hs)
+            terms = self.manifest["survival"].get("intervals")
+            if terms:  # cox bundles: delta-method interval per horizon (pmed.survival.intervals)
+                from pmed.study.survival import surv_name
+                from pmed.survival.intervals import survival_intervals
+
+                iv = survival_intervals(self.pipeline, X, terms, hs)
+                cols = ["risk"]
+                for h in hs:
+                    cols += [surv_name(h), f"{surv_name(h)}_low", f"{surv_name(h)}_high"]
+                out = pd.concat([out, iv], axis=1)[cols]
             out["median_survival"] = predict_median(self.pipeline, X)
             return out
         if self.task == "binary":

@@ -18,6 +18,8 @@ __all__ = ["predict_patients", "explain_patient", "new_patient_features", "write
 
 #: The header of the index a patient-report folder holds: how a later run recognises the folder.
 _INDEX_HEADER = "patient_id,report"
+#: The prediction column the what-if contributions of :func:`explain_patient` are measured on.
+_VALUE_COLUMN = {"binary": "probability", "survival": "risk"}
 
 
 def new_patient_features(
@@ -120,13 +122,13 @@ def explain_patient(bundle: ModelBundle, x: pd.DataFrame, *, top: int = 5) -> pd
     -------
     pandas.DataFrame
         ``feature, value, typical_value, contribution`` (on the probability scale for binary
-        targets, the outcome's scale otherwise).
+        targets, the risk score for survival, the outcome's scale otherwise).
     """
     if len(x) != 1:
         raise OptionError("explain_patient takes exactly one patient row")
     x = bundle.check_features(x)
     ref = bundle.manifest["reference_values"]
-    col = "probability" if bundle.task == "binary" else "prediction"
+    col = _VALUE_COLUMN.get(bundle.task, "prediction")
     base = float(bundle.predict(x)[col].iloc[0])
     rows = []
     variants = []
@@ -168,7 +170,7 @@ def _factor_sentence(row: pd.Series, task: str) -> str:
         return f"{head} changes the predicted probability by less than 1 percentage point"
     verb = "raises" if c > 0 else "lowers"
     amount = f"{abs(c) * 100:.0f} percentage points" if task == "binary" else f"{abs(c):.3g}"
-    what = "the predicted probability" if task == "binary" else "the prediction"
+    what = {"binary": "the predicted probability", "survival": "the risk score"}.get(task, "the prediction")
     return f"{head} {verb} {what} by {amount}"
 
 
@@ -206,27 +208,11 @@ def write_patient_reports(
     """
     from pmed.io import output_folder
 
-    check_report_task(bundle)
     final = Path(out_dir)
     check_report_folder(final, bundle.path, *inputs)
     with output_folder(final, owned=is_report_folder, what="patient report folder") as work:
         paths = _write_reports(bundle, X, predictions, work, top=top, sections=sections, pdf=pdf)
     return [final / p.relative_to(work) for p in paths]
-
-
-def check_report_task(bundle: ModelBundle) -> None:
-    """Refuse patient reports for a bundle whose task they do not cover yet (survival).
-
-    Raises
-    ------
-    OptionError
-        For a survival bundle: its predictions (``risk``, ``surv_<t>``, ``median_survival``)
-        are written, but the reports in words are not implemented for them.
-    """
-    if bundle.task == "survival":
-        raise OptionError("patient reports (--report) are not available for survival models yet",
-                          fix="leave out --report: the predictions file has risk, surv_<t> per horizon "
-                              "and median_survival")
 
 
 def is_report_folder(folder: Path) -> bool:
@@ -287,6 +273,8 @@ def check_report_folder(report: str | Path, *inputs: str | Path | None, out: str
 def _write_reports(bundle: ModelBundle, X: pd.DataFrame, predictions: pd.DataFrame, out: Path, *,
                    top: int, sections: Mapping[str, Sequence[str]] | None, pdf: bool) -> list[Path]:
     """Write the reports into the (staging) folder ``out``; see :func:`write_patient_reports`."""
+    if bundle.task == "survival":
+        return _write_survival_reports(bundle, X, predictions, out, top=top, sections=sections, pdf=pdf)
     from pmed import plots
     from pmed.io import check_inside, safe_filename
     from pmed.plots.study import population_position
@@ -384,3 +372,90 @@ def _shap_for_patient(bundle: ModelBundle, x: pd.DataFrame, reference: pd.DataFr
                       PmedWarning, stacklevel=2)
         return [], None
     return sentences, png
+
+
+def _hazard_ratio_sentences(bundle: ModelBundle, x: pd.DataFrame, *, top: int) -> list[str]:
+    """Cox bundles: the patient's largest hazard ratios against the training cohort's average.
+
+    For each column of the model (after its preprocessing: dummies of categories, missingness
+    indicators) the patient's hazard relative to the cohort's average patient is
+    ``exp(β·(x − mean))``; the product over the columns is the patient's relative hazard.
+    """
+    from pmed.survival.models import CoxPH, _final, _transform, cox_coefficients
+
+    est = _final(bundle.pipeline)
+    if not isinstance(est, CoxPH):
+        return []
+    coefs = cox_coefficients(bundle.pipeline)
+    z = np.asarray(_transform(bundle.pipeline, x), dtype=np.float64)[0]
+    log_hr = coefs["coef"].to_numpy() * (z - est.center_)
+    order = np.argsort(-np.abs(log_hr), kind="mergesort")[:top]
+    out = []
+    for j in order:
+        r = coefs.iloc[j]
+        out.append(f"{r['feature']} = {_show(float(z[j]))} (cohort average {_show(float(est.center_[j]))}): "
+                   f"hazard × {np.exp(log_hr[j]):.2f} (hazard ratio {r['hazard_ratio']:.3g} per unit, "
+                   f"95 % CI {r['ci_low']:.3g}–{r['ci_high']:.3g})")
+    return out
+
+
+def _write_survival_reports(bundle: ModelBundle, X: pd.DataFrame, predictions: pd.DataFrame, out: Path, *,
+                            top: int, sections: Mapping[str, Sequence[str]] | None, pdf: bool) -> list[Path]:
+    """Survival bundles' reports into the (staging) folder ``out``: per patient the chance of the
+    event within each horizon in words with its interval, the median time, the predicted curve
+    against the cohort's Kaplan–Meier curve, and the factors (hazard ratios for cox)."""
+    from pmed import plots
+    from pmed.io import check_inside, safe_filename
+    from pmed.report.survival import (
+        event_sentence,
+        median_sentence,
+        survival_curve_plot,
+        survival_patient_report,
+    )
+    from pmed.study.survival import surv_name
+    from pmed.survival.models import predict_survival
+
+    sv = bundle.manifest["survival"]
+    hs, unit = [float(h) for h in sv["horizons"]], sv.get("time_unit", "days")
+    terms = sv.get("intervals")
+    km = sv.get("km") or {}
+    grid = np.linspace(0.0, float(sv["max_follow_up"]), 200)
+    used: set[str] = set()
+    index, paths = [], []
+    for pid in predictions.index:
+        row = predictions.loc[pid]
+        x = X.loc[[pid]]
+        name = safe_filename(pid, used=used)
+        low = [float(row[f"{surv_name(h)}_low"]) for h in hs] if terms else []
+        high = [float(row[f"{surv_name(h)}_high"]) for h in hs] if terms else []
+        sentences = [event_sentence(h, float(row[surv_name(h)]), low[i] if terms else None,
+                                    high[i] if terms else None, unit=unit,
+                                    event=f"the event ({sv.get('event', 'event')})")
+                     for i, h in enumerate(hs)]
+        curve = predict_survival(bundle.pipeline, x, grid)[0]
+        fig = survival_curve_plot(grid, curve, km_time=km.get("time", []), km_surv=km.get("surv", []),
+                                  horizons=hs, low=low, high=high, unit=unit)
+        png = plots.save(fig, check_inside(out / f".{name}.curve.png", out))
+        factors = explain_patient(bundle, x, top=top)
+        info = {
+            "id": pid,
+            "model": bundle.manifest.get("model", {}).get("name"),
+            "outcome": "Predicted chance of the event, from the model's survival curve (1 − S(t))",
+            "sentences": sentences,
+            "median": median_sentence(float(row["median_survival"]), unit=unit, follow_up=sv["max_follow_up"]),
+            "interval_method": terms.get("method") if terms else None,
+            "percentile": bundle.percentile(float(row["risk"])),
+            "hazard_ratios": _hazard_ratio_sentences(bundle, x, top=top),
+            "factors": [_factor_sentence(r, "survival") for _, r in factors.iterrows()],
+            "factor_table": factors.to_dict("records"),
+            "sections": list((sections or {}).get(pid, [])),
+        }
+        paths.append(survival_patient_report(info, check_inside(out / f"{name}.html", out), figures={"curve": png}))
+        png.unlink()
+        index.append({"patient_id": pid, "report": f"{name}.html"})
+        if pdf:
+            from pmed.report import html_to_pdf
+
+            html_to_pdf(paths[-1], paths[-1].with_suffix(".pdf"))
+    write_table(pd.DataFrame(index, columns=_INDEX_HEADER.split(",")), out / "index.csv", index=False)
+    return paths

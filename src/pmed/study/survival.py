@@ -284,6 +284,12 @@ def run_survival(study: Study, out_dir: Path, reporter: Reporter):
     Xs = features_of(sel_spec)
     final = build(sel_spec, Xs).fit(Xs, y)
     importance = survival_importance(final, Xs, y, seed=study.seed)
+    from pmed.survival.intervals import cox_interval_terms
+
+    # cohort sums for each new patient's interval (cox only; None otherwise), and the cohort's
+    # Kaplan–Meier curve the patient reports draw each patient's curve against
+    interval_terms = cox_interval_terms(final, Xs, time, event, hs)
+    km_curve = _km_curve(time, event)
     reporter.advance(f"refitted {selected} on all {len(Xs)} patients")
 
     # Cox coefficients of every cox candidate refitted on all patients (the selected model's own)
@@ -338,7 +344,10 @@ def run_survival(study: Study, out_dir: Path, reporter: Reporter):
                "population_predictions": np.quantile(sel_first["risk"], np.linspace(0, 1, 101)).tolist(),
                "survival": {"time": t.time, "event": t.event, "horizons": hs, "time_unit": t.time_unit,
                             "max_follow_up": float(time.max()),
-                            "columns": ["risk", *[surv_name(h) for h in hs], "median_survival"]}},
+                            "columns": ["risk", *[c for h in hs for c in (
+                                [surv_name(h), f"{surv_name(h)}_low", f"{surv_name(h)}_high"]
+                                if interval_terms else [surv_name(h)])], "median_survival"],
+                            "intervals": interval_terms, "km": km_curve}},
     )
 
     write_text_atomic(out_dir / "metrics.json", to_json(metrics_out))
@@ -358,6 +367,15 @@ def run_survival(study: Study, out_dir: Path, reporter: Reporter):
     reporter.advance("wrote outputs")
     return StudyResult(study=study, out_dir=out_dir, cohort=cohort, metrics=metrics_out, comparison=comparison,
                        oof=oof_all, importance=importance, selected=selected, bundle_path=bundle_path)
+
+
+def _km_curve(time: np.ndarray, event: np.ndarray) -> dict:
+    """The cohort's Kaplan–Meier curve at its event times (``time``, ``surv``), for the reports."""
+    from sksurv.nonparametric import kaplan_meier_estimator
+
+    t, s = kaplan_meier_estimator(np.asarray(event, dtype=bool), np.asarray(time, dtype=float))
+    keep = np.r_[True, np.diff(s) != 0]  # steps only: censoring times do not change the curve
+    return {"time": t[keep].tolist(), "surv": s[keep].tolist()}
 
 
 def _comparison_table(results: dict, hs: list[float]) -> pd.DataFrame:
