@@ -159,3 +159,16 @@ def test_check_survival_data():
         check_survival_data([1, 2], [1, 1])
     with pytest.raises(ValidationError, match=r"missing time at lines 3"):
         check_survival_data([1, None], [1, 0], source="f.csv")
+
+
+def test_calibration_whose_cox_models_do_not_converge_warns_instead_of_crashing(monkeypatch):
+    """coxnet's extreme predictions at late horizons on flchain made lifelines raise inside the
+    calibration models: the study must go on, with no slope/ICI and a warning saying why."""
+    d = _data("veterans")
+    t, e = d["time"].to_numpy(float), d["event"].to_numpy(bool)
+    surv = M.km_survival(t, e, [90])[0] ** np.exp(d["lp"])
+    monkeypatch.setattr(M, "_cox_fit", lambda df: None)
+    with pytest.warns(SurvivalWarning, match="calibration at horizon 90: the calibration Cox models"):
+        summary, table = M.calibration_at(t, e, surv, 90, n_boot=3)
+    assert np.isnan(summary["slope"]["estimate"]) and np.isnan(summary["ici"]["estimate"])
+    assert table["n"].sum() == len(t)  # the grouped Kaplan-Meier table still stands

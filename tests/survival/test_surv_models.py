@@ -361,3 +361,24 @@ def test_register_model_accepts_survival_and_still_refuses_unknown_tasks():
         _REGISTRY.pop("km_copy", None)
     with pytest.raises(OptionError, match="tasks must be among"):
         register_model("bad_task", lambda **k: None, tasks=("ordinal",))
+
+
+def test_cox_retries_a_first_newton_step_that_overshoots(monkeypatch):
+    """lifelines' default first step (0.95) can overshoot (flchain folds, where R converges):
+    the fit is retried with a smaller first step, and gives the same maximum as a clean fit."""
+    import lifelines
+
+    X, y, ref = _load("lung")
+    real_fit = lifelines.CoxPHFitter.fit
+    seen = []
+
+    def overshooting(self, *args, fit_options=None, **kwargs):
+        seen.append((fit_options or {}).get("step_size"))
+        if "step_size" not in (fit_options or {}):
+            raise lifelines.exceptions.ConvergenceError("Convergence halted due to matrix inversion problems")
+        return real_fit(self, *args, fit_options=fit_options, **kwargs)
+
+    monkeypatch.setattr(lifelines.CoxPHFitter, "fit", overshooting)
+    m = CoxPH().fit(X, y)
+    assert seen == [None, 0.5]
+    np.testing.assert_allclose(m.coef_, ref["coef"], rtol=0, atol=1e-4)

@@ -445,38 +445,59 @@ def _rcs_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
     return np.column_stack([x, nonlin])
 
 
+def _cox_fit(df: pd.DataFrame):
+    """A lifelines Cox fit of ``T``/``E`` on the other columns, or ``None`` when it cannot converge.
+
+    lifelines' first Newton step (0.95) can overshoot when predictions are extreme (cll far from
+    0 at a late horizon): smaller first steps are tried before giving up, as R's step-halving
+    would.
+    """
+    from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError
+
+    for step in (None, 0.5, 0.25):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return CoxPHFitter().fit(df, "T", "E", fit_options={} if step is None else {"step_size": step})
+        except (ConvergenceError, np.linalg.LinAlgError, ValueError):
+            continue
+    return None
+
+
 def _cox_calibration(t: np.ndarray, e: np.ndarray, s_pred: np.ndarray, h: float):
     """Cox models of the outcome, censored at ``h``, on cll = log(−log S_pred(h)).
 
     Returns the slope (coefficient of cll in the linear model), its Wald SE, and the observed
     risk at ``h`` of each subject from the spline model (Austin, Harrell & van Klaveren 2020).
+    A model that does not converge gives NaN (slope) or falls back to the linear model
+    (observed risk); both failing raises ``ValueError`` (a bootstrap resample is then skipped).
     """
     from pmed.errors import require
 
     require("lifelines", extra=_SK_EXTRA, feature="survival calibration")
-    from lifelines import CoxPHFitter
 
     sp = np.clip(s_pred, 1e-10, 1 - 1e-10)
     cll = np.log(-np.log(sp))
     tt = np.minimum(t, h)
     ee = e & (t <= h)
     lin = pd.DataFrame({"T": tt, "E": ee.astype(int), "cll": cll})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = CoxPHFitter().fit(lin, "T", "E")
-    slope, se = float(m.params_["cll"]), float(m.standard_errors_["cll"])
+    m = _cox_fit(lin)
+    slope, se = ((float(m.params_["cll"]), float(m.standard_errors_["cll"])) if m is not None
+                 else (np.nan, np.nan))
+    fit, cols, data = m, ["cll"], lin
     knots = np.quantile(cll, [0.1, 0.5, 0.9])
-    if np.unique(knots).size == 3:
+    if np.unique(knots).size == 3:  # else too few distinct predictions for a spline: the linear model
         b = _rcs_basis(cll, knots)
         spl = pd.DataFrame({"T": tt, "E": ee.astype(int), "c1": b[:, 0], "c2": b[:, 1]})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit = CoxPHFitter().fit(spl, "T", "E")
-            obs = 1 - fit.predict_survival_function(spl[["c1", "c2"]], times=[h]).to_numpy().ravel()
-    else:  # too few distinct predictions for a spline: the linear model
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            obs = 1 - m.predict_survival_function(lin[["cll"]], times=[h]).to_numpy().ravel()
+        sfit = _cox_fit(spl)
+        if sfit is not None:
+            fit, cols, data = sfit, ["c1", "c2"], spl
+    if fit is None:
+        raise ValueError(f"the calibration Cox models at horizon {h:g} did not converge")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obs = 1 - fit.predict_survival_function(data[cols], times=[h]).to_numpy().ravel()
     return slope, se, obs
 
 
@@ -529,7 +550,12 @@ def calibration_at(time, event, surv_h, horizon: float, *, n_groups: int | None 
                      "ci_low": float(lo), "ci_high": float(hi)})
     table = pd.DataFrame(rows)
 
-    slope, se, obs_i = _cox_calibration(t, e, s, h)
+    try:
+        slope, se, obs_i = _cox_calibration(t, e, s, h)
+    except ValueError as exc:  # no estimate rather than a crash of the whole evaluation
+        warnings.warn(f"calibration at horizon {h:g}: {exc}; slope and ICI not estimated",
+                      SurvivalWarning, stacklevel=2)
+        slope, se, obs_i = np.nan, np.nan, np.full(len(t), np.nan)
     z = _z(level)
     diff = np.abs(p - obs_i)
 

@@ -317,24 +317,37 @@ class CoxPH(_SurvivalModel):
         df = pd.DataFrame(Z, columns=cols)
         df["__time"] = time
         df["__event"] = event.astype(int)
-        fitter = lifelines.CoxPHFitter(penalizer=float(self.penalizer), l1_ratio=float(self.l1_ratio))
         fix = ("drop columns with very few events in one group or that duplicate others, or set a penalizer "
                "(e.g. params: {penalizer: 0.1})")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                # lifelines also stops when the log-likelihood changes by < r_precision (1e-9,
-                # relative), which can leave the estimate 1e-6 short of the maximum: converge on
-                # the step size alone, as tightly as R's answer
-                fitter.fit(df, "__time", "__event",
-                           fit_options={"precision": float(self.tol), "r_precision": 1e-14,
-                                        "max_steps": int(self.max_iter)})
-            except lifelines.exceptions.ConvergenceError as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else "convergence halted"
-                raise ValidationError([f"Cox model did not converge: {shorten(first, 120)}"], fix=fix) from None
-        params = fitter.params_[cols].to_numpy(dtype=np.float64)
-        se = fitter.standard_errors_[cols].to_numpy(dtype=np.float64)
-        failed = not (np.isfinite(params).all() and np.isfinite(se).all())
+        # lifelines' first Newton step (0.95) can overshoot (on flchain the log-likelihood fell
+        # from -14703 to -24581 and the step shrank to nothing, where R's coxph converges):
+        # smaller first steps are tried before a fit is called non-convergent
+        steps = (None, 0.5, 0.25)
+        for k, step in enumerate(steps):
+            last = k == len(steps) - 1
+            options = {"precision": float(self.tol), "r_precision": 1e-14, "max_steps": int(self.max_iter)}
+            if step is not None:
+                options["step_size"] = step
+            fitter = lifelines.CoxPHFitter(penalizer=float(self.penalizer), l1_ratio=float(self.l1_ratio))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    # lifelines also stops when the log-likelihood changes by < r_precision (1e-9,
+                    # relative), which can leave the estimate 1e-6 short of the maximum: converge on
+                    # the step size alone, as tightly as R's answer
+                    fitter.fit(df, "__time", "__event", fit_options=options)
+                except lifelines.exceptions.ConvergenceError as e:
+                    if not last:
+                        continue
+                    first = str(e).strip().splitlines()[0] if str(e).strip() else "convergence halted"
+                    raise ValidationError([f"Cox model did not converge: {shorten(first, 120)}"], fix=fix) from None
+            params = fitter.params_[cols].to_numpy(dtype=np.float64)
+            se = fitter.standard_errors_[cols].to_numpy(dtype=np.float64)
+            failed = not (np.isfinite(params).all() and np.isfinite(se).all())
+            halted = any(issubclass(w.category, lifelines.exceptions.ConvergenceWarning)
+                         and "failed to converge" in str(w.message) for w in caught)
+            if not (failed or halted) or last:
+                break
         notes = []
         for w in caught:
             text = " ".join(str(w.message).split())
