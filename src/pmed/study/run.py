@@ -277,6 +277,33 @@ def _check_output_folder(out: Path) -> None:
                 fix="choose a new or empty folder for --out")
 
 
+def study_groups(study: Study, cohort, X: pd.DataFrame) -> np.ndarray | None:
+    """The ``evaluation.group`` label of each row of ``X`` (``None`` without a group key).
+
+    Also the shared check that features remain: every task calls this before splitting.
+    """
+    if X.shape[1] == 0:
+        raise StudyError("no features left after include/exclude", where="key features",
+                         fix="list the feature blocks or columns to use")
+    group = study.evaluation.group
+    if not group:
+        return None
+    if group not in cohort.patients.columns:
+        raise StudyError(f"evaluation.group column {group!r} not found", where="key evaluation.group")
+    return cohort.patients.loc[X.index, group].astype(str).to_numpy()
+
+
+def model_features(spec, X: pd.DataFrame) -> pd.DataFrame:
+    """The columns of ``X`` a candidate model uses (``models[].features``, default all)."""
+    if spec.features is None:
+        return X
+    missing = [c for c in spec.features if c not in X.columns]
+    if missing:
+        raise StudyError(f"model {spec.label!r} names unknown features {', '.join(missing)}",
+                         where="key models[].features", fix="name columns of the feature table")
+    return X[spec.features]
+
+
 def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
     task, ev = study.target.task, study.evaluation
     if task == "survival":
@@ -294,26 +321,13 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
         X_all = X_all.drop(columns=[ev.group])
     keep = y_all.notna().to_numpy()
     X, y = X_all.loc[keep], y_all.loc[keep]
-    if X.shape[1] == 0:
-        raise StudyError("no features left after include/exclude", where="key features",
-                         fix="list the feature blocks or columns to use")
-    groups = None
-    if ev.group:
-        if ev.group not in cohort.patients.columns:
-            raise StudyError(f"evaluation.group column {ev.group!r} not found", where="key evaluation.group")
-        groups = cohort.patients.loc[X.index, ev.group].astype(str).to_numpy()
+    groups = study_groups(study, cohort, X)
     splits = make_splits(y.to_numpy(), task=task, folds=ev.folds, repeats=ev.repeats,
                          groups=groups, seed=study.seed)
     reporter.start(len(study.models) * (len(splits) + 1) + 2)
 
     def features_of(spec) -> pd.DataFrame:
-        if spec.features is None:
-            return X
-        missing = [c for c in spec.features if c not in X.columns]
-        if missing:
-            raise StudyError(f"model {spec.label!r} names unknown features {', '.join(missing)}",
-                             where="key models[].features", fix="name columns of the feature table")
-        return X[spec.features]
+        return model_features(spec, X)
 
     def build(spec, Xm: pd.DataFrame):
         # the study's imbalance handling (class_weight, in-fold recalibration) is applied here

@@ -26,6 +26,7 @@ from pmed.io.jsonio import to_json
 from pmed.io.tables import write_table
 from pmed.progress import Reporter
 from pmed.schema import TableSchema
+from pmed.study.run import model_features, study_groups
 from pmed.study.spec import Study
 
 __all__ = ["survival_cohort", "run_survival", "surv_name", "survival_importance", "survival_predictions"]
@@ -196,25 +197,12 @@ def run_survival(study: Study, out_dir: Path, reporter: Reporter):
     X = cohort.features(study.features.blocks, include=study.features.include, exclude=study.features.exclude)
     if ev.group and ev.group in X.columns:
         X = X.drop(columns=[ev.group])
-    if X.shape[1] == 0:
-        raise StudyError("no features left after include/exclude", where="key features",
-                         fix="list the feature blocks or columns to use")
-    groups = None
-    if ev.group:
-        if ev.group not in cohort.patients.columns:
-            raise StudyError(f"evaluation.group column {ev.group!r} not found", where="key evaluation.group")
-        groups = cohort.patients.loc[X.index, ev.group].astype(str).to_numpy()
+    groups = study_groups(study, cohort, X)
     splits, stratified = _splits(study, time, event, groups, hs)
     reporter.start(len(study.models) * (len(splits) + 1) + 2)
 
     def features_of(spec) -> pd.DataFrame:
-        if spec.features is None:
-            return X
-        missing = [c for c in spec.features if c not in X.columns]
-        if missing:
-            raise StudyError(f"model {spec.label!r} names unknown features {', '.join(missing)}",
-                             where="key models[].features", fix="name columns of the feature table")
-        return X[spec.features]
+        return model_features(spec, X)
 
     def build(spec, Xm: pd.DataFrame):
         return make_model(spec.family, task="survival", X=Xm, params=study.model_params(spec), seed=study.seed)
