@@ -35,7 +35,7 @@ description: >
 data:
   patients: data/patients.csv
   schema: data/schema.yaml
-  outcomes: [cad, ldl_mmol_l]
+  outcomes: [cad, ldl_mmol_l, chd_years, chd_event]
   blocks:
     genotypes: data/genotypes.vcf.gz
     pgx: pgx/features.csv
@@ -64,7 +64,7 @@ description: >
 data:
   patients: data/patients.csv
   schema: data/schema.yaml
-  outcomes: [response, ldl_mmol_l]
+  outcomes: [response, ldl_mmol_l, chd_years, chd_event]
   blocks:
     prs: prs/scores.tsv
     timeseries: wearables/features.csv{imaging_block}
@@ -80,6 +80,37 @@ evaluation: {{folds: 5, repeats: 1, select_by: auroc, bootstrap: 200}}
 seed: {seed}
 """
 
+CHD_STUDY = """\
+# Written by `pmed demo`. Run it yourself with: pmed run {study} --out {out}
+name: time to a first coronary event (synthetic demo)
+description: >
+  Disease progression: years to a first coronary heart disease event, censored at the end of
+  follow-up. Does each modality add to the clinical risk factors? The models are listed
+  cumulatively, so metrics.json's comparisons of consecutive models are each modality's gain.
+data:
+  patients: data/patients.csv
+  schema: data/schema.yaml
+  outcomes: [response, cad, ldl_mmol_l]
+  blocks:
+    prs: prs/scores.tsv
+    timeseries: wearables/features.csv
+target: {{task: survival, time: chd_years, event: chd_event, horizons: [5, 8], time_unit: years}}
+features:
+  blocks: [patients, prs, timeseries]
+  # a week of synthetic wear gives 7 days for all and almost no active minutes; the minimum
+  # resting heart rate duplicates the mean: columns a Cox model cannot or need not estimate
+  exclude: [site, drug, wear_days, wear_active_minutes_mean, wear_resting_hr_min]
+# a small ridge penalty: in some training folds none of the few patients whose smoking status
+# is missing has an event, and that level's hazard ratio would have no finite estimate
+models:
+  - {{family: km, name: no features (Kaplan-Meier)}}
+  - {{family: cox, name: clinical, blocks: [patients], params: {{penalizer: 0.01}}}}
+  - {{family: cox, name: clinical+PRS, blocks: [patients, prs], params: {{penalizer: 0.01}}}}
+  - {{family: cox, name: clinical+PRS+wearables, blocks: [patients, prs, timeseries], params: {{penalizer: 0.01}}}}
+evaluation: {{folds: 5, repeats: 1, bootstrap: 100}}
+seed: {seed}
+"""
+
 RESPONSE_OMICS_STUDY = """\
 # Written by `pmed demo`. Run it yourself with: pmed run {study} --out {out}
 name: clopidogrel response with a single-cell component (synthetic demo)
@@ -90,7 +121,7 @@ description: >
 data:
   patients: data/patients.csv
   schema: data/schema.yaml
-  outcomes: [cad, ldl_mmol_l]
+  outcomes: [cad, ldl_mmol_l, chd_years, chd_event]
   blocks:
     pgx: pgx/features.csv
     omics: omics/features.csv
@@ -203,7 +234,7 @@ def _replacing(out: Path) -> Iterator[None]:
 
 def _demo(out: Path, *, n_patients: int, seed: int, console: Any, progress: Any, reporter_cls: Any) -> dict:
     """The demo's body, writing into ``out`` (see :func:`run_demo`)."""
-    from pmed.datasets.synthetic import write_synthetic_cohort
+    from pmed.datasets.synthetic import OUTCOME_COLUMNS, write_synthetic_cohort
     from pmed.io import write_table, write_text_atomic
     from pmed.study import explain_patient, load_bundle, predict_patients, run_study
     from pmed.study.predict import new_patient_features
@@ -216,8 +247,8 @@ def _demo(out: Path, *, n_patients: int, seed: int, console: Any, progress: Any,
     files = write_synthetic_cohort(out / "data", n_patients=n_patients, n_new=5, seed=seed)
     patients = pd.read_csv(files["patients"])
     variants = pd.read_csv(files["variants"])
-    outcomes = ["response", "cad", "ldl_mmol_l"]
-    n_clinical = patients.shape[1] - 1 - len(outcomes)
+    outcomes = ["response", "cad", "ldl_mmol_l", "chd_years/chd_event"]
+    n_clinical = patients.shape[1] - 1 - len(OUTCOME_COLUMNS)
     say(f"cohort: {len(patients)} patients; {n_clinical} clinical columns (demographics, history, "
         f"lifestyle, environment, drug given); outcomes {', '.join(outcomes)}")
     say(f"        {len(variants)} genotyped variants in {Path(files['genotypes']).name} "
@@ -279,9 +310,10 @@ def _demo(out: Path, *, n_patients: int, seed: int, console: Any, progress: Any,
     say(f"\nreports: {out / 'results' / 'evaluation' / 'report.html'} (model, TRIPOD+AI) and "
         f"{len(reports)} patient reports in {out / 'patient_reports'}/")
     cad = _cad_with_prs(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
+    chd = _progression(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
     omics = _single_cell(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
     say(f"\neverything is in {out}/ — rerun the study with: pmed run {study_path} --out {out / 'results'}")
-    return {"result": result, "predictions": preds, "factors": factors, "cad": cad, "omics": omics}
+    return {"result": result, "predictions": preds, "factors": factors, "cad": cad, "chd": chd, "omics": omics}
 
 
 PGX_GENES = ("CYP2C19", "CYP2C9", "SLCO1B1", "VKORC1")
@@ -337,6 +369,47 @@ def _cad_with_prs(out: Path, files: dict, *, seed: int, say, progress, reporter_
     for name in result.metrics["models"]:
         a = result.metrics["models"][name]["metrics"]["auroc"]
         say(f"  {name:<32} out-of-fold AUROC {a['estimate']:.3f} ({a['ci_low']:.3f}–{a['ci_high']:.3f})")
+    return result
+
+
+def _progression(out: Path, files: dict, *, seed: int, say, progress, reporter_cls):
+    """Time to a first coronary event: cumulative Cox models (clinical, + PRS, + wearables)
+    against the Kaplan–Meier null, each modality's gain in Harrell's C with its paired
+    interval, and the new patients' chances of an event within 5 and 8 years."""
+    from pmed.io import write_text_atomic
+    from pmed.report.survival import event_sentence
+    from pmed.study import load_bundle, predict_patients
+    from pmed.study.predict import new_patient_features, write_patient_reports
+    from pmed.study.survival import surv_name
+
+    patients = pd.read_csv(files["patients"])
+    say(f"\n[bold]Disease progression[/bold]: years to a first coronary event "
+        f"({int(patients['chd_event'].sum())} events, {int((patients['chd_event'] == 0).sum())} censored, "
+        f"follow-up up to {patients['chd_years'].max():.1f} years)")
+    study_path = out / "chd_study.yaml"
+    write_text_atomic(study_path, CHD_STUDY.format(seed=seed, study=study_path, out=out / "chd"))
+    result = _run(study_path, out / "chd", progress=progress, reporter_cls=reporter_cls)
+    for name, r in result.metrics["models"].items():
+        c = r["metrics"]["harrell_c"]
+        say(f"  {name:<32} Harrell's C {c['estimate']:.3f} ({c['ci_low']:.3f}–{c['ci_high']:.3f})")
+    names = list(result.metrics["models"])
+    for a, b in zip(names[1:], names[2:], strict=False):
+        d = next(x for x in result.metrics["comparisons"] if x["model_a"] == a and x["model_b"] == b)
+        say(f"  gain of {b.removeprefix(a + '+'):<24} {d['estimate']:+.3f} ({d['ci_low']:+.3f} to "
+            f"{d['ci_high']:+.3f}, paired)")
+    bundle = load_bundle(result.bundle_path)
+    blocks = {"prs": out / "prs" / "scores.tsv", "timeseries": out / "wearables" / "features.csv"}
+    preds = predict_patients(bundle, files["new_patients"], blocks=blocks,
+                             out=out / "chd_new_patient_predictions.csv")
+    say(f"  new patients ({result.selected}):")
+    for pid, row in preds.iterrows():
+        h = 5.0
+        say(f"    {pid}: " + event_sentence(h, row[surv_name(h)], row.get(f"{surv_name(h)}_low"),
+                                            row.get(f"{surv_name(h)}_high"), unit="years",
+                                            event="a coronary event"))
+    X_new = new_patient_features(bundle, files["new_patients"], blocks=blocks)
+    write_patient_reports(bundle, X_new, preds, out / "chd_patient_reports")
+    say(f"  survival curves and reports: {out / 'chd_patient_reports'}/")
     return result
 
 
@@ -419,8 +492,12 @@ def _wearables(out: Path, files: dict, *, seed: int, say) -> Path:
     from pmed.timeseries.wearables import daily_summary, wearable_features
 
     truth = pd.read_csv(files["truth_table"], dtype={"patient_id": str}).set_index("patient_id")
-    # the streams follow each patient's true CAD risk (not the observed outcome)
-    streams = simulate_wearables(truth[["cad_logit"]], seed=seed)
+    # the streams follow each patient's true CAD risk (not the observed outcome) and their
+    # cardiorespiratory fitness, which no clinical column records but the coronary hazard
+    # depends on: what wearables can add to a time-to-event model
+    z = truth[["cad_logit", "low_fitness_z"]]
+    signal = ((z - z.mean()) / z.std()).sum(axis=1).rename("wearable_signal").to_frame()
+    streams = simulate_wearables(signal, column="wearable_signal", seed=seed)
     feats = wearable_features(daily_summary(streams, epoch_minutes=15))
     path = write_table(feats, out / "wearables" / "features.csv")
     say(f"  wearables: {streams['patient_id'].nunique()} patients × 7 days of steps and heart "

@@ -87,3 +87,19 @@ def test_survival_report_into_a_folder_of_other_files(tmp_path, capsys):
             out=[tmp_path / "pred.csv"], secrets=IDS)
     assert not (tmp_path / "pred.csv").exists()
     assert (tmp_path / "rep" / "notes.txt").read_text() == "mine"
+
+
+@bad_input("diagnosis")
+def test_rare_level_without_events_in_a_training_fold(tmp_path, capsys):
+    # a category's rare level whose few patients are all censored: in every training fold its
+    # Cox coefficient has no finite estimate; the error names the model, the fold, the level
+    # column and its counts, and the fix (a penalizer)
+    study, df = _study(tmp_path)
+    df["smoking"] = "never"
+    df.loc[df.index[df["died"] == 0][:5], "smoking"] = "current"
+    df.to_csv(tmp_path / "patients.csv", index=False)
+    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=4,
+            says=r"model 'cox', training patients of fold 1: Cox model: the coefficient of 'smoking_never' "
+                 r"has no finite estimate.*\(0 events among its [0-9] patients with value 0\)",
+            out=tmp_path / "out", secrets=IDS)
+    assert not (tmp_path / "out").exists()

@@ -222,12 +222,39 @@ def test_cad_and_ldl_follow_their_genetic_scores(big):
     assert r > 0.3
 
 
+def test_time_to_event_outcome_follows_its_weibull_model(big):
+    """chd_years/chd_event: censored follow-up with ties, and a Cox fit on the true terms
+    recovers the generating log hazard ratios (1 per unit of cad_logit, 0.8 per SD of fitness)."""
+    from lifelines import CoxPHFitter
+
+    p, t = big.patients, big.truth_table
+    time, event = p["chd_years"].to_numpy(), p["chd_event"].to_numpy()
+    assert time.min() >= 0.01 and time.max() < 12
+    assert set(np.unique(event)) == {0, 1} and 0.2 < event.mean() < 0.45
+    assert len(np.unique(time)) < len(time)  # ties, as recorded to 0.01 years
+    # administrative censoring starts at 4 years: before it, censoring is loss to follow-up only
+    early = time < 4
+    assert event[early].mean() > event[~early].mean()
+    df = pd.DataFrame({"cad_logit": t["cad_logit"], "low_fitness_z": t["low_fitness_z"],
+                       "T": time, "E": event})
+    fit = CoxPHFitter().fit(df, "T", "E")
+    assert fit.params_["cad_logit"] == pytest.approx(1.0, abs=0.1)
+    assert fit.params_["low_fitness_z"] == pytest.approx(0.8, abs=0.1)
+    # the true 5-year risk agrees with the Kaplan–Meier estimate in its top and bottom fifths
+    from sksurv.nonparametric import kaplan_meier_estimator
+
+    for q in (t["p_chd_5y"] <= t["p_chd_5y"].quantile(0.2), t["p_chd_5y"] >= t["p_chd_5y"].quantile(0.8)):
+        x, s = kaplan_meier_estimator(event[q.to_numpy()].astype(bool), time[q.to_numpy()])
+        observed = 1 - s[np.searchsorted(x, 5.0, side="right") - 1]
+        assert observed == pytest.approx(t.loc[q, "p_chd_5y"].mean(), abs=0.05)
+
+
 def test_truth_is_json_serialisable_and_complete(big):
     text = json.dumps(big.truth)
     back = json.loads(text)
     assert back["seed"] == 11 and back["n_patients"] == 4000
     models = back["models"]
-    assert set(models) == {"response", "cad", "ldl_mmol_l"}
+    assert set(models) == {"response", "cad", "chd", "ldl_mmol_l"}
     assert models["response"]["coefficients"]["clopidogrel_x_cyp2c19_lof_alleles"] < -1
     assert set(back["causal_variants"]["response"]) == {"rs4244285", "rs4986893", "rs12248560"}
     assert "rs1333049" in back["causal_variants"]["cad"]

@@ -140,3 +140,26 @@ def test_explanations_of_the_selected_model(clinical_files, tmp_path):
     assert set(shap["feature"]) == {"age", "sex", "bmi", "smoking", "diabetes", "crp"}  # grouped back
     assert (tmp_path / "gbm" / "evaluation" / "plots" / "shap_beeswarm.png").exists()
     assert "SHAP values of the selected model" in (tmp_path / "gbm" / "evaluation" / "report.html").read_text()
+
+
+def test_model_blocks_select_a_tables_columns_and_join_named_features():
+    """models[].blocks: [patients] is the clinical-only baseline; with features, the union."""
+    from pmed.cohort import Cohort
+    from pmed.errors import StudyError
+    from pmed.study.run import model_features
+    from pmed.study.spec import ModelSpec
+
+    ids = pd.Index(["a", "b", "c"], name="patient_id")
+    cohort = Cohort(pd.DataFrame({"age": [50.0, 60, 70], "bmi": [20.0, 25, 30], "y": [0, 1, 0]}, index=ids),
+                    outcomes=["y"])
+    cohort.add_block("prs", pd.DataFrame({"prs_cad": [0.1, 0.2, 0.3]}, index=ids))
+    cohort.add_block("wear", pd.DataFrame({"steps": [1.0, 2, 3], "hr": [60.0, 70, 80]}, index=ids))
+    X = cohort.features(exclude=["bmi"])
+    pick = lambda **kw: list(model_features(ModelSpec(family="linear", **kw), X, cohort).columns)  # noqa: E731
+    assert pick(blocks=["patients"]) == ["age"]  # bmi excluded by the study, y an outcome
+    assert pick(blocks=["patients", "prs"]) == ["age", "prs_cad"]
+    assert pick(blocks=["patients"], features=["hr"]) == ["age", "hr"]
+    assert pick() == ["age", "prs_cad", "steps", "hr"]
+    with pytest.raises(StudyError, match="unknown block 'genotypes'.*") as err:
+        pick(blocks=["genotypes"])
+    assert "patients, prs, wear" in err.value.fix

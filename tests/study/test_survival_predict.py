@@ -90,7 +90,8 @@ def test_horizon_in_words(t, unit, text):
 def test_event_sentence_for_a_known_curve():
     assert (event_sentence(1826, 0.77, 0.70, 0.83, unit="days")
             == "about 23 % chance of the event within 5 years; 95 % interval 17–30 %")
-    assert event_sentence(365, 0.998, unit="days") == "about <1 % chance of the event within 1 year"
+    assert event_sentence(365, 0.998, unit="days") == "<1 % chance of the event within 1 year"
+    assert event_sentence(365, 0.001, unit="days") == ">99 % chance of the event within 1 year"
     assert percent_text(0.996) == ">99" and percent_text(0.0) == "0"
     assert median_sentence(1000, unit="days").startswith("Median predicted time to the event: about 2.7 years (")
     assert median_sentence(200.04, unit="days").startswith("Median predicted time to the event: 200 days (")
@@ -161,11 +162,13 @@ def test_cox_patient_reports(cox_bundle, capsys):
     assert len(list(rep.glob("*.html"))) == 2
 
 
-def test_km_bundle_report_says_no_interval(tmp_path):
+def test_km_bundle_gives_everyone_the_cohort_curve_with_its_greenwood_interval(tmp_path):
     model = _run(tmp_path, "km")
     pred = predict_patients(model, tmp_path / "new.csv")
-    assert "surv_365_low" not in pred.columns
+    for c in ("surv_365", "surv_365_low", "surv_365_high"):
+        assert pred[c].nunique() == 1
+    assert pred["surv_365_low"].iloc[0] < pred["surv_365"].iloc[0] < pred["surv_365_high"].iloc[0]
     assert main(["predict", "--model", str(model), "--patients", str(tmp_path / "new.csv"), "--out",
                  str(tmp_path / "p.csv"), "--report", str(tmp_path / "rep")]) == 0
     html = next((tmp_path / "rep").glob("*.html")).read_text()
-    assert "No interval" in html and "interval " not in html.split("No interval")[0].split("Prediction")[-1]
+    assert "Greenwood" in html and "No interval" not in html

@@ -42,6 +42,24 @@ def test_lung_concordance_is_the_published_0603():
     assert M.harrell_c(d["time"], d["event"], d["lp"])["estimate"] == pytest.approx(0.6028530, abs=1e-6)
 
 
+def test_concordance_difference_equals_r_joint_variance():
+    """The gain in C of age + sex over age alone on lung, with R concordance(fit1, fit2)'s
+    variance matrix (make_concordance_difference.R)."""
+    ref = json.loads((R / "concordance_difference.json").read_text())
+    d = pd.read_csv(R / ref["data"], skipinitialspace=True)
+    r = M.harrell_c_difference(d["time"], d["event"], d["lp1"], d["lp2"])
+    assert r["c"] == pytest.approx(ref["concordance"][0], abs=1e-9)
+    assert r["c_baseline"] == pytest.approx(ref["concordance"][1], abs=1e-9)
+    assert r["estimate"] == pytest.approx(ref["difference"], abs=1e-9)
+    assert r["se"] == pytest.approx(ref["difference_se"], abs=1e-9)
+    # the paired SE is well below the one of two independent concordances
+    assert r["se"] < np.sqrt(ref["var"][0][0] + ref["var"][1][1]) * 0.85
+    assert r["ci_low"] == pytest.approx(r["estimate"] - 1.959964 * r["se"], abs=1e-6)
+    # a score against itself: no difference, and no SE to divide by
+    same = M.harrell_c_difference(d["time"], d["event"], d["lp1"], d["lp1"])
+    assert same["estimate"] == 0 and same["se"] == 0
+
+
 def test_tiny_ties_by_hand():
     # times 1 2 2 3 3 4 5 6, events 1 0 1 1 1 1 0 1, risk 5 3 4 4 2 2 1 0.
     # comparable pairs (shorter time an event; a censoring tied with an event counts as longer):
@@ -167,8 +185,30 @@ def test_calibration_whose_cox_models_do_not_converge_warns_instead_of_crashing(
     d = _data("veterans")
     t, e = d["time"].to_numpy(float), d["event"].to_numpy(bool)
     surv = M.km_survival(t, e, [90])[0] ** np.exp(d["lp"])
-    monkeypatch.setattr(M, "_cox_fit", lambda df: None)
+    monkeypatch.setattr(M, "_cox_fit", lambda *a, **k: None)
     with pytest.warns(SurvivalWarning, match="calibration at horizon 90: the calibration Cox models"):
         summary, table = M.calibration_at(t, e, surv, 90, n_boot=3)
     assert np.isnan(summary["slope"]["estimate"]) and np.isnan(summary["ici"]["estimate"])
     assert table["n"].sum() == len(t)  # the grouped Kaplan-Meier table still stands
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_calibration_cox_fit_equals_lifelines_with_ties(p):
+    """The calibration's own Newton–Raphson (Efron ties) gives lifelines' coefficients, Wald SEs
+    and predicted survival, on data with many tied times."""
+    from lifelines import CoxPHFitter
+
+    rng = np.random.default_rng(3)
+    n = 400
+    Z = rng.normal(size=(n, p))
+    t = np.ceil(rng.exponential(5 / np.exp(0.8 * Z[:, 0]), n))  # whole days: many ties
+    e = rng.random(n) < 0.7
+    mine = M._cox_fit(t, e, Z)
+    df = pd.DataFrame(Z, columns=[f"c{j}" for j in range(p)]).assign(T=t, E=e.astype(int))
+    ref = CoxPHFitter().fit(df, "T", "E", fit_options={"precision": 1e-12, "r_precision": 1e-14})
+    np.testing.assert_allclose(mine.beta, ref.params_.to_numpy(), atol=1e-7)
+    np.testing.assert_allclose(mine.se, ref.standard_errors_.to_numpy(), atol=1e-6)
+    want = ref.predict_survival_function(df.drop(columns=["T", "E"]), times=[4.0]).to_numpy().ravel()
+    np.testing.assert_allclose(mine.survival_at(Z, 4.0), want, atol=1e-7)
+    # no events: no model
+    assert M._cox_fit(t, np.zeros(n, bool), Z) is None

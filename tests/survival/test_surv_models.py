@@ -317,12 +317,28 @@ def test_separation_is_an_error_naming_the_column():
     x, t, e, _ = _synthetic(80)
     marker = (t < np.quantile(t, 0.3)).astype(float)  # 1 exactly for the earliest times
     X = pd.DataFrame({"x": x, "marker": marker})
-    with pytest.raises(ValidationError, match=r"did not converge .*'marker' run off to infinity") as err:
+    with pytest.raises(ValidationError, match=r"coefficient of 'marker' has no finite estimate") as err:
         CoxPH().fit(X, make_surv_y(t, e))
-    assert "penalizer" in err.value.fix
+    assert "penalizer" in err.value.fix and "'marker'" in err.value.fix
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # and with a penalizer it converges cleanly
         assert np.isfinite(CoxPH(penalizer=0.1).fit(X, make_surv_y(t, e)).coef_).all()
+
+
+def test_a_rare_level_without_events_is_named_with_its_counts():
+    """The monotone likelihood of CV folds: a 0/1 column none of whose few 1s had an event (the
+    'missing' level of a category) has no finite hazard ratio; the error counts them."""
+    x, t, e, _ = _synthetic(200)
+    rare = np.zeros(len(t))
+    censored = np.flatnonzero(~e)[:6]
+    rare[censored] = 1.0
+    X = pd.DataFrame({"x": x, "smoking_missing": rare})
+    with pytest.raises(ValidationError, match=r"'smoking_missing' has no finite estimate.*"
+                                              r"\(0 events among its 6 patients with value 1\)"):
+        CoxPH().fit(X, make_surv_y(t, e))
+    # its indicator has events after all: fitted (a separating column needs every event)
+    rare[np.flatnonzero(e)[0]] = 1.0
+    assert np.isfinite(CoxPH().fit(X.assign(smoking_missing=rare), make_surv_y(t, e)).coef_).all()
 
 
 def test_options_and_missing_values_are_checked():

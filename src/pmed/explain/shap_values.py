@@ -4,7 +4,8 @@ Two long-standing complaints about SHAP for clinical models are that values come
 (shap#29) and that one-hot columns are not grouped back to the variable the clinician knows
 (shap#963). :func:`explain` answers both: for a binary classifier the explained output is
 ``predict_proba[:, 1]`` — a SHAP value of 0.12 means "+12 percentage points of predicted
-risk" — and every encoded column (standardised value, missingness indicator, one-hot level)
+risk" — for a survival model given a ``horizon`` it is the chance of the event by then,
+``1 − S(horizon | x)``, and every encoded column (standardised value, missingness indicator, one-hot level)
 is credited to the input feature it came from (:func:`pmed.models.importance.input_feature_of_outputs`).
 
 All methods are *interventional* SHAP with a background sample of patients: the base value is
@@ -62,9 +63,11 @@ class PatientExplanations:
     data
         The patients' input feature values (categories as text, missing as NaN).
     prediction
-        The model's prediction for each patient (probability for binary targets).
+        The model's prediction for each patient (probability for binary targets, the chance
+        of the event by ``horizon`` for survival models explained at a horizon).
     scale
-        ``"probability"`` or ``"outcome"``.
+        ``"probability"``, ``"outcome"``, or for survival models explained at a horizon
+        ``"probability of the event by <horizon> [<time_unit>]"``.
     method
         The explainer used (``tree``, ``linear``, ``exact``, ``permutation``).
     n_background
@@ -74,6 +77,9 @@ class PatientExplanations:
     feature_types
         Feature → ``"numeric"``, ``"binary"`` (0/1) or ``"categorical"``, as the
         preprocessor encodes it (used to phrase values: "Diabetes: yes", "Smoking: never").
+    horizon, time_unit
+        Survival models: the horizon the chance of the event is explained at, and its unit
+        (``None`` otherwise).
     """
 
     values: pd.DataFrame
@@ -85,6 +91,21 @@ class PatientExplanations:
     n_background: int
     max_local_error: float
     feature_types: dict[str, str] = field(default_factory=dict)
+    horizon: float | None = None
+    time_unit: str | None = None
+
+    @property
+    def on_probability_scale(self) -> bool:
+        """Whether the values are changes in a probability (binary risk, chance of the event)."""
+        return self.scale == "probability" or self.horizon is not None
+
+    @property
+    def what(self) -> str:
+        """The explained output in words: ``"the predicted risk"``, ``"the chance of the event
+        within 1825 days"`` or ``"the prediction"``."""
+        if self.horizon is not None:
+            return f"the chance of the event within {_horizon_words(self.horizon, self.time_unit)}"
+        return "the predicted risk" if self.scale == "probability" else "the prediction"
 
     def to_shap(self) -> Any:
         """The same explanations as a :class:`shap.Explanation`, for shap's own plots.
@@ -118,13 +139,16 @@ def explain(
     seed: int = 0,
     method: str = "auto",
     n_permutations: int = 10,
+    horizon: float | None = None,
+    time_unit: str | None = None,
 ) -> PatientExplanations:
     """SHAP values of a fitted ``preprocess → model`` pipeline, per input feature.
 
     Binary classifiers are explained on the probability scale (model output
-    ``predict_proba[:, 1]``), regressors on the outcome's scale. The model is explained on the
-    encoded matrix the preprocessor gives it, and every encoded column is credited to its
-    input feature.
+    ``predict_proba[:, 1]``), regressors on the outcome's scale, survival models (with
+    ``horizon``) on the chance of the event by the horizon, ``1 − S(horizon | x)``. The model
+    is explained on the encoded matrix the preprocessor gives it, and every encoded column is
+    credited to its input feature.
 
     Parameters
     ----------
@@ -164,6 +188,16 @@ def explain(
           compilation costs 20 s or more on first use in every process.)
     n_permutations
         Random feature orders for ``"permutation"`` (each also used reversed).
+    horizon
+        Survival pipelines only (:func:`pmed.models.make_model` with ``task="survival"``): the
+        time at which the chance of the event, ``1 − S(horizon | x)``, is explained; a value of
+        0.04 means "+4 percentage points of chance of the event by the horizon". Must be > 0
+        and at most the model's last training follow-up time. Methods: ``"exact"`` (the
+        default up to 10 input features) or ``"permutation"``; ``"tree"`` and ``"linear"`` do
+        not apply (the output is neither a tree's nor linear in the features). A Kaplan–Meier
+        model (``km``) gives every patient the same curve, so all its values are 0.
+    time_unit
+        Unit of ``horizon`` (``"days"``), used only to word the explanations.
 
     Returns
     -------
@@ -184,6 +218,8 @@ def explain(
     if method not in METHODS:
         raise StudyError(f"unknown explanation method {method!r}", fix=f"use one of: {', '.join(METHODS)}")
     pre, model = _steps(pipeline)
+    if horizon is not None:
+        horizon = _check_horizon(model, horizon, method)
     X = _inputs(pre, X)
     bg = X if background is None else _inputs(pre, background)
     if len(X) == 0 or len(bg) == 0:
@@ -193,9 +229,9 @@ def explain(
         rows = np.sort(np.random.default_rng(seed).choice(len(bg), max_background, replace=False))
         bg = bg.iloc[rows]
     binary = is_classifier(model)
-    f = _output_function(model, binary)
+    f = _output_function(model, binary) if horizon is None else _event_probability(model, horizon)
     features = [str(c) for c in X.columns]
-    owners = input_feature_of_outputs(pipeline)
+    owners = _owners(pipeline)
     Zx, Zb = _encode(pre, X), _encode(pre, bg)
     if len(owners) != Zx.shape[1]:
         raise StudyError(
@@ -205,7 +241,11 @@ def explain(
     position = {f: i for i, f in enumerate(features)}
     gidx = np.array([position[str(o)] for o in owners], dtype=np.int64)
 
-    kind = _choose_method(model, binary, method, n_features=len(np.unique(gidx)))
+    if horizon is None:
+        kind = _choose_method(model, binary, method, n_features=len(np.unique(gidx)))
+    else:  # checked by _check_horizon: exact or permutation
+        kind = method if method != "auto" else (
+            "exact" if len(np.unique(gidx)) <= _MAX_EXACT_FEATURES else "permutation")
     if kind == "tree":
         col_values, base = _tree_values(model, Zx, Zb, binary)
         values = _group_columns(col_values, gidx, len(features))
@@ -226,7 +266,8 @@ def explain(
 
     pred = f(Zx)
     err = float(np.max(np.abs(base + values.sum(axis=1) - pred)))
-    tol = 1e-6 * (1.0 if binary else max(1.0, float(np.max(np.abs(pred)))))
+    probability = binary or horizon is not None
+    tol = 1e-6 * (1.0 if probability else max(1.0, float(np.max(np.abs(pred)))))
     if err > tol:
         warnings.warn(
             f"SHAP local accuracy is off by {err:.2g} (method {kind!r}): base value + sum of "
@@ -236,13 +277,96 @@ def explain(
         values=pd.DataFrame(values, index=X.index, columns=features),
         base_value=float(base),
         data=X.copy(),
-        prediction=pd.Series(pred, index=X.index, name="probability" if binary else "prediction"),
-        scale="probability" if binary else "outcome",
+        prediction=pd.Series(pred, index=X.index, name="probability" if probability else "prediction"),
+        scale=("probability" if binary else "outcome") if horizon is None
+        else f"probability of the event by {_horizon_words(horizon, time_unit)}",
         method=kind,
         n_background=len(bg),
         max_local_error=err,
         feature_types=_feature_types(pre, features),
+        horizon=horizon,
+        time_unit=time_unit,
     )
+
+
+def _horizon_words(horizon: float, unit: str | None) -> str:
+    return f"{horizon:g}" + (f" {unit}" if unit else "")
+
+
+def _check_horizon(model, horizon: Any, method: str) -> float:
+    """The horizon as a float, checked against the model it is asked of."""
+    from pmed.survival.models import _SurvivalModel
+
+    if not isinstance(model, _SurvivalModel):
+        raise OptionError(f"horizon is for survival models; this pipeline's model is {type(model).__name__}",
+                          fix="leave horizon out, or explain a pipeline from make_model(..., task='survival')")
+    try:
+        h = float(horizon)
+    except (TypeError, ValueError):
+        raise OptionError(f"horizon must be a number, got {horizon!r}", fix="pass e.g. horizon=1825") from None
+    max_time = float(model.max_time_)
+    if not (np.isfinite(h) and h > 0):
+        raise OptionError(f"horizon must be a time > 0, got {horizon!r}", fix="pass e.g. horizon=1825")
+    if h > max_time:
+        raise OptionError(f"horizon {h:g} is beyond the last follow-up time of the training data "
+                          f"({max_time:g}): the model has no survival estimate there",
+                          fix=f"choose a horizon ≤ {max_time:g}")
+    if method in ("tree", "linear"):
+        # the chance of the event by a horizon is neither a tree ensemble's raw output nor
+        # linear in the features (a Cox model is linear in log-hazard, not in 1 − S)
+        raise OptionError(f"method {method!r} cannot explain the chance of the event by a horizon",
+                          fix="use method='auto', 'exact' or 'permutation'")
+    return h
+
+
+#: rows per call to a survival model's predict_survival: most models compute each row's whole
+#: curve over the training times before reading the horizon, so unbounded batches of
+#: coalition rows (patients × coalitions × background) would need gigabytes
+_SURVIVAL_CHUNK = 4096
+
+
+def _event_probability(model, horizon: float) -> Callable[[np.ndarray], np.ndarray]:
+    """``Z ↦ 1 − S(horizon | Z)`` of a fitted survival model, in bounded batches."""
+    def f(Z: np.ndarray) -> np.ndarray:
+        out = np.empty(len(Z))
+        for i in range(0, len(Z), _SURVIVAL_CHUNK):
+            out[i:i + _SURVIVAL_CHUNK] = 1.0 - model.predict_survival(Z[i:i + _SURVIVAL_CHUNK], [horizon])[:, 0]
+        return out
+
+    return f
+
+
+def _owners(pipeline: Pipeline) -> list[str]:
+    """The input feature of each encoded column (:func:`input_feature_of_outputs`).
+
+    The ``cox`` family's preprocessor (:func:`pmed.survival.models.cox_preprocessor`) imputes
+    with a bare ``SimpleImputer`` and drops the first one-hot level, which that function does
+    not trace; those are walked here, in the ColumnTransformer's output order.
+    """
+    try:
+        return input_feature_of_outputs(pipeline)
+    except (AttributeError, KeyError):
+        pass
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    owners: list[str] = []
+    for name, trans, cols in pipeline.named_steps["preprocess"].transformers_:
+        if name == "remainder" or trans == "drop" or len(cols) == 0:
+            continue
+        cols = [str(c) for c in cols]
+        steps = dict(trans.steps) if isinstance(trans, Pipeline) else {name: trans}
+        onehot = next((s for s in steps.values() if isinstance(s, OneHotEncoder)), None)
+        imputer = next((s for s in steps.values() if isinstance(s, SimpleImputer)), None)
+        if onehot is not None:
+            drop = onehot.drop_idx_ if onehot.drop_idx_ is not None else [None] * len(cols)
+            for col, cats, d in zip(cols, onehot.categories_, drop, strict=True):
+                owners += [col] * (len(cats) - (d is not None))
+        else:
+            owners += cols
+            if imputer is not None and imputer.indicator_ is not None:
+                owners += [cols[i] for i in imputer.indicator_.features_]
+    return owners
 
 
 def _steps(pipeline: Pipeline):
@@ -462,7 +586,9 @@ def top_factors(
     """The patient's strongest factors, as plain-language sentences.
 
     For example ``"Age 84 years raises the predicted risk by 12 percentage points"`` or
-    ``"Smoking: never lowers the predicted risk by 3.1 percentage points"``. Each sentence
+    ``"Smoking: never lowers the predicted risk by 3.1 percentage points"``; survival models
+    explained at a horizon: ``"Age 84 years raises the chance of the event within 1825 days by
+    4 percentage points"``. Each sentence
     reads on its own (a report may show only the first). Features with no effect are left out.
 
     Parameters
@@ -502,12 +628,12 @@ def top_factors(
                                 expl.feature_types.get(feat, "numeric"),
                                 unit=unit_of.get(feat), label=(labels or {}).get(feat))
         verb = "raises" if v > 0 else "lowers"
-        if expl.scale == "probability":
+        if expl.on_probability_scale:
             amount = _amount(100 * abs(v))
             point = "point" if amount == "1" else "points"
-            out.append(f"{label} {verb} the predicted risk by {amount} percentage {point}")
+            out.append(f"{label} {verb} {expl.what} by {amount} percentage {point}")
         else:
-            out.append(f"{label} {verb} the prediction by {_amount(abs(v))}")
+            out.append(f"{label} {verb} {expl.what} by {_amount(abs(v))}")
     return out
 
 

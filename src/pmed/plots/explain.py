@@ -19,6 +19,8 @@ __all__ = ["beeswarm", "waterfall"]
 
 
 def _axis_label(expl) -> str:
+    if getattr(expl, "horizon", None) is not None:
+        return f"SHAP value (change in {expl.what.removeprefix('the ')})"
     if expl.scale == "probability":
         return "SHAP value (change in predicted probability)"
     return "SHAP value (change in predicted outcome)"
@@ -91,6 +93,8 @@ def waterfall(expl, patient_id: Any, *, max_display: int = 10, title: str | None
     fig = plt.gcf()
     # no x label: shap writes E[f(X)] and f(x) on twin axes where a label would collide
     what = "predicted probability" if expl.scale == "probability" else "predicted outcome"
+    if getattr(expl, "horizon", None) is not None:
+        what = expl.what.removeprefix("the ")  # "chance of the event within 1825 days"
     fig.axes[0].set_title(title if title is not None else f"patient {patient_id}: {what}")
     fig.tight_layout()  # shap leaves the feature labels outside the figure's left edge
     return fig

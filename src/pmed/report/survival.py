@@ -64,7 +64,9 @@ def event_sentence(horizon: float, surv: float, low: float | None = None, high: 
     5 years; 95 % interval 17–30 %"``. The interval of the survival probability ``[low, high]``
     becomes ``[1 − high, 1 − low]``; without one the sentence stops after the horizon.
     """
-    text = f"about {percent_text(1 - surv)} % chance of {event} within {horizon_text(horizon, unit)}"
+    pct = percent_text(1 - surv)
+    about = "" if pct[0] in "<>" else "about "  # not "about >99 %"
+    text = f"{about}{pct} % chance of {event} within {horizon_text(horizon, unit)}"
     if low is not None and high is not None and np.isfinite(low) and np.isfinite(high):
         text += f"; 95 % interval {percent_text(1 - high)}–{percent_text(1 - low)} %"
     return text
@@ -120,11 +122,15 @@ def survival_patient_report(patient: Mapping[str, Any], out: str | Path, *,
         ``id``, ``model``, ``outcome`` (what is predicted), ``sentences`` (one per horizon, from
         :func:`event_sentence`), ``median`` (from :func:`median_sentence`), ``interval_method``,
         ``percentile`` (of the risk in the training population), ``hazard_ratios`` (list of
-        sentences, cox only), ``factors``/``factor_table`` (what-if contributions), ``sections``.
+        sentences, cox only), ``shap_scale`` (what the Shapley ``factors`` are measured on, e.g.
+        "Shapley values on the chance of the event within 5 years (1825 days), …"; ``None``
+        when the factors are what-if sentences), ``factors``/``factor_table`` (factor sentences;
+        what-if contributions), ``sections``.
     out
         The HTML file to write (atomically).
     figures
-        ``curve`` (:func:`survival_curve_plot`), ``population``.
+        ``curve`` (:func:`survival_curve_plot`), ``waterfall`` (the Shapley values,
+        :func:`pmed.plots.explain.waterfall`), ``population``.
     """
     from pmed.report.html import _embed, _env
 

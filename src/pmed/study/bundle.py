@@ -294,8 +294,11 @@ class ModelBundle:
             the bundle's threshold) and ``prediction_set`` (conformal, e.g. ``"0|1"``).
             Continuous: ``prediction``, ``interval_low``, ``interval_high`` (conformal).
             Survival: ``risk`` (higher = worse), ``surv_<t>`` = P(event-free at t) at each
-            horizon of the study, for cox bundles ``surv_<t>_low``/``surv_<t>_high`` after each
-            (95 % delta-method interval of the parameters, :mod:`pmed.survival.intervals`), and
+            horizon of the study, ``surv_<t>_low``/``surv_<t>_high`` after each where the bundle
+            has interval terms (95 %; by family: cox delta method, km Greenwood, rsf
+            infinitesimal jackknife, coxnet/gbsa bootstrap refits — none with
+            ``interval_bootstrap: 0``; :mod:`pmed.survival.intervals`, and the manifest's
+            ``survival.intervals.method`` says what the interval covers), and
             ``median_survival`` (NaN where the predicted curve stays above 0.5 within the
             training follow-up).
         """
@@ -309,7 +312,7 @@ class ModelBundle:
             hs = self.manifest["survival"]["horizons"]
             out = survival_predictions(self.pipeline, X, hs)
             terms = self.manifest["survival"].get("intervals")
-            if terms:  # cox bundles: delta-method interval per horizon (pmed.survival.intervals)
+            if terms:  # an interval per horizon, by the family's method (pmed.survival.intervals)
                 from pmed.study.survival import surv_name
                 from pmed.survival.intervals import survival_intervals
 

@@ -352,8 +352,13 @@ def _reference_row(bundle: ModelBundle, X: pd.DataFrame) -> pd.DataFrame:
 
 
 def _shap_for_patient(bundle: ModelBundle, x: pd.DataFrame, reference: pd.DataFrame, out: Path, *,
-                      top: int, name: str | None = None) -> tuple[list[str], Path | None]:
-    """Plain-language SHAP factors and a waterfall PNG, or nothing if the model can't be explained."""
+                      top: int, name: str | None = None, horizon: float | None = None,
+                      time_unit: str | None = None) -> tuple[list[str], Path | None]:
+    """Plain-language SHAP factors and a waterfall PNG, or nothing if the model can't be explained.
+
+    Survival bundles pass ``horizon`` (and its ``time_unit``): the values are then on the chance
+    of the event by the horizon, ``1 − S(horizon | x)`` (:func:`pmed.explain.explain`).
+    """
     import warnings
 
     from pmed import plots
@@ -364,7 +369,8 @@ def _shap_for_patient(bundle: ModelBundle, x: pd.DataFrame, reference: pd.DataFr
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            expl = explain(fitted_pipeline(bundle.pipeline), x, background=reference)
+            expl = explain(fitted_pipeline(bundle.pipeline), x, background=reference, horizon=horizon,
+                           time_unit=time_unit)
             sentences = top_factors(expl, x.index[0], n=top, units=bundle.input_schema())
             png = plots.save(waterfall(expl, x.index[0], max_display=top + 1), out / f".{name or 'patient'}.waterfall.png")
     except Exception as e:  # noqa: BLE001 - explanations are an aid: the report is still written
@@ -403,20 +409,34 @@ def _write_survival_reports(bundle: ModelBundle, X: pd.DataFrame, predictions: p
                             top: int, sections: Mapping[str, Sequence[str]] | None, pdf: bool) -> list[Path]:
     """Survival bundles' reports into the (staging) folder ``out``: per patient the chance of the
     event within each horizon in words with its interval, the median time, the predicted curve
-    against the cohort's Kaplan–Meier curve, and the factors (hazard ratios for cox)."""
+    against the cohort's Kaplan–Meier curve, and the factors: Shapley values on the chance of the
+    event within the last horizon against the training cohort's typical patient, with a
+    waterfall figure (every model but ``km``, whose prediction is the same for everyone), hazard
+    ratios for cox, and the what-if contributions of :func:`explain_patient`."""
     from pmed import plots
     from pmed.io import check_inside, safe_filename
+    from pmed.models.importance import fitted_pipeline
     from pmed.report.survival import (
         event_sentence,
+        horizon_text,
         median_sentence,
         survival_curve_plot,
         survival_patient_report,
     )
     from pmed.study.survival import surv_name
-    from pmed.survival.models import predict_survival
+    from pmed.survival.models import KaplanMeier, _final, predict_survival
 
     sv = bundle.manifest["survival"]
     hs, unit = [float(h) for h in sv["horizons"]], sv.get("time_unit", "days")
+    # Shapley values at the last horizon; the Kaplan–Meier null model predicts the same curve
+    # for everyone, so it has nothing to explain
+    explain_at = None if isinstance(_final(fitted_pipeline(bundle.pipeline)), KaplanMeier) else hs[-1]
+    reference = _reference_row(bundle, X) if explain_at is not None else None
+    words = horizon_text(hs[-1], unit)
+    exact = f"{hs[-1]:g} {unit}"
+    shap_scale = ("Shapley values on the chance of the event within "
+                  + (words if words == exact else f"{words} ({exact})")
+                  + ", from the training cohort's typical patient to this patient")
     terms = sv.get("intervals")
     km = sv.get("km") or {}
     grid = np.linspace(0.0, float(sv["max_follow_up"]), 200)
@@ -437,6 +457,11 @@ def _write_survival_reports(bundle: ModelBundle, X: pd.DataFrame, predictions: p
                                   horizons=hs, low=low, high=high, unit=unit)
         png = plots.save(fig, check_inside(out / f".{name}.curve.png", out))
         factors = explain_patient(bundle, x, top=top)
+        shap_sentences, waterfall_png = ([], None) if explain_at is None else _shap_for_patient(
+            bundle, x, reference, out, top=top, name=name, horizon=explain_at, time_unit=unit)
+        figures = {"curve": png}
+        if waterfall_png is not None:
+            figures["waterfall"] = waterfall_png
         info = {
             "id": pid,
             "model": bundle.manifest.get("model", {}).get("name"),
@@ -446,12 +471,14 @@ def _write_survival_reports(bundle: ModelBundle, X: pd.DataFrame, predictions: p
             "interval_method": terms.get("method") if terms else None,
             "percentile": bundle.percentile(float(row["risk"])),
             "hazard_ratios": _hazard_ratio_sentences(bundle, x, top=top),
-            "factors": [_factor_sentence(r, "survival") for _, r in factors.iterrows()],
+            "shap_scale": shap_scale if shap_sentences else None,
+            "factors": shap_sentences or [_factor_sentence(r, "survival") for _, r in factors.iterrows()],
             "factor_table": factors.to_dict("records"),
             "sections": list((sections or {}).get(pid, [])),
         }
-        paths.append(survival_patient_report(info, check_inside(out / f"{name}.html", out), figures={"curve": png}))
-        png.unlink()
+        paths.append(survival_patient_report(info, check_inside(out / f"{name}.html", out), figures=figures))
+        for f in figures.values():
+            f.unlink()
         index.append({"patient_id": pid, "report": f"{name}.html"})
         if pdf:
             from pmed.report import html_to_pdf

@@ -293,15 +293,35 @@ def study_groups(study: Study, cohort, X: pd.DataFrame) -> np.ndarray | None:
     return cohort.patients.loc[X.index, group].astype(str).to_numpy()
 
 
-def model_features(spec, X: pd.DataFrame) -> pd.DataFrame:
-    """The columns of ``X`` a candidate model uses (``models[].features``, default all)."""
-    if spec.features is None:
+def model_features(spec, X: pd.DataFrame, cohort: Cohort | None = None) -> pd.DataFrame:
+    """The columns of ``X`` a candidate model uses (default all).
+
+    ``models[].blocks`` keeps the columns of the named tables (``patients`` is the clinical
+    table: ``blocks: [patients]`` is the clinical-only baseline), ``models[].features`` names
+    columns; given both, the model uses the union, in the order of ``X``.
+    """
+    if spec.features is None and spec.blocks is None:
         return X
-    missing = [c for c in spec.features if c not in X.columns]
+    missing = [c for c in spec.features or [] if c not in X.columns]
     if missing:
         raise StudyError(f"model {spec.label!r} names unknown features {', '.join(missing)}",
                          where="key models[].features", fix="name columns of the feature table")
-    return X[spec.features]
+    keep = set(spec.features or [])
+    for name in spec.blocks or []:
+        table = None
+        if cohort is not None:
+            table = cohort.patients if name == "patients" else getattr(cohort.blocks.get(name), "data", None)
+        if table is None:
+            known = ["patients", *(cohort.blocks if cohort is not None else [])]
+            raise StudyError(f"model {spec.label!r} names unknown block {shorten(name)}",
+                             where="key models[].blocks", fix=f"use among: {', '.join(known)}")
+        cols = [c for c in table.columns if c in X.columns]
+        if not cols:
+            raise StudyError(f"model {spec.label!r}: block {shorten(name)} has no column among the study's "
+                             "features", where="key models[].blocks",
+                             fix="add the block to features.blocks, or check features.exclude")
+        keep.update(cols)
+    return X[[c for c in X.columns if c in keep]]
 
 
 def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
@@ -327,7 +347,7 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
     reporter.start(len(study.models) * (len(splits) + 1) + 2)
 
     def features_of(spec) -> pd.DataFrame:
-        return model_features(spec, X)
+        return model_features(spec, X, cohort)
 
     def build(spec, Xm: pd.DataFrame):
         # the study's imbalance handling (class_weight, in-fold recalibration) is applied here

@@ -149,6 +149,9 @@ class ModelSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     features: list[str] | None = Field(
         default=None, description="use only these features (e.g. a tissue-only baseline)")
+    blocks: list[str] | None = Field(
+        default=None, description="use only the columns of these tables, plus any `features` "
+                                  "(e.g. [patients] for a clinical-only baseline)")
     grid: dict[str, list[Any]] | None = Field(
         default=None, description="hyperparameters tuned by an inner CV inside each outer fold (nested CV)")
     calibration: Literal["sigmoid", "isotonic"] | None = Field(
@@ -182,6 +185,7 @@ class EvaluationSpec(_Strict):
     inner_folds: int = Field(default=3, ge=2, le=20, description="inner CV folds for models with a grid")
     coefficient_bootstrap: int = Field(default=100, ge=0, le=10_000,
                                        description="refits for linear-model coefficient CIs (0: skip)")
+    interval_bootstrap: int = Field(default=50, ge=0, le=1000, description="bootstrap refits of the selected coxnet/gbsa model for per-patient survival intervals (0: none)")
     confidence_level: float = Field(default=0.9, gt=0, lt=1,
                                     description="coverage of conformal prediction sets / intervals")
     report: bool = Field(default=True, description="full clinical evaluation and HTML model report")

@@ -20,7 +20,7 @@ import pandas as pd
 
 from pmed import __version__
 from pmed.cohort import Cohort
-from pmed.errors import OptionError, StudyError, shorten
+from pmed.errors import OptionError, StudyError, ValidationError, shorten
 from pmed.io._atomic import write_text_atomic
 from pmed.io.jsonio import to_json
 from pmed.io.tables import write_table
@@ -202,7 +202,7 @@ def run_survival(study: Study, out_dir: Path, reporter: Reporter):
     reporter.start(len(study.models) * (len(splits) + 1) + 2)
 
     def features_of(spec) -> pd.DataFrame:
-        return model_features(spec, X)
+        return model_features(spec, X, cohort)
 
     def build(spec, Xm: pd.DataFrame):
         return make_model(spec.family, task="survival", X=Xm, params=study.model_params(spec), seed=study.seed)
@@ -218,6 +218,11 @@ def run_survival(study: Study, out_dir: Path, reporter: Reporter):
         for r, f, tr, te in splits:
             try:
                 est = clone(pipe).fit(Xm.iloc[tr], y[tr])
+            except ValidationError as e:
+                # a fit can fail in one fold only (a rare level without events there): say which
+                raise ValidationError([f"model {spec.label!r}, training patients of fold {f + 1}"
+                                       f"{f' (repeat {r + 1})' if ev.repeats > 1 else ''}: {p}" for p in e.problems],
+                                      file=e.file, fix=e.fix) from None
             except (ValueError, TypeError) as e:
                 if isinstance(e, OptionError):
                     raise
@@ -272,11 +277,12 @@ def run_survival(study: Study, out_dir: Path, reporter: Reporter):
     Xs = features_of(sel_spec)
     final = build(sel_spec, Xs).fit(Xs, y)
     importance = survival_importance(final, Xs, y, seed=study.seed)
-    from pmed.survival.intervals import cox_interval_terms
+    from pmed.survival.intervals import interval_terms as make_interval_terms
 
-    # cohort sums for each new patient's interval (cox only; None otherwise), and the cohort's
-    # Kaplan–Meier curve the patient reports draw each patient's curve against
-    interval_terms = cox_interval_terms(final, Xs, time, event, hs)
+    # what each new patient's interval needs (coxnet/gbsa: bootstrap refits kept on `final`;
+    # None with interval_bootstrap: 0), and the cohort's Kaplan–Meier curve the patient
+    # reports draw each patient's curve against
+    interval_terms = make_interval_terms(final, Xs, time, event, hs, n_boot=ev.interval_bootstrap, seed=study.seed)
     km_curve = _km_curve(time, event)
     reporter.advance(f"refitted {selected} on all {len(Xs)} patients")
 
@@ -312,6 +318,7 @@ def run_survival(study: Study, out_dir: Path, reporter: Reporter):
         "selected_model": selected,
         "models": results,
     }
+    metrics_out["comparisons"] = _paired_comparisons(oofs)
     comparison = _comparison_table(results, hs)
     oof_all = pd.concat(oofs, ignore_index=True)[OOF_COLUMNS + [surv_name(h) for h in hs]]
     sel_first = oof_all[(oof_all["model"] == selected) & (oof_all["repeat"] == 0)]
@@ -355,6 +362,29 @@ def run_survival(study: Study, out_dir: Path, reporter: Reporter):
     reporter.advance("wrote outputs")
     return StudyResult(study=study, out_dir=out_dir, cohort=cohort, metrics=metrics_out, comparison=comparison,
                        oof=oof_all, importance=importance, selected=selected, bundle_path=bundle_path)
+
+
+def _paired_comparisons(oofs: list[pd.DataFrame]) -> list[dict]:
+    """Every pair of candidates on the same patients (first repeat): the gain in Harrell's C of
+    the later-listed model over the earlier one, with the paired IJ interval of
+    :func:`pmed.survival.metrics.harrell_c_difference`. Listing models cumulatively (clinical,
+    + PRS, + wearables) makes consecutive pairs the gain of each modality."""
+    from itertools import combinations
+
+    from pmed.survival.metrics import harrell_c_difference
+
+    firsts = [o[o["repeat"] == 0].set_index("patient_id") for o in oofs]
+    out = []
+    for a, b in combinations(firsts, 2):
+        common = a.index.intersection(b.index)
+        a_, b_ = a.loc[common], b.loc[common]
+        if not a_["event"].any():
+            continue
+        d = harrell_c_difference(a_["time"].to_numpy(), a_["event"].to_numpy().astype(bool),
+                                 b_["risk"].to_numpy(), a_["risk"].to_numpy())
+        out.append({"model_a": str(a_["model"].iloc[0]), "model_b": str(b_["model"].iloc[0]),
+                    "n": int(len(common)), "metric": "harrell_c", "difference": "model_b − model_a", **d})
+    return out
 
 
 def _km_curve(time: np.ndarray, event: np.ndarray) -> dict:

@@ -16,6 +16,7 @@ _LAZY = {
     "check_survival_data": "_data",
     "SurvivalWarning": "_data",
     "harrell_c": "metrics",
+    "harrell_c_difference": "metrics",
     "uno_c": "metrics",
     "td_auc": "metrics",
     "brier": "metrics",

@@ -178,6 +178,44 @@ def _collinear_sets(Z: np.ndarray, names: list[str], rtol: float = 1e-7) -> list
     return sets
 
 
+def _monotone_columns(Z: np.ndarray, time: np.ndarray, event: np.ndarray, names: list[str]) -> list[str]:
+    """Columns whose Cox coefficient has no finite maximum (monotone partial likelihood).
+
+    A column does when at every event time the patient with the event has the lowest value of
+    everyone still at risk (the coefficient runs to −∞), or at every one the highest (+∞), and
+    it is not constant among those at risk (then it would be flat, not monotone). The common
+    case is a 0/1 column none of whose few 1s had an event, e.g. the "missing" level of a
+    category in one training fold. R's coxph warns "beta may be infinite" and returns a huge
+    number; pmed names the column instead.
+    """
+    order = np.argsort(time, kind="mergesort")
+    t, e, Zs = time[order], event[order].astype(bool), Z[order]
+    if not e.any():
+        return []
+    first = np.searchsorted(t, t[e], side="left")  # the risk set of each event starts here
+    low = np.minimum.accumulate(Zs[::-1], axis=0)[::-1][first]
+    high = np.maximum.accumulate(Zs[::-1], axis=0)[::-1][first]
+    ze = Zs[e]
+    out = []
+    for j, name in enumerate(names):
+        if np.all(low[:, j] == high[:, j]):
+            continue
+        if np.all(ze[:, j] == low[:, j]) or np.all(ze[:, j] == high[:, j]):
+            out.append(name)
+    return out
+
+
+def _monotone_detail(Z: np.ndarray, event: np.ndarray, names: list[str], col: str) -> str:
+    """For a 0/1 column, how many patients have the rarer value and how many of them an event."""
+    z = Z[:, names.index(col)]
+    values = np.unique(z)
+    if len(values) != 2:
+        return ""
+    rare = values[np.argmin([(z == v).sum() for v in values])]
+    k = z == rare
+    return f" ({int(event[k].sum())} events among its {int(k.sum())} patients with value {rare:g})"
+
+
 def _check_times(times, max_time: float) -> np.ndarray:
     t = np.atleast_1d(np.asarray(times, dtype=np.float64))
     if t.ndim != 1 or t.size == 0:
@@ -313,6 +351,15 @@ class CoxPH(_SurvivalModel):
                                        "would not converge"],
                                       fix="drop one column of each set, or set a penalizer "
                                           "(e.g. params: {penalizer: 0.1})")
+            mono = _monotone_columns(Z, time, event, names)
+            if mono:
+                raise ValidationError([f"Cox model: the coefficient of {_names(mono[:3])} has no finite "
+                                       "estimate: the column alone orders the events (each patient with an "
+                                       "event has the lowest, or each the highest, value of those still at "
+                                       f"risk){_monotone_detail(Z, event, names, mono[0])}, so the fit would not "
+                                       "converge"],
+                                      fix=f"merge the rare level or drop {_names(mono[:3])}, or set a small "
+                                          "penalizer (e.g. params: {penalizer: 0.01})")
         cols = [f"c{j}" for j in range(Z.shape[1])]
         df = pd.DataFrame(Z, columns=cols)
         df["__time"] = time
@@ -550,23 +597,39 @@ class SurvivalForest(_Sksurv):
         rank = np.searchsorted(self.unique_times_, time)
         leaves = est.apply(Z)
         m = len(self.unique_times_)
-        self.leaf_curves_ = [
-            _leaf_curves(leaves[:, k], np.bincount(idx, minlength=len(time)), rank, event, m)
-            for k, idx in enumerate(est.estimators_samples_)
-        ]
+        inbag = np.stack([np.bincount(idx, minlength=len(time)) for idx in est.estimators_samples_])
+        self.leaf_curves_ = [_leaf_curves(leaves[:, k], inbag[k], rank, event, m) for k in range(len(inbag))]
+        # in-bag counts (trees × patients) for the infinitesimal-jackknife interval
+        # (pmed.survival.intervals); the smallest integer type that holds them: 1 byte per
+        # tree and patient, where a bootstrap count rarely exceeds 10
+        self.inbag_ = inbag.astype(np.min_scalar_type(int(inbag.max())))
+
+    def _tree_surv(self, k: int, leaves_k: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Tree ``k``'s leaf Kaplan–Meier survival at time ranks ``r`` (n × j, -1 = before every
+        training time) for samples in its leaves ``leaves_k`` (n)."""
+        key, gleaf, surv = self.leaf_curves_[k]
+        m = len(self.unique_times_)
+        ln = leaves_k[:, None]
+        pos = np.searchsorted(key, ln * (m + 1) + r, side="right") - 1
+        safe = np.maximum(pos, 0)
+        found = (pos >= 0) & (gleaf[safe] == ln) & (r >= 0)
+        return np.where(found, surv[safe], 1.0)
 
     def _at_ranks(self, leaves: np.ndarray, r: np.ndarray) -> np.ndarray:
         """Forest survival (the mean of the trees' leaf curves) at time ranks ``r`` (n × k, -1 =
         before every training time) for samples in ``leaves`` (n × trees)."""
-        m = len(self.unique_times_)
         out = np.zeros(r.shape)
-        for k, (key, gleaf, surv) in enumerate(self.leaf_curves_):
-            ln = leaves[:, k][:, None]
-            pos = np.searchsorted(key, ln * (m + 1) + r, side="right") - 1
-            safe = np.maximum(pos, 0)
-            found = (pos >= 0) & (gleaf[safe] == ln) & (r >= 0)
-            out += np.where(found, surv[safe], 1.0)
+        for k in range(len(self.leaf_curves_)):
+            out += self._tree_surv(k, leaves[:, k], r)
         return out / len(self.leaf_curves_)
+
+    def tree_survival(self, X, times) -> np.ndarray:
+        """Every tree's survival ``s_b(t | x)``, shape ``trees × n × len(times)``: the per-tree
+        terms whose mean is :meth:`predict_survival` (for the infinitesimal jackknife)."""
+        t = _check_times(times, self.max_time_)
+        leaves = self.estimator_.apply(self._matrix(X)).astype(np.int64)
+        r = np.broadcast_to(np.searchsorted(self.unique_times_, t, side="right") - 1, (leaves.shape[0], len(t)))
+        return np.stack([self._tree_surv(k, leaves[:, k], r) for k in range(len(self.leaf_curves_))])
 
     def predict_survival(self, X, times) -> np.ndarray:
         t = _check_times(times, self.max_time_)

@@ -1,7 +1,7 @@
 """A synthetic patient cohort with known ground truth, for the demo and the tests.
 
 Patients carry a clinical history, demographics, lifestyle and environment, genotypes at real
-GRCh38 positions, and three outcomes generated from documented equations:
+GRCh38 positions, and four outcomes generated from documented equations:
 
 ``response`` (1 = adequate antiplatelet response / no event)
     A genotype-by-drug effect: each CYP2C19 loss-of-function allele (*2, *3) sharply lowers the
@@ -11,11 +11,17 @@ GRCh38 positions, and three outcomes generated from documented equations:
 ``cad`` (coronary artery disease)
     A polygenic score over ~20 published lipid/CAD SNPs plus age, sex, smoking, diabetes, BMI,
     physical activity, air pollution (PM2.5) and deprivation.
+``chd_years``, ``chd_event`` (years to a first coronary heart disease event, censored)
+    Weibull proportional hazards on the same terms as ``cad`` (polygenic score, clinical risk
+    factors, lifestyle, environment) plus a latent low cardiorespiratory fitness that no
+    clinical column records (the demo's wearables reflect it); administrative censoring after
+    4-12 years and 3 %/year loss to follow-up; times to 0.01 years, so with ties.
 ``ldl_mmol_l``
     The LDL-associated SNPs (APOE, PCSK9, LDLR, SORT1, APOB, ...) plus BMI and sex.
 
 Every coefficient, and every patient's true polygenic score, CYP2C19 diplotype and outcome
-probabilities (including the counterfactual response under each drug), are returned in
+probabilities (including the counterfactual response under each drug, the latent fitness and
+the true 5-year coronary risk), are returned in
 :attr:`SyntheticCohort.truth` and :attr:`SyntheticCohort.truth_table`.
 
 Positions and alleles

@@ -9,6 +9,7 @@ import pandas as pd
 
 from pmed.datasets.synthetic.model import (
     _CAD,
+    _CHD,
     _LDL,
     _MASKED_COLUMNS,
     _MISSING_CALLS,
@@ -105,6 +106,17 @@ def _truth(seed: int, n_patients: int, n_background: int, variants: pd.DataFrame
                 "prs_weights": dict(
                     zip(trait["id"], trait["logor_cad"].astype(float), strict=True)
                 ),
+            },
+            "chd": {
+                "link": "log hazard (Weibull proportional hazards)",
+                "columns": ["chd_years", "chd_event"],
+                "formula": (
+                    "S(t) = exp(-(t/scale)^shape * exp(cad_logit - centre + b_fit*low_fitness_z)); "
+                    "observed time = min(event time, censoring), censoring = min(Uniform(enrolment "
+                    "follow-up), Exponential(loss to follow-up)), rounded up to 0.01 years"
+                ),
+                "coefficients": dict(_CHD),
+                "low_fitness_z": "latent N(0, 1), no clinical column; the demo's wearables reflect it",
             },
             "ldl_mmol_l": {
                 "link": "identity",

@@ -25,7 +25,7 @@ def _csv_frame(patients: pd.DataFrame) -> pd.DataFrame:
     out = patients.copy()
     # Whole numbers print without ".0" and 0/1 flags stay "0"/"1", which the schema's bool
     # parser reads; missing values print as empty fields.
-    for c in ("age", "diabetes", "hypertension", "prior_mi", "response", "cad"):
+    for c in ("age", "diabetes", "hypertension", "prior_mi", "response", "cad", "chd_event"):
         if c in out.columns:
             out[c] = out[c].astype("Int64")
     return out

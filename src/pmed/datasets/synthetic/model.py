@@ -13,7 +13,7 @@ from pmed.datasets.synthetic.schema import PATIENT_COLUMNS
 __all__ = ["GENERATOR_VERSION", "PRS_SCALE"]
 
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the time-to-event outcome chd_years/chd_event
 
 #: Multiplier applied to the published per-allele CAD log odds ratios (see the docstring of
 #: :mod:`pmed.datasets.synthetic`).
@@ -48,6 +48,22 @@ _CAD = {
     "pm25_per_ug_m3_minus_11": 0.06,
     "deprivation_per_point_minus_5": 0.15,
     "prs_cad": 1.0,  # the centred, PRS_SCALE-scaled polygenic score, on the logit scale
+}
+# Years to a first coronary heart disease event: Weibull proportional hazards,
+# S(t | x) = exp(-(t / scale)^shape · exp(cad_logit − centre + low_fitness · low_fitness_z)),
+# so the hazard rises with the same clinical, lifestyle, environmental and polygenic terms as
+# `cad`, and with low cardiorespiratory fitness, a latent trait no clinical column records but
+# the wearables see (fewer steps, higher resting heart rate). Follow-up ends at an
+# administrative censoring time (staggered enrolment) or at loss to follow-up, whichever is
+# first; times are recorded to 0.01 years, so some coincide (ties, as in real registries).
+_CHD = {
+    "weibull_shape": 1.3,
+    "weibull_scale_years": 20.0,
+    "centre": -0.7,  # about the cohort's mean cad_logit: exp(...) ≈ 1 for a typical patient
+    "low_fitness": 0.8,  # log hazard ratio per SD of low fitness
+    "enrolment_follow_up_years": [4.0, 12.0],  # administrative censoring ~ Uniform
+    "loss_to_follow_up_per_year": 0.03,  # exponential dropout
+    "time_resolution_years": 0.01,
 }
 _LDL = {
     "intercept": 3.3,

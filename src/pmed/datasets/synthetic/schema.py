@@ -8,7 +8,7 @@ __all__ = ["OUTCOME_COLUMNS", "PATIENT_COLUMNS", "synthetic_schema"]
 
 
 #: Columns that are outcomes (absent from ``new_patients.csv``).
-OUTCOME_COLUMNS = ("ldl_mmol_l", "response", "cad")
+OUTCOME_COLUMNS = ("ldl_mmol_l", "response", "cad", "chd_years", "chd_event")
 
 #: Patient table columns in order (``patient_id`` is the index).
 PATIENT_COLUMNS = (
@@ -28,6 +28,8 @@ PATIENT_COLUMNS = (
     "drug",
     "response",
     "cad",
+    "chd_years",
+    "chd_event",
 )
 
 
@@ -63,5 +65,11 @@ def synthetic_schema() -> dict:
                      "description": "outcome: 1 = adequate response / no ischaemic event"},
         "cad": {"type": "bool", "required": False,
                 "description": "outcome: coronary artery disease"},
+        "chd_years": {"type": "float", "unit": "years", "min": 0, "max": 50, "required": False,
+                      "description": "outcome: follow-up time to a first coronary heart disease "
+                                     "event or censoring"},
+        "chd_event": {"type": "bool", "required": False,
+                      "description": "outcome: 1 = first coronary heart disease event at chd_years, "
+                                     "0 = censored (event-free when follow-up ended)"},
     }  # fmt: skip
     return {"id": "patient_id", "columns": cols, "strict": False}

@@ -12,6 +12,7 @@ import pandas as pd
 
 from pmed.datasets.synthetic.model import (
     _CAD,
+    _CHD,
     _LDL,
     _MASKED_COLUMNS,
     _MISSING_CALLS,
@@ -146,6 +147,18 @@ def _simulate(
     observed = g.copy()
     observed[rng.random(g.shape[:2]) < _MISSING_CALLS] = -1
 
+    # --- time to a first coronary event (drawn last: the draws above keep their values)
+    low_fitness = rng.normal(0.0, 1.0, n)
+    chd_lp = cad_logit - _CHD["centre"] + _CHD["low_fitness"] * low_fitness
+    k, scale = _CHD["weibull_shape"], _CHD["weibull_scale_years"]
+    event_time = scale * (-np.log(rng.random(n)) / np.exp(chd_lp)) ** (1.0 / k)
+    lo, hi = _CHD["enrolment_follow_up_years"]
+    censor = np.minimum(rng.uniform(lo, hi, n), rng.exponential(1.0 / _CHD["loss_to_follow_up_per_year"], n))
+    step = _CHD["time_resolution_years"]
+    # rounded up, so that no follow-up time is 0
+    patients["chd_years"] = np.round(np.maximum(np.ceil(np.minimum(event_time, censor) / step) * step, step), 2)
+    patients["chd_event"] = (event_time <= censor).astype(np.int8)
+
     truth_table = pd.DataFrame(
         {
             "cyp2c19_diplotype": dip.astype(object),
@@ -161,6 +174,9 @@ def _simulate(
             "p_response_clopidogrel": np.round(p_clop, 6),
             "p_response_ticagrelor": np.round(p_tica, 6),
             "p_response": np.round(p_response, 6),
+            "low_fitness_z": np.round(low_fitness, 6),
+            "chd_log_hazard": np.round(chd_lp, 6),
+            "p_chd_5y": np.round(1.0 - np.exp(-((5.0 / scale) ** k) * np.exp(chd_lp)), 6),
         },
         index=ids.copy(),
     )
