@@ -12,7 +12,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Stamps re-install when pyproject.toml or the lock changes. The demo scores a VCF (genomics),
-# trains a lesion CNN (imaging) and summarises single-cell counts (omics): requirements/demo.txt.
+# trains a lesion CNN (imaging), summarises single-cell counts (omics) and fits survival models
+# (survival): requirements/demo.txt.
 $(VENV)/.installed-demo: pyproject.toml requirements/demo.txt | $(BIN)/python
 	$(LOCK) install demo
 	rm -f $(VENV)/.installed-dev

@@ -382,6 +382,10 @@ def _progression(out: Path, files: dict, *, seed: int, say, progress, reporter_c
     from pmed.study.predict import new_patient_features, write_patient_reports
     from pmed.study.survival import surv_name
 
+    absent = _missing_extra("sksurv", "lifelines")
+    if absent:
+        say(f"\n[bold]Disease progression[/bold]: skipped ({absent} not installed: pip install 'pmed[survival]')")
+        return None
     patients = pd.read_csv(files["patients"])
     say(f"\n[bold]Disease progression[/bold]: years to a first coronary event "
         f"({int(patients['chd_event'].sum())} events, {int((patients['chd_event'] == 0).sum())} censored, "
