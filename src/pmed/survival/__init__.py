@@ -8,7 +8,7 @@ Imports are lazy so that ``import pmed.survival`` does not pull in scikit-surviv
 
 from __future__ import annotations
 
-import importlib
+from pmed._lazy import lazy_attributes
 
 # name -> submodule that defines it
 _LAZY = {
@@ -42,13 +42,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
