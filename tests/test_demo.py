@@ -68,6 +68,19 @@ def test_demo_recovers_the_cyp2c19_clopidogrel_effect(tmp_path):
     assert drop["clopidogrel"] > 0.08
     assert drop["clopidogrel"] > 2 * abs(drop["ticagrelor"])
 
+    # treatment choice: the planted CYP2C19 × clopidogrel effect, recovered as ticagrelor's benefit
+    # over clopidogrel by phenotype (seed 0: Normal +0.025 (−0.054 to +0.104), Intermediate +0.419
+    # (+0.297 to +0.540), Poor +0.919 (+0.570 to +1.000))
+    eff = json.loads((tmp_path / "results" / "effects" / "metrics.json").read_text())
+    tica = eff["arms"]["ticagrelor"]
+    assert eff["control"] == "clopidogrel" and tica["ate"]["ci_low"] > 0
+    by = tica["subgroups"]["CYP2C19_phenotype"]
+    normal = by["Normal Metabolizer"]
+    assert normal["ci_low"] < 0 < normal["ci_high"]
+    for lof in ("Intermediate Metabolizer", "Poor Metabolizer"):
+        assert by[lof]["ci_low"] > normal["ci_high"], (lof, by[lof], normal)
+    assert m["effects"]["ate"]["ticagrelor"]["estimate"] == pytest.approx(tica["ate"]["estimate"])
+
     # the disease model: a polygenic score from `pmed prs score` adds to clinical risk factors
     rep = pd.read_csv(tmp_path / "prs" / "match_report.tsv", sep="\t").iloc[0]
     assert (rep["matched"], rep["excluded_strand_ambiguous"], rep["unmatched"]) == (14, 3, 0)

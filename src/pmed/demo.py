@@ -51,6 +51,10 @@ models:
   - family: lightgbm
   - family: svm
 evaluation: {{folds: 5, repeats: 1, select_by: auroc, bootstrap: 500, groups: [sex, site]}}
+# who benefits from ticagrelor over clopidogrel? (randomised 1:1): effects/ in the results
+treatment: {{column: drug, control: clopidogrel, randomized: true, propensity: 0.5,
+             subgroups: [CYP2C19_phenotype]}}
+effect_models: [t_learner]
 seed: {seed}
 """
 
@@ -270,6 +274,7 @@ def _demo(out: Path, *, n_patients: int, seed: int, console: Any, progress: Any,
         result = run_study(study, out / "results")
     if console is not None:
         print_study_summary(result, console)
+    _say_effects(out / "results" / "effects", say)
 
     # a new patient: the model bundle is loaded back from disk, as a user would
     bundle = load_bundle(result.bundle_path)
@@ -314,6 +319,22 @@ def _demo(out: Path, *, n_patients: int, seed: int, console: Any, progress: Any,
     omics = _single_cell(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
     say(f"\neverything is in {out}/ — rerun the study with: pmed run {study_path} --out {out / 'results'}")
     return {"result": result, "predictions": preds, "factors": factors, "cad": cad, "chd": chd, "omics": omics}
+
+
+def _say_effects(folder: Path, say) -> None:
+    """The treatment section's answer: ticagrelor's benefit over clopidogrel, overall and by
+    CYP2C19 phenotype (the planted effect: larger with loss-of-function alleles)."""
+    import json
+
+    m = json.loads((folder / "metrics.json").read_text())
+    for arm, a in m["arms"].items():
+        e = a["ate"]
+        say(f"\n[bold]Treatment choice[/bold]: {arm} vs {m['control']} (randomised), {m['effect_scale']}: "
+            f"{e['estimate']:+.3f} ({e['ci_low']:+.3f} to {e['ci_high']:+.3f}, cross-fitted AIPW)")
+        for level, g in sorted(a["subgroups"].get("CYP2C19_phenotype", {}).items(), key=lambda kv: kv[1]["estimate"]):
+            say(f"  CYP2C19 {level:<26} {g['estimate']:+.3f} ({g['ci_low']:+.3f} to {g['ci_high']:+.3f}), "
+                f"{g['n']} patients")
+    say(f"  effects, uplift and calibration: {folder}/")
 
 
 PGX_GENES = ("CYP2C19", "CYP2C9", "SLCO1B1", "VKORC1")

@@ -73,6 +73,13 @@ def _is_binary(y: pd.Series) -> bool:
     return set(pd.unique(y.dropna())) <= {0, 1}  # True == 1, False == 0
 
 
+def _within_unit(d: dict) -> None:
+    """Cut a normal interval of a difference in probabilities at ±1, saying so in ``method``."""
+    if d["ci_low"] < -1 or d["ci_high"] > 1:
+        d["ci_low"], d["ci_high"] = max(d["ci_low"], -1.0), min(d["ci_high"], 1.0)
+        d["method"] += " (interval cut at ±1, the range of a difference in probabilities)"
+
+
 def _subgroup_effects(P: pd.DataFrame, columns: Sequence[str], psi: np.ndarray, keep: np.ndarray,
                       level: float) -> dict:
     from scipy import stats
@@ -89,7 +96,8 @@ def _subgroup_effects(P: pd.DataFrame, columns: Sequence[str], psi: np.ndarray, 
             if m.sum() < 2:
                 continue
             se = psi[m].std(ddof=1) / np.sqrt(m.sum())
-            levels[str(v)] = {"estimate": float(psi[m].mean()), "ci_low": float(psi[m].mean() - z * se),
+            key = str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)  # 1.0 (a 0/1 column) → "1"
+            levels[key] = {"estimate": float(psi[m].mean()), "ci_low": float(psi[m].mean() - z * se),
                               "ci_high": float(psi[m].mean() + z * se), "n": int(m.sum()),
                               "method": "mean of the doubly robust scores of the subgroup; normal CI"}
         out[str(col)] = levels
@@ -194,7 +202,7 @@ def run_effects(
         "treatment": treatment, "outcome": outcome, "control": control, "arms": {},
         "outcome_type": "binary" if binary else "continuous", "higher_is_better": higher_is_better,
         "randomized": randomized, "folds": folds, "seed": seed, "n_boot": n_boot, "level": level,
-        "effect_scale": "difference in P(outcome = 1)" if binary else f"difference in mean {outcome}",
+        "effect_scale": f"difference in P({outcome} = 1)" if binary else f"difference in mean {outcome}",
         "learners": {m: {"what": LEARNERS[m][0], "interval": LEARNERS[m][1] or "none"} for m in learners},
     }
     cates, tables = [], {}
@@ -231,6 +239,10 @@ def run_effects(
                        "difference_in_means": difference_in_means(y, t, level=level),
                        "overlap": {k: v for k, v in ov.items() if k != "smd"}, "learners": {}}
         arm_metrics["subgroups"] = _subgroup_effects(P, subgroups, psi, keep, level)
+        if binary:  # a difference of two probabilities lies in [−1, 1]; say where a bound was cut
+            for d in [arm_metrics["ate"], arm_metrics["difference_in_means"],
+                      *[g for lv in arm_metrics["subgroups"].values() for g in lv.values()]]:
+                _within_unit(d)
         arm_tables: dict[str, Any] = {"smd": ov["smd"], "learners": {}}
         for m in learners:
             c = cate_oof(X, y, t, nu.fold, m, seed=seed, level=level)

@@ -341,6 +341,10 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
         X_all = X_all.drop(columns=[ev.group])
     keep = y_all.notna().to_numpy()
     X, y = X_all.loc[keep], y_all.loc[keep]
+    if study.treatment is not None:  # a bad treatment section is refused before any fitting
+        from pmed.study.effects import check_study_effects
+
+        check_study_effects(study, cohort, X_all, y_all, source=source)
     groups = study_groups(study, cohort, X)
     splits = make_splits(y.to_numpy(), task=task, folds=ev.folds, repeats=ev.repeats,
                          groups=groups, seed=study.seed)
@@ -444,6 +448,12 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
                "positive": study.target.positive},
     )
 
+    if study.treatment is not None:
+        from pmed.study.effects import run_study_effects
+
+        # every patient, those without an outcome too: an arm whose outcomes are all missing is refused
+        metrics["effects"] = run_study_effects(study, cohort, X_all[list(X.columns)], y_all, out_dir / "effects",
+                                               source=source)
     write_text_atomic(out_dir / "metrics.json", to_json(metrics))
     write_table(comparison, out_dir / "model_comparison.csv", index=False)
     write_table(oof_all, out_dir / "oof_predictions.csv", index=False)

@@ -34,7 +34,7 @@ from pmed.evaluate.metrics import BINARY_METRICS, REGRESSION_METRICS
 from pmed.models.zoo import DEFAULT_FAMILIES, FAMILIES
 
 __all__ = ["Study", "DataSpec", "TargetSpec", "FeatureSpec", "ModelSpec", "EvaluationSpec", "ImbalanceSpec",
-           "load_study"]
+           "TreatmentSpec", "load_study"]
 
 
 class _Strict(BaseModel):
@@ -225,6 +225,37 @@ class ImbalanceSpec(_Strict):
         return f"{w}; {r}."
 
 
+class TreatmentSpec(_Strict):
+    """The treatment whose effect on the target is estimated (:mod:`pmed.effects`)::
+
+        treatment: {column: drug, control: clopidogrel, randomized: true, propensity: 0.5}
+
+    Every other value of ``column`` is an arm compared with ``control``. A trial
+    (``randomized: true``) uses its known allocation probability ``propensity`` (each arm's,
+    the control's included; a number for equal allocation, or arm → probability), or the arms'
+    shares when it is not given; otherwise the propensity is modelled and an overlap report
+    says who is left out.
+    """
+
+    column: str
+    control: Any
+    randomized: bool = False
+    propensity: float | dict[str, float] | None = None
+    subgroups: list[str] = Field(default_factory=list, description="columns whose levels get their own ATE")
+    higher_is_better: bool = Field(default=True, description="whether a larger outcome is better for the patient")
+    overlap: tuple[float, float] = Field(default=(0.05, 0.95), description="propensity bounds (observational)")
+
+    @model_validator(mode="after")
+    def _check(self) -> TreatmentSpec:
+        lo, hi = self.overlap
+        if not 0 <= lo < hi <= 1:
+            raise ValueError(f"treatment.overlap must be two probabilities lo < hi, got {list(self.overlap)}")
+        if self.propensity is not None and not self.randomized:
+            raise ValueError("treatment.propensity is a trial's known allocation probability: set randomized: true "
+                             "(observational studies model it)")
+        return self
+
+
 #: metrics a survival study may select by (both higher = better)
 SURVIVAL_METRICS = ("harrell_c", "uno_c")
 #: candidates of a survival study that lists no models
@@ -246,6 +277,10 @@ class Study(_Strict):
     models: list[ModelSpec] = Field(default_factory=_default_models, min_length=1)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     imbalance: ImbalanceSpec = Field(default_factory=ImbalanceSpec)
+    treatment: TreatmentSpec | None = None
+    effect_models: list[str] | None = Field(
+        default=None, description="CATE learners for the treatment section (default t_learner, dr_learner, "
+                                  "causal_forest)")
     # NumPy's legacy generator and scikit-learn take seeds in 0…2**32-1 only
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
@@ -284,6 +319,19 @@ class Study(_Strict):
                                  f"not {self.target.task}")
         if self.target.task != "binary" and (self.imbalance.weighting != "none" or self.imbalance.recalibration):
             raise ValueError("imbalance applies to binary targets only")
+        if self.effect_models is not None and self.treatment is None:
+            raise ValueError("effect_models needs a treatment: section")
+        if self.treatment is not None:
+            from pmed.effects.learners import LEARNERS
+
+            if self.target.task == "survival":
+                raise ValueError("treatment effects on a survival target are not available yet: use a binary "
+                                 "target at a horizon (e.g. event within 5 years)")
+            if self.treatment.column in self.target.outcome_columns:
+                raise ValueError(f"treatment.column {self.treatment.column!r} is the target")
+            bad = [m for m in self.effect_models or [] if m not in LEARNERS]
+            if bad:
+                raise ValueError(f"unknown effect model {bad[0]!r}; use among: {', '.join(LEARNERS)}")
         labels = [m.label for m in self.models]
         dup = sorted({x for x in labels if labels.count(x) > 1})
         if dup:
