@@ -168,3 +168,14 @@ def test_no_overlap_in_an_observational_study_is_refused():
     with pytest.raises(ValidationError, match=r"no overlap between arm 'drug' and control 'ctrl'") as err:
         run_effects(d, treatment="arm", outcome="y", control="ctrl", learners=())
     assert "eligible for both" in err.value.fix
+
+
+def test_an_arm_whose_training_patients_all_had_the_outcome_is_predicted_as_such():
+    rng = np.random.default_rng(8)
+    n = 120
+    X = pd.DataFrame({"x": rng.normal(size=n)})
+    t = np.repeat([1, 0], n // 2)
+    y = np.where(t == 1, 1.0, (rng.random(n) < 0.3).astype(float))  # every treated patient responds
+    nu = crossfit_nuisance(X, y, t, binary=True, folds=3, seed=0, propensity=0.5)
+    assert np.all(nu.mu1 == 1.0) and np.all((0 < nu.mu0) & (nu.mu0 < 1))
+    assert aipw_ate(nu)["estimate"] == pytest.approx(1 - y[t == 0].mean(), abs=0.05)

@@ -89,6 +89,10 @@ def crossfit_nuisance(X: pd.DataFrame, y: np.ndarray, t: np.ndarray, *, binary: 
         fold[te] = k
         for arm, target in ((1, mu1), (0, mu0)):
             rows = tr[t[tr] == arm]
+            if binary and len(np.unique(y[rows])) < 2:
+                # every training patient of the arm had the same outcome: that is its prediction
+                target[te] = float(y[rows][0])
+                continue
             m = clone(out_model).fit(X.iloc[rows], y[rows])
             target[te] = m.predict_proba(X.iloc[te])[:, 1] if binary else m.predict(X.iloc[te])
         if propensity is None:
