@@ -294,3 +294,14 @@ def test_km_and_rsf_bundles_predict_intervals(tmp_path):
         assert np.all((pred["surv_730_low"] <= pred["surv_730"]) & (pred["surv_730"] <= pred["surv_730_high"]))
         if family == "km":  # one curve for everyone: one interval for everyone
             assert pred["surv_730_low"].nunique() == 1
+
+
+def test_gbsa_gets_no_bootstrap_unless_the_study_asks_and_coxnet_does(tmp_path):
+    """A gbsa refit is a whole boosting fit: its 50 default refits would dwarf the study on a large
+    cohort, so gbsa bundles have intervals only when interval_bootstrap is set; coxnet's default is 50."""
+    for sub in ("g", "c"):
+        (tmp_path / sub).mkdir()
+    gbsa = load_bundle(_study(tmp_path / "g", "gbsa", ", params: {n_estimators: 20}"))
+    assert gbsa.manifest["survival"]["intervals"] is None
+    coxnet = load_bundle(_study(tmp_path / "c", "coxnet"))
+    assert coxnet.manifest["survival"]["intervals"]["n_boot"] == 50

@@ -185,7 +185,10 @@ class EvaluationSpec(_Strict):
     inner_folds: int = Field(default=3, ge=2, le=20, description="inner CV folds for models with a grid")
     coefficient_bootstrap: int = Field(default=100, ge=0, le=10_000,
                                        description="refits for linear-model coefficient CIs (0: skip)")
-    interval_bootstrap: int = Field(default=50, ge=0, le=1000, description="bootstrap refits of the selected coxnet/gbsa model for per-patient survival intervals (0: none)")
+    interval_bootstrap: int | None = Field(
+        default=None, ge=0, le=1000,
+        description="bootstrap refits of the selected coxnet/gbsa model for per-patient survival intervals "
+                    "(0: none; default 50 for coxnet, 0 for gbsa, whose every refit is a whole boosting fit)")
     confidence_level: float = Field(default=0.9, gt=0, lt=1,
                                     description="coverage of conformal prediction sets / intervals")
     report: bool = Field(default=True, description="full clinical evaluation and HTML model report")
