@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 __all__ = ["lazy_attributes"]
 
 
-def lazy_attributes(package: str, where: Mapping[str, str]) -> tuple[Callable, Callable]:
-    """``__getattr__`` and ``__dir__`` for a package whose names live in submodules.
+def lazy_attributes(package: str, modules: Mapping[str, Sequence[str]]) -> tuple[list[str], Callable, Callable]:
+    """``__all__``, ``__getattr__`` and ``__dir__`` for a package whose names live in submodules.
 
-    ``where`` maps each public name to its submodule (``"metrics"`` for ``package.metrics``);
-    the first access imports the submodule and caches the value in the package.
+    ``modules`` maps each submodule (``"metrics"`` for ``package.metrics``) to the public names it
+    defines; the first access to a name imports its submodule and caches the value in the package.
     """
+    where = {name: module for module, names in modules.items() for name in names}
 
     def __getattr__(name: str):
         if name in where:
@@ -26,4 +27,4 @@ def lazy_attributes(package: str, where: Mapping[str, str]) -> tuple[Callable, C
     def __dir__() -> list[str]:
         return sorted(set(vars(sys.modules[package])) | set(where))
 
-    return __getattr__, __dir__
+    return sorted(where), __getattr__, __dir__

@@ -111,3 +111,11 @@ def refused(capsys, root: Path, argv, *, code: int, says: str, out: Path | Itera
     new = [k for k in after if k not in before and not _inside(k, outs, root)]
     assert not new, f"files written outside --out: {new}"
     return head
+
+
+def refused_run(capsys, root: Path, study: Path, *, code: int, says: str, secrets: Iterable[str] = ()) -> str:
+    """:func:`refused` for ``pmed run STUDY --out ROOT/out``, which must also leave no ``out``."""
+    out = root / "out"
+    head = refused(capsys, root, ["run", study, "--out", out], code=code, says=says, out=out, secrets=secrets)
+    assert not out.exists(), "a refused study wrote its output folder"
+    return head

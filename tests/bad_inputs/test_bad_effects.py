@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from badinput import bad_input, refused
+from badinput import bad_input, refused_run
 
 pytest.importorskip("econml")
 
@@ -32,41 +32,36 @@ def _study(tmp_path, change=None, treatment: str = "{column: drug, control: old,
 @bad_input("diagnosis")
 def test_treatment_with_one_value(tmp_path, capsys):
     study, _ = _study(tmp_path, lambda d: d.assign(drug="old"))
-    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=4,
-            says=r"patients\.csv: treatment column 'drug' has one value \('old'\): there is nothing to compare",
-            out=tmp_path / "out", secrets=IDS)
-    assert not (tmp_path / "out").exists()
+    refused_run(capsys, tmp_path, study, code=4, secrets=IDS,
+                says=r"patients\.csv: treatment column 'drug' has one value \('old'\): there is nothing to compare")
 
 
 @bad_input("options")
 def test_control_value_not_present(tmp_path, capsys):
     study, _ = _study(tmp_path, treatment="{column: drug, control: placebo, randomized: true}")
-    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=4,
-            says=r"the control value 'placebo' is not present", out=tmp_path / "out", secrets=IDS)
+    refused_run(capsys, tmp_path, study, code=4, secrets=IDS, says=r"the control value 'placebo' is not present")
 
 
 @bad_input("silent")
 def test_arm_with_too_few_patients(tmp_path, capsys):
     study, _ = _study(tmp_path, lambda d: d.assign(drug=np.where(np.arange(len(d)) < 12, "rare", d["drug"])))
-    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=4,
-            says=r"arm 'rare' of 'drug' has 12 patient\(s\) with an outcome, fewer than 20", out=tmp_path / "out",
-            secrets=IDS)
+    refused_run(capsys, tmp_path, study, code=4, secrets=IDS,
+                says=r"arm 'rare' of 'drug' has 12 patient\(s\) with an outcome, fewer than 20")
 
 
 @bad_input("silent")
 def test_no_overlap_in_an_observational_study(tmp_path, capsys):
     study, _ = _study(tmp_path, lambda d: d.assign(drug=np.where(d["x"] > 0, "new", "old")),
                       treatment="{column: drug, control: old}")
-    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=4,
-            says=r"no overlap between arm 'new' and control 'old' of 'drug'", out=tmp_path / "out", secrets=IDS)
+    refused_run(capsys, tmp_path, study, code=4, secrets=IDS,
+                says=r"no overlap between arm 'new' and control 'old' of 'drug'")
 
 
 @bad_input("diagnosis")
 def test_treatment_column_not_in_the_table(tmp_path, capsys):
     study, _ = _study(tmp_path, treatment="{column: therapy, control: old, randomized: true}")
-    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=6,
-            says=r"key treatment\.column: treatment\.column 'therapy' is not in the patient table",
-            out=tmp_path / "out", secrets=IDS)
+    refused_run(capsys, tmp_path, study, code=6, secrets=IDS,
+                says=r"key treatment\.column: treatment\.column 'therapy' is not in the patient table")
 
 
 @bad_input("silent")
@@ -74,6 +69,5 @@ def test_outcome_missing_for_every_patient_of_one_arm(tmp_path, capsys):
     # the prediction model drops patients without an outcome; the effect estimate must not drop
     # the whole arm with them
     study, _ = _study(tmp_path, lambda d: d.assign(y=np.where(d["drug"] == "new", np.nan, d["y"])))
-    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=4,
-            says=r"outcome 'y' is missing for every patient of arm 'new' of 'drug'", out=tmp_path / "out",
-            secrets=IDS)
+    refused_run(capsys, tmp_path, study, code=4, secrets=IDS,
+                says=r"outcome 'y' is missing for every patient of arm 'new' of 'drug'")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from badinput import bad_input, refused
+from badinput import bad_input, refused, refused_run
 
 pytest.importorskip("sksurv")
 pytest.importorskip("lifelines")
@@ -35,21 +35,17 @@ def _study(tmp_path, *, df: pd.DataFrame | None = None, horizons: str = "[180, 3
 def test_missing_event_column(tmp_path, capsys):
     study, df = _study(tmp_path)
     df.rename(columns={"died": "status"}).to_csv(tmp_path / "patients.csv", index=False)
-    head = refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=6,
-                   says=r"key target\.event: target\.event column 'died' is not in the patient table",
-                   out=tmp_path / "out", secrets=IDS)
+    head = refused_run(capsys, tmp_path, study, code=6, secrets=IDS,
+                       says=r"key target\.event: target\.event column 'died' is not in the patient table")
     assert "study.yaml" in head
-    assert not (tmp_path / "out").exists()
 
 
 @bad_input("silent")
 def test_horizon_beyond_follow_up(tmp_path, capsys):
     study, df = _study(tmp_path, horizons="[365, 5000]")
     last = df["os_days"].max()
-    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=6,
-            says=rf"key target\.horizons: horizon 5000 is beyond the follow-up.*is {last:g}",
-            out=tmp_path / "out", secrets=IDS)
-    assert not (tmp_path / "out").exists()
+    refused_run(capsys, tmp_path, study, code=6, secrets=IDS,
+                says=rf"key target\.horizons: horizon 5000 is beyond the follow-up.*is {last:g}")
 
 
 @bad_input("diagnosis")
@@ -57,17 +53,15 @@ def test_event_not_zero_one(tmp_path, capsys):
     study, df = _study(tmp_path)
     df["died"] = df["died"] + 1  # R's Surv coding: 1 = censored, 2 = event
     df.to_csv(tmp_path / "patients.csv", index=False)
-    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=4,
-            says=r"patients\.csv: column 'died': event must be 0 \(censored\) or 1 \(event\), found 2 at lines 2, 4, .*"
-                 r"subtract 1", out=tmp_path / "out", secrets=IDS)
-    assert not (tmp_path / "out").exists()
+    refused_run(capsys, tmp_path, study, code=4, secrets=IDS,
+                says=r"patients\.csv: column 'died': event must be 0 \(censored\) or 1 \(event\), found 2 at "
+                     r"lines 2, 4, .*subtract 1")
 
 
 @bad_input("options")
 def test_negative_horizon_in_the_yaml(tmp_path, capsys):
     study, _ = _study(tmp_path, horizons="[365, 0]")
-    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=6,
-            says=r"key target\.horizons.*must be positive numbers, got 0", out=tmp_path / "out")
+    refused_run(capsys, tmp_path, study, code=6, says=r"key target\.horizons.*must be positive numbers, got 0")
 
 
 @bad_input("options")
@@ -98,8 +92,6 @@ def test_rare_level_without_events_in_a_training_fold(tmp_path, capsys):
     df["smoking"] = "never"
     df.loc[df.index[df["died"] == 0][:5], "smoking"] = "current"
     df.to_csv(tmp_path / "patients.csv", index=False)
-    refused(capsys, tmp_path, ["run", study, "--out", tmp_path / "out"], code=4,
-            says=r"model 'cox', training patients of fold 1: Cox model: the coefficient of 'smoking_never' "
-                 r"has no finite estimate.*\(0 events among its [0-9] patients with value 0\)",
-            out=tmp_path / "out", secrets=IDS)
-    assert not (tmp_path / "out").exists()
+    refused_run(capsys, tmp_path, study, code=4, secrets=IDS,
+                says=r"model 'cox', training patients of fold 1: Cox model: the coefficient of 'smoking_never' "
+                     r"has no finite estimate.*\(0 events among its [0-9] patients with value 0\)")

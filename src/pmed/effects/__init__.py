@@ -11,23 +11,10 @@ from __future__ import annotations
 
 from pmed._lazy import lazy_attributes
 
-_LAZY = {
-    "run_effects": "api",
-    "EffectsResult": "api",
-    "DEFAULT_LEARNERS": "api",
-    "check_treatment": "_data",
-    "aipw_ate": "estimate",
-    "crossfit_nuisance": "estimate",
-    "difference_in_means": "estimate",
-    "overlap_report": "estimate",
-    "LEARNERS": "learners",
-    "cate_oof": "learners",
-    "rate": "evaluate",
-    "cate_calibration": "evaluate",
-    "policy_value": "evaluate",
-}
-
-__all__ = sorted(_LAZY)
-
-
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+__all__, __getattr__, __dir__ = lazy_attributes(__name__, {
+    "api": ["run_effects", "EffectsResult", "DEFAULT_LEARNERS"],
+    "_data": ["check_treatment"],
+    "estimate": ["aipw_ate", "crossfit_nuisance", "difference_in_means", "overlap_report"],
+    "learners": ["LEARNERS", "cate_oof"],
+    "evaluate": ["rate", "cate_calibration", "policy_value"],
+})

@@ -10,36 +10,12 @@ from __future__ import annotations
 
 from pmed._lazy import lazy_attributes
 
-# name -> submodule that defines it
-_LAZY = {
-    # --- evaluation (pmed.survival.metrics / pmed.survival.evaluation) ---
-    "check_survival_data": "_data",
-    "SurvivalWarning": "_data",
-    "harrell_c": "metrics",
-    "harrell_c_difference": "metrics",
-    "uno_c": "metrics",
-    "td_auc": "metrics",
-    "brier": "metrics",
-    "integrated_brier": "metrics",
-    "calibration_at": "metrics",
-    "decision_curve": "metrics",
-    "evaluate_survival": "evaluation",
-    # --- models (pmed.survival.models): added by the models work ---
-    "make_surv_y": "models",
-    "CoxPH": "models",
-    "Coxnet": "models",
-    "SurvivalForest": "models",
-    "BoostedSurvival": "models",
-    "KaplanMeier": "models",
-    "cox_coefficients": "models",
-    "cox_preprocessor": "models",
-    "predict_survival": "models",
-    "predict_median": "models",
-    "SURVIVAL_FAMILIES": "models",
-    "register_survival_families": "models",
-}
-
-__all__ = sorted(_LAZY)
-
-
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+__all__, __getattr__, __dir__ = lazy_attributes(__name__, {
+    "_data": ["check_survival_data", "SurvivalWarning"],
+    "metrics": ["harrell_c", "harrell_c_difference", "uno_c", "td_auc", "brier", "integrated_brier",
+                "calibration_at", "decision_curve"],
+    "evaluation": ["evaluate_survival"],
+    "models": ["make_surv_y", "CoxPH", "Coxnet", "SurvivalForest", "BoostedSurvival", "KaplanMeier",
+               "cox_coefficients", "cox_preprocessor", "predict_survival", "predict_median", "SURVIVAL_FAMILIES",
+               "register_survival_families"],
+})
