@@ -136,7 +136,7 @@ def render(res: dict) -> str:
               f"it in {sum(r['aipw_covers'] for r in rows)} of {len(rows)} realisations.\n",
               "Published √PEHE on surface B (Shalit, Johansson & Sontag 2017, Table 1, within-sample, 1000 "
               "realisations): " + ", ".join(f"{k} {v}" for k, v in PUBLISHED.items()) + ".\n",
-              f"Seconds per realisation (all five learners): {np.mean([r['seconds'] for r in rows]):.0f}.\n",
+              f"Seconds per realisation (all {len(LEARNERS)} learners): {np.mean([r['seconds'] for r in rows]):.0f}.\n",
               "## Repeat\n", "```bash", f"{res['env'].get('command', '.venv/bin/python benchmarks/effects_validation.py')}",
               "```", ""]
     return "\n".join(lines)

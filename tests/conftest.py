@@ -98,3 +98,28 @@ seed: 0
     p = folder / f"study_{target}.yaml"
     p.write_text(text)
     return p
+
+
+def write_trial(folder: Path, *, treated: str = "new", control: str = "old", effect: float = 2.0, seed: int = 11,
+                n: int = 400, treatment: bool = True, extra: str = "") -> Path:
+    """A 1:1 trial whose ``treated`` drug helps marker carriers only (logit + ``effect``), and its study.
+
+    ``patients.csv`` (``age``, ``marker``, ``drug``, ``response``) and ``study.yaml`` (a linear
+    model; with ``treatment``, a treatment section with ``marker`` as subgroup) in ``folder``.
+    """
+    rng = np.random.default_rng(seed)
+    marker = rng.integers(0, 2, n)
+    age = rng.normal(60, 10, n)
+    drug = np.where(rng.random(n) < 0.5, treated, control)
+    logit = -0.5 + 0.03 * (age - 60) + effect * ((drug == treated) & (marker == 1))
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"patient_id": [f"T{i:03d}" for i in range(n)], "age": age, "marker": marker, "drug": drug,
+                  "response": y}).to_csv(folder / "patients.csv", index=False)
+    text = ("name: trial\ndata: {patients: patients.csv}\ntarget: {column: response, task: binary}\n"
+            "models: [{family: linear}]\nevaluation: {folds: 5, bootstrap: 50}\n")
+    if treatment:
+        text += (f"treatment: {{column: drug, control: {control}, randomized: true, propensity: 0.5, "
+                 "subgroups: [marker]}\n")
+    (folder / "study.yaml").write_text(text + extra)
+    return folder / "study.yaml"

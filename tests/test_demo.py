@@ -80,6 +80,22 @@ def test_demo_recovers_the_cyp2c19_clopidogrel_effect(tmp_path):
     for lof in ("Intermediate Metabolizer", "Poor Metabolizer"):
         assert by[lof]["ci_low"] > normal["ci_high"], (lof, by[lof], normal)
     assert m["effects"]["ate"]["ticagrelor"]["estimate"] == pytest.approx(tica["ate"]["estimate"])
+    # the bundle's options model, checked out of fold (seed 0: AUTOC 0.162, calibration slope 0.85)
+    lin = tica["learners"]["linear_t_learner"]
+    assert lin["autoc"]["ci_low"] > 0 and lin["calibration_slope"]["ci_low"] > 0
+    # each new patient's ranked options agree with CPIC where CPIC advises against clopidogrel: the
+    # loss-of-function carriers get ticagrelor first (seed 0: P1005, intermediate metabolizer, +0.17
+    # (+0.01 to +0.37), clopidogrel flagged 'avoid'); the others' difference includes 0
+    opts = pd.read_csv(tmp_path / "treatment_options.csv")
+    assert opts["rank"].tolist() == out["options"]["rank"].tolist() and len(opts) == 10
+    clop = opts[opts["treatment"] == "clopidogrel"].set_index("patient_id")
+    tic = opts[opts["treatment"] == "ticagrelor"].set_index("patient_id")
+    against = clop.index[clop["pgx_flag"].isin(["avoid", "alternative"])]
+    assert len(against) >= 1 and (tic.loc[against, "rank"] == 1).all() and (tic.loc[against, "effect_low"] > 0).all()
+    others = clop.index.difference(against)
+    assert (clop.loc[others, "pgx_flag"] == "standard").all()
+    assert ((tic.loc[others, "effect_low"] < 0) & (tic.loc[others, "effect_high"] > 0)).all()
+    assert "Treatment options" in (tmp_path / "patient_reports" / f"{against[0]}.html").read_text()
 
     # the disease model: a polygenic score from `pmed prs score` adds to clinical risk factors
     rep = pd.read_csv(tmp_path / "prs" / "match_report.tsv", sep="\t").iloc[0]

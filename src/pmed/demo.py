@@ -52,8 +52,14 @@ models:
   - family: svm
 evaluation: {{folds: 5, repeats: 1, select_by: auroc, bootstrap: 500, groups: [sex, site]}}
 # who benefits from ticagrelor over clopidogrel? (randomised 1:1): effects/ in the results
+# (pre-specified effect modifiers, as a trial pre-specifies its subgroups: clinical factors and
+# pharmacogene phenotypes, not the genotypes at null loci); each new patient's treatment options
+# come from the bundle's model (pmed predict → treatment_options.csv)
 treatment: {{column: drug, control: clopidogrel, randomized: true, propensity: 0.5,
-             subgroups: [CYP2C19_phenotype]}}
+             subgroups: [CYP2C19_phenotype],
+             modifiers: [age, sex, bmi, smoking, alcohol_units_week, physical_activity_h_week, diabetes,
+                         hypertension, prior_mi, pm25_ug_m3, deprivation_index, CYP2C19_phenotype,
+                         CYP2C9_phenotype, CYP2C9_activity_score, SLCO1B1_phenotype, VKORC1_phenotype]}}
 effect_models: [t_learner]
 seed: {seed}
 """
@@ -307,10 +313,12 @@ def _demo(out: Path, *, n_patients: int, seed: int, console: Any, progress: Any,
         first = str(r["recommendation"]).strip().split("\n")[0]
         say(f"  CPIC for {pid} ({r['phenotypes']}, {r['classification']}): {first}")
     from pmed.genomics.pgx.report import render_pgx_section
-    from pmed.study.predict import write_patient_reports
+    from pmed.study.predict import treatment_options_section, write_patient_reports
 
-    sections = {p: [render_pgx_section(pgx_result, p, drugs=["clopidogrel", "warfarin",
-                                                            "simvastatin"])] for p in preds.index}
+    options = _treatment_options(bundle, X_new, pgx_recs, out, say)
+    sections = {p: [treatment_options_section(options, p, bundle.manifest),
+                    render_pgx_section(pgx_result, p, drugs=["clopidogrel", "warfarin", "simvastatin"])]
+                for p in preds.index}
     reports = write_patient_reports(bundle, X_new, preds, out / "patient_reports", sections=sections)
     say(f"\nreports: {out / 'results' / 'evaluation' / 'report.html'} (model, TRIPOD+AI) and "
         f"{len(reports)} patient reports in {out / 'patient_reports'}/")
@@ -318,7 +326,29 @@ def _demo(out: Path, *, n_patients: int, seed: int, console: Any, progress: Any,
     chd = _progression(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
     omics = _single_cell(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
     say(f"\neverything is in {out}/ — rerun the study with: pmed run {study_path} --out {out / 'results'}")
-    return {"result": result, "predictions": preds, "factors": factors, "cad": cad, "chd": chd, "omics": omics}
+    return {"result": result, "predictions": preds, "factors": factors, "options": options, "cad": cad, "chd": chd,
+            "omics": omics}
+
+
+def _treatment_options(bundle, X_new: pd.DataFrame, recommendations: pd.DataFrame, out: Path, say) -> pd.DataFrame:
+    """Each new patient's options from the bundle's treatment model, with CPIC/DPWG beside them
+    (what ``pmed predict --pgx pgx/`` writes as treatment_options.csv)."""
+    from pmed.io import write_table
+    from pmed.study.predict import treatment_options
+
+    options = treatment_options(bundle, X_new, recommendations=recommendations)
+    write_table(options, out / "treatment_options.csv", index=False)
+    say("\n[bold]Treatment options[/bold] (expected response under each drug, 95 % CI; CPIC/DPWG beside):")
+    for pid, rows in options.groupby("patient_id", sort=False):
+        best, other = rows.iloc[0], rows.iloc[1]
+        vs = best if best["treatment"] != "clopidogrel" else other
+        say(f"  {pid} ({X_new.loc[pid, 'CYP2C19_phenotype']}): "
+            f"1. {best['treatment']} {best['outcome']:.2f} ({best['outcome_low']:.2f}–{best['outcome_high']:.2f}), "
+            f"2. {other['treatment']} {other['outcome']:.2f}; ticagrelor − clopidogrel {vs['effect']:+.2f} "
+            f"({vs['effect_low']:+.2f} to {vs['effect_high']:+.2f}); clopidogrel PGx: "
+            f"{rows.loc[rows['treatment'] == 'clopidogrel', 'pgx_flag'].iloc[0]}")
+    say(f"  {out / 'treatment_options.csv'}")
+    return options
 
 
 def _say_effects(folder: Path, say) -> None:

@@ -71,3 +71,10 @@ def test_outcome_missing_for_every_patient_of_one_arm(tmp_path, capsys):
     study, _ = _study(tmp_path, lambda d: d.assign(y=np.where(d["drug"] == "new", np.nan, d["y"])))
     refused_run(capsys, tmp_path, study, code=4, secrets=IDS,
                 says=r"outcome 'y' is missing for every patient of arm 'new' of 'drug'")
+
+
+@bad_input("diagnosis")
+def test_effect_modifier_not_a_feature(tmp_path, capsys):
+    study, _ = _study(tmp_path, treatment="{column: drug, control: old, randomized: true, modifiers: [x, weight]}")
+    refused_run(capsys, tmp_path, study, code=6, secrets=IDS,
+                says=r"key treatment\.modifiers: treatment\.modifiers names 'weight', not a feature of the study")

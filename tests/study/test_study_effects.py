@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import write_trial
 from pmed.errors import StudyError
 from pmed.study import run_study
 from pmed.study.spec import load_study
@@ -16,21 +16,8 @@ pytest.importorskip("econml")
 
 
 def _trial(tmp_path, *, extra: str = "", n: int = 400) -> object:
-    rng = np.random.default_rng(11)
-    marker = rng.integers(0, 2, n)
-    age = rng.normal(60, 10, n)
-    drug = np.where(rng.random(n) < 0.5, "new", "old")
-    # the new drug helps marker carriers only (logit +2), the old one nobody
-    logit = -0.5 + 0.03 * (age - 60) + 2.0 * ((drug == "new") & (marker == 1))
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    pd.DataFrame({"patient_id": [f"T{i:03d}" for i in range(n)], "age": age, "marker": marker, "drug": drug,
-                  "response": y}).to_csv(tmp_path / "patients.csv", index=False)
-    path = tmp_path / "study.yaml"
-    path.write_text("name: trial\ndata: {patients: patients.csv}\ntarget: {column: response, task: binary}\n"
-                    "models: [{family: linear}]\nevaluation: {folds: 5, bootstrap: 50}\n"
-                    "treatment: {column: drug, control: old, randomized: true, propensity: 0.5, subgroups: [marker]}\n"
-                    + extra)
-    return path
+    """The new drug helps marker carriers only (logit +2), the old one nobody (conftest.write_trial)."""
+    return write_trial(tmp_path, n=n, extra=extra)
 
 
 def test_treatment_section_writes_effects_and_finds_the_modifier(tmp_path):
@@ -44,7 +31,8 @@ def test_treatment_section_writes_effects_and_finds_the_modifier(tmp_path):
     assert by["0"]["ci_low"] < 0 < by["0"]["ci_high"]
     assert res.metrics["effects"]["ate"]["new"]["estimate"] == pytest.approx(new["ate"]["estimate"])
     cate = pd.read_csv(tmp_path / "out" / "effects" / "cate_oof.csv")
-    assert len(cate) == 400 and set(cate["learner"]) == {"t_learner"}
+    # the bundle's treatment options model is always checked out of fold beside the chosen learners
+    assert len(cate) == 800 and set(cate["learner"]) == {"t_learner", "linear_t_learner"}
     # the learner ranks carriers first: its targeting curve lies above a random ranking
     assert new["learners"]["t_learner"]["autoc"]["estimate"] > 0
 
@@ -71,5 +59,5 @@ def test_treatment_needs_a_trial_for_a_known_propensity_and_no_survival_target(t
     q = tmp_path / "s.yaml"
     q.write_text("name: s\ndata: {patients: patients.csv}\ntarget: {task: survival, time: age, event: marker, "
                  "horizons: [50]}\ntreatment: {column: drug, control: old}\n")
-    with pytest.raises(StudyError, match="survival target are not available yet"):
-        load_study(q)
+    # a survival target is taken (effects on the risk of the event by a horizon): an event is bad
+    assert load_study(q).treatment.higher_is_better is False

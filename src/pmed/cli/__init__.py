@@ -96,27 +96,59 @@ def predict(
     report: Annotated[Path | None, typer.Option("--report", help="folder for one HTML report per patient",
                                                             file_okay=False)] = None,
     pdf: Annotated[bool, typer.Option("--pdf", help="also print each patient report to PDF (Chromium)")] = False,
+    pgx: Annotated[Path | None, typer.Option(
+        "--pgx", help="'pmed pgx call' output (folder or recommendations.tsv) for the pgx_flag of treatment options",
+        exists=True)] = None,
+    options: Annotated[Path | None, typer.Option(
+        "--options", help="treatment options table (bundles of a study with a treatment section; default "
+                          "treatment_options.csv beside --out)", dir_okay=False, callback=table_out())] = None,
 ) -> None:
-    """Score new patients with a trained model bundle."""
+    """Score new patients with a trained model bundle (and rank their treatment options)."""
     from pmed.io import check_not_input
     from pmed.study import load_bundle, predict_patients
     from pmed.study.predict import new_patient_features, write_patient_reports
 
     blocks = _parse_blocks(block)
-    inputs = [patients, list((blocks or {}).values()), model]
+    inputs = [patients, list((blocks or {}).values()), model, pgx]
+    options = options if options is not None else out.parent / "treatment_options.csv"
     # before loading anything: --out must not replace --patients, a block file or the bundle, and
     # the report folder (replaced whole) must hold none of them, nor --out, nor lie in the bundle
     check_not_input(out, *inputs)
+    check_not_input(options, *inputs)
+    if options.resolve() == out.resolve():
+        from pmed.errors import InputError
+
+        raise InputError("--options and --out name the same file", file=options,
+                         fix="give the treatment options another file (default treatment_options.csv beside --out)")
     if report is not None:
         from pmed.study.predict import check_report_folder
 
         check_report_folder(report, *_flat(inputs), out=out)
+        check_report_folder(report, out=options)
     bundle = load_bundle(model)
     pred = predict_patients(bundle, patients, blocks=blocks, out=out)
     _console().print(f"wrote {len(pred)} predictions to {out}")
+    X = new_patient_features(bundle, patients, blocks=blocks) if report is not None or bundle.treatment_model \
+        else None
+    sections = None
+    if bundle.treatment_model is not None:
+        from pmed.io import write_table
+        from pmed.study.predict import (
+            read_pgx_recommendations,
+            treatment_options,
+            treatment_options_section,
+        )
+
+        recs = read_pgx_recommendations(pgx) if pgx is not None else None
+        opts = treatment_options(bundle, X, recommendations=recs)
+        write_table(opts, options, index=False)
+        _console().print(f"wrote {opts['treatment'].nunique()} treatment options for {len(pred)} patients to "
+                         f"{options}" + ("" if pgx is not None else " (no --pgx: pgx_flag says 'no PGx calls')"))
+        sections = {p: [treatment_options_section(opts, p, bundle.manifest)] for p in pred.index}
+    elif pgx is not None:
+        _console().print("[yellow]warning[/yellow] --pgx is used for treatment options, and this bundle has none")
     if report is not None:
-        X = new_patient_features(bundle, patients, blocks=blocks)
-        paths = write_patient_reports(bundle, X, pred, report, pdf=pdf, inputs=_flat(inputs))
+        paths = write_patient_reports(bundle, X, pred, report, pdf=pdf, inputs=_flat(inputs), sections=sections)
         _console().print(f"wrote {len(paths)} patient reports to {report}/")
 
 

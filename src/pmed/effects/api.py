@@ -123,6 +123,9 @@ def run_effects(
     level: float = 0.95,
     subgroups: Sequence[str] = (),
     source: str | Path | None = None,
+    effect_scale: str | None = None,
+    probability_scale: bool | None = None,
+    modifiers: Sequence[str] | None = None,
 ) -> EffectsResult:
     """Estimate the effect of every arm of ``treatment`` against ``control`` on ``outcome``.
 
@@ -157,6 +160,21 @@ def run_effects(
         doubly robust scores of the level's patients, with its normal interval.
     source
         The patient file, for messages and provenance.
+    modifiers
+        Covariates that may modify the effect: those the CATE learners see (default: every
+        covariate). The ATE's outcome and propensity models use every covariate. Pre-specifying
+        them, as a trial pre-specifies its subgroups, keeps tens of irrelevant columns (e.g.
+        genotypes at null loci) from drowning the modifiers in noise.
+    effect_scale
+        What the effect is a difference in, recorded as ``metrics["effect_scale"]`` (default:
+        "difference in P(<outcome> = 1)" for a 0/1 outcome, else "difference in mean
+        <outcome>"). For an outcome made beforehand, e.g. the pseudo-observations of an event
+        by a horizon (:func:`pmed.survival.pseudo.pseudo_observations`): "difference in
+        P(event by 5 years)".
+    probability_scale
+        Whether the effect is a difference in probabilities, so that its intervals are cut at
+        ±1 (default: whether the outcome is 0/1). ``True`` for pseudo-observations of an event
+        indicator, which are continuous but have a probability as their mean.
 
     Returns
     -------
@@ -196,14 +214,21 @@ def run_effects(
     control = levels.get(str(control), control)
     covs = list(covariates) if covariates is not None else [c for c in patients.columns if c not in (treatment, outcome)]
     binary = _is_binary(patients[outcome])
+    mods = list(modifiers) if modifiers is not None else covs
+    unknown = [c for c in mods if c not in covs]
+    if unknown:
+        raise OptionError(f"effect modifier(s) {', '.join(shorten(str(c)) for c in unknown[:5])} not among the "
+                          "covariates", fix="name covariate columns (treatment.modifiers)")
     known = known_propensity(propensity, arms, control) if propensity is not None else None
 
     metrics: dict[str, Any] = {
         "treatment": treatment, "outcome": outcome, "control": control, "arms": {},
         "outcome_type": "binary" if binary else "continuous", "higher_is_better": higher_is_better,
         "randomized": randomized, "folds": folds, "seed": seed, "n_boot": n_boot, "level": level,
-        "effect_scale": f"difference in P({outcome} = 1)" if binary else f"difference in mean {outcome}",
+        "effect_scale": effect_scale or (f"difference in P({outcome} = 1)" if binary
+                                         else f"difference in mean {outcome}"),
         "learners": {m: {"what": LEARNERS[m][0], "interval": LEARNERS[m][1] or "none"} for m in learners},
+        "modifiers": "every covariate" if modifiers is None else list(map(str, mods)),
     }
     cates, tables = [], {}
     for arm in arms:
@@ -239,13 +264,14 @@ def run_effects(
                        "difference_in_means": difference_in_means(y, t, level=level),
                        "overlap": {k: v for k, v in ov.items() if k != "smd"}, "learners": {}}
         arm_metrics["subgroups"] = _subgroup_effects(P, subgroups, psi, keep, level)
-        if binary:  # a difference of two probabilities lies in [−1, 1]; say where a bound was cut
+        # a difference of two probabilities lies in [−1, 1]; say where a bound was cut
+        if binary if probability_scale is None else probability_scale:
             for d in [arm_metrics["ate"], arm_metrics["difference_in_means"],
                       *[g for lv in arm_metrics["subgroups"].values() for g in lv.values()]]:
                 _within_unit(d)
         arm_tables: dict[str, Any] = {"smd": ov["smd"], "learners": {}}
         for m in learners:
-            c = cate_oof(X, y, t, nu.fold, m, seed=seed, level=level)
+            c = cate_oof(X[mods], y, t, nu.fold, m, seed=seed, level=level)
             cv, pv = c["cate"].to_numpy()[keep], psi[keep]
             r = rate(cv, pv, higher_is_better=higher_is_better, n_boot=n_boot, seed=seed, level=level)
             cal = cate_calibration(cv, pv, level=level)

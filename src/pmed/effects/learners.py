@@ -26,7 +26,13 @@ LEARNERS = {
                    None),
     "causal_forest": ("causal forest with orthogonalised outcome and treatment (EconML CausalForestDML)",
                       "bootstrap of little bags (EconML CausalForestDML.effect_interval)"),
+    "linear_t_learner": ("T-learner of penalised linear outcome models per arm (pmed TreatmentOptions: the model "
+                         "behind each patient's treatment options in a bundle)",
+                         "percentile bootstrap of each arm's outcome model, arms resampled apart (100 refits out "
+                         "of fold; 200 in a bundle)"),
 }
+#: learners pmed fits itself rather than through EconML
+_NATIVE = ("linear_t_learner",)
 
 
 def _regressor(seed: int):
@@ -41,11 +47,16 @@ def _classifier(seed: int):
     return LogisticRegression(C=1.0, max_iter=2000)
 
 
-def make_learner(name: str, *, seed: int = 0, propensity: float | None = None):
-    """The EconML estimator behind ``name`` (see :data:`LEARNERS`)."""
-    require("econml", extra="effects", feature="treatment-effect learners")
+def make_learner(name: str, *, seed: int = 0, binary: bool = False):
+    """The estimator behind ``name`` (see :data:`LEARNERS`): EconML's, or pmed's for ``linear_t_learner``
+    (which needs ``binary``: logistic or ridge outcome models)."""
     if name not in LEARNERS:
         raise OptionError(f"unknown effect model {name!r}", fix=f"use among: {', '.join(LEARNERS)}")
+    if name == "linear_t_learner":
+        from pmed.effects.options import TreatmentOptions
+
+        return TreatmentOptions(control="0", binary=binary, seed=seed, n_boot=100)
+    require("econml", extra="effects", feature="treatment-effect learners")
     if name == "s_learner":
         from econml.metalearners import SLearner
 
@@ -93,11 +104,18 @@ def cate_oof(X: pd.DataFrame, y: np.ndarray, t: np.ndarray, fold: np.ndarray, le
     from pmed.effects.estimate import encoder
 
     out = pd.DataFrame({"cate": np.nan, "ci_low": np.nan, "ci_high": np.nan}, index=X.index)
+    binary = bool(set(np.unique(y)) <= {0.0, 1.0})
     has_interval = LEARNERS[learner][1] is not None
     for k in np.unique(fold):
         tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
         enc = encoder(X).fit(X.iloc[tr])
         Ztr, Zte = np.asarray(enc.transform(X.iloc[tr]), float), np.asarray(enc.transform(X.iloc[te]), float)
+        if learner in _NATIVE:  # encodes the covariates itself, fitted on the training folds
+            est = make_learner(learner, seed=seed, binary=binary)
+            est.set_params(level=level).fit(X.iloc[tr], t[tr].astype(str), y[tr])
+            eff, lo, hi = est.effect_interval(X.iloc[te], "1")
+            out.iloc[te, 0], out.iloc[te, 1], out.iloc[te, 2] = eff, lo, hi
+            continue
         est = make_learner(learner, seed=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # EconML's notices on co-linearity and defaults

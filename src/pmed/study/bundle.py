@@ -4,6 +4,9 @@ A bundle is a folder, written atomically::
 
     model/
       pipeline.skops     the fitted pipeline (skops: loading never runs arbitrary pickled code)
+      treatment.skops    studies with a treatment section: each patient's outcome under every
+                         arm (:class:`pmed.effects.options.TreatmentOptions`), described in the
+                         manifest's ``treatment``
       manifest.json      format version, task, target, features and their specs, input schema,
                          training-data fingerprint, versions, metrics, SHA-256 of pipeline.skops
       study.yaml         the study file that produced it
@@ -72,6 +75,8 @@ _TRUSTED_TYPES = {
     "sksurv.tree.tree.SurvivalTree",
     "sksurv.ensemble.boosting.GradientBoostingSurvivalAnalysis",
     "sksurv.ensemble.survival_loss.CoxPH",
+    # treatment options (a study's treatment section): arrays beside scikit-learn's preprocessing
+    "pmed.effects.options.TreatmentOptions",
 }
 # Libraries whose version must match for a pickled estimator to behave identically.
 _PINNED = ("scikit-learn", "lightgbm")
@@ -203,6 +208,8 @@ class ModelBundle:
     pipeline: Any
     manifest: dict
     path: Path
+    #: each patient's outcome under every arm (a study with a treatment section), else None
+    treatment_model: Any = None
 
     @property
     def task(self) -> str:
@@ -358,13 +365,21 @@ def save_bundle(
     study_text: str = "",
     threshold: float = 0.5,
     extra: dict | None = None,
+    treatment: tuple[Any, dict] | None = None,
 ) -> Path:
-    """Write a bundle folder atomically and return its path."""
+    """Write a bundle folder atomically and return its path.
+
+    ``treatment`` is ``(model, description)``: the fitted
+    :class:`~pmed.effects.options.TreatmentOptions` (written to ``treatment.skops``) and what the
+    manifest says of it under ``treatment``.
+    """
     import skops.io as sio
 
     path = Path(path)
     with atomic_dir(path) as tmp:
         sio.dump(pipeline, tmp / "pipeline.skops")
+        if treatment is not None:
+            sio.dump(treatment[0], tmp / "treatment.skops")
         manifest = {
             "format": "pmed.model",
             "version": BUNDLE_FORMAT_VERSION,
@@ -389,6 +404,8 @@ def save_bundle(
             "metrics": metrics or {},
             **(extra or {}),
         }
+        if treatment is not None:
+            manifest["treatment"] = {**treatment[1], "file": "treatment.skops"}
         (tmp / "manifest.json").write_text(to_json(manifest))
         (tmp / "study.yaml").write_text(study_text)
         # last: covers the manifest and everything else; atomic_dir moves the folder in whole
@@ -407,7 +424,6 @@ def load_bundle(path: str | Path) -> ModelBundle:
         written before every file was hashed, must be retrained), or scikit-learn/LightGBM
         versions differ from those it was trained with.
     """
-    import skops.io as sio
 
     path = Path(path)
     mf, pl = path / "manifest.json", path / "pipeline.skops"
@@ -453,12 +469,26 @@ def load_bundle(path: str | Path) -> ModelBundle:
             file=path,
             fix="install those versions (pip install 'scikit-learn==…') or retrain with 'pmed run'",
         )
-    untrusted = set(sio.get_untrusted_types(file=pl))
+    pipeline = _load_trusted(pl)
+    treatment_model = None
+    if manifest.get("treatment"):
+        tf = path / "treatment.skops"
+        if not tf.exists():  # listed in SHA256SUMS when written, so only a hand-made manifest lacks it
+            raise BundleError("the manifest describes a treatment model but treatment.skops is missing", file=path,
+                              fix="do not use this bundle; retrain it with 'pmed run'")
+        treatment_model = _load_trusted(tf)
+    return ModelBundle(pipeline=pipeline, manifest=manifest, path=path, treatment_model=treatment_model)
+
+
+def _load_trusted(file: Path) -> Any:
+    """Load a skops file whose types are all scikit-learn's or on pmed's explicit list."""
+    import skops.io as sio
+
+    untrusted = set(sio.get_untrusted_types(file=file))
     # scikit-learn's own classes and functions (CV splitters, scorers inside a tuned model)
     # construct no arbitrary code; anything else must be on the explicit list
     unknown = {t for t in untrusted - _TRUSTED_TYPES if not t.startswith("sklearn.")}
     if unknown:
-        raise BundleError(f"the pipeline contains types pmed does not trust: {', '.join(sorted(unknown))}",
-                          file=pl, fix="only load bundles written by pmed")
-    pipeline = sio.load(pl, trusted=sorted(untrusted))
-    return ModelBundle(pipeline=pipeline, manifest=manifest, path=path)
+        raise BundleError(f"the {file.stem} contains types pmed does not trust: {', '.join(sorted(unknown))}",
+                          file=file, fix="only load bundles written by pmed")
+    return sio.load(file, trusted=sorted(untrusted))

@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 
 from pmed.cohort import Cohort
-from pmed.errors import OptionError, PmedWarning, ValidationError
+from pmed.errors import OptionError, PmedWarning, ValidationError, shorten
 from pmed.io.tables import read_table, write_table
 from pmed.study.bundle import ModelBundle, load_bundle
 
 __all__ = ["predict_patients", "explain_patient", "new_patient_features", "write_patient_reports",
-           "is_report_folder", "check_report_folder"]
+           "is_report_folder", "check_report_folder", "treatment_options", "read_pgx_recommendations",
+           "treatment_options_section"]
 
 #: The header of the index a patient-report folder holds: how a later run recognises the folder.
 _INDEX_HEADER = "patient_id,report"
@@ -98,6 +99,87 @@ def predict_patients(
     if out is not None:
         write_table(pred, out)
     return pred
+
+
+def read_pgx_recommendations(path: str | Path) -> pd.DataFrame:
+    """The recommendations of ``pmed pgx call``: its output folder or its ``recommendations.tsv``.
+
+    Raises
+    ------
+    InputError
+        Neither a folder holding ``recommendations.tsv`` nor such a file.
+    """
+    from pmed.errors import InputError
+
+    path = Path(path)
+    file = path / "recommendations.tsv" if path.is_dir() else path
+    if not file.is_file():
+        raise InputError("no recommendations.tsv here", file=path,
+                         fix="give the output folder of 'pmed pgx call' (or its recommendations.tsv) to --pgx")
+    try:  # pmed pgx call writes it (tab-separated, UTF-8); IDs stay text
+        recs = pd.read_csv(file, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        raise InputError(f"cannot read the recommendations table: {shorten(str(e), 120)}", file=file,
+                         fix="give the output folder of 'pmed pgx call' to --pgx") from None
+    missing = [c for c in ("sample", "drug", "source", "recommendation") if c not in recs.columns]
+    if missing:
+        raise InputError(f"not a recommendations table of 'pmed pgx call': no column(s) {', '.join(missing)}",
+                         file=file, fix="give the output folder of 'pmed pgx call' to --pgx")
+    return recs
+
+
+def treatment_options(bundle: ModelBundle, X: pd.DataFrame, *,
+                      recommendations: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every patient's treatment options, ranked, with the pharmacogenomic guidance beside them.
+
+    Parameters
+    ----------
+    bundle
+        A bundle of a study with a treatment section (``bundle.treatment_model``).
+    X
+        The patients' features (:func:`new_patient_features`).
+    recommendations
+        ``pmed pgx call``'s recommendations for these patients (:func:`read_pgx_recommendations`),
+        or ``None``: ``pgx_flag`` then says "no PGx calls".
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``treatment_options.csv``: one row per patient and treatment, best first —
+        ``patient_id, treatment, outcome, outcome_low, outcome_high`` (the expected outcome under
+        the treatment, a probability for a 0/1 target), ``effect, effect_low, effect_high``
+        (against the control), ``prob_best``, ``rank`` (the model's), ``pgx_flag`` and
+        ``pgx_guidance`` (CPIC/DPWG for the treatment as a drug: shown beside the rank, which
+        they never change; see :mod:`pmed.genomics.pgx.flags`).
+
+    Raises
+    ------
+    OptionError
+        The bundle has no treatment model.
+    """
+    from pmed.genomics.pgx.flags import pgx_flags
+
+    tm, info = bundle.treatment_model, bundle.manifest.get("treatment")
+    if tm is None or not info:
+        raise OptionError("this model bundle has no treatment model (its study has no treatment: section)",
+                          fix="train a study with a treatment: section to get treatment options")
+    # the model's own columns checked against the training schema (as for the prediction); the
+    # options model reads its covariates as new_patient_features gives them, as in training
+    bundle.check_features(X)
+    opts = tm.options(X, higher_is_better=info["higher_is_better"])
+    flags = pgx_flags(recommendations, X.index, info["arms"])
+    out = opts.merge(flags, on=["patient_id", "treatment"], how="left", validate="one_to_one")
+    return out
+
+
+def treatment_options_section(options: pd.DataFrame, patient, manifest: Mapping) -> str:
+    """The "Treatment options" section of one patient's report (an HTML fragment), in plain words."""
+    from pmed.report.html import _env
+
+    info = manifest["treatment"]
+    rows = options[options["patient_id"] == patient].to_dict("records")
+    return _env().get_template("_treatment_options.html.j2").render(rows=rows, info=info,
+                                                                   level=int(round(100 * info["level"])))
 
 
 def explain_patient(bundle: ModelBundle, x: pd.DataFrame, *, top: int = 5) -> pd.DataFrame:

@@ -446,6 +446,7 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
                "conformal": conformal,
                "population_predictions": np.quantile(sel_oof["prediction"], np.linspace(0, 1, 101)).tolist(),
                "positive": study.target.positive},
+        treatment=_treatment_options(study, cohort, X, y),
     )
 
     if study.treatment is not None:
@@ -467,6 +468,15 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
     reporter.advance("wrote outputs")
     return StudyResult(study=study, out_dir=out_dir, cohort=cohort, metrics=metrics, comparison=comparison,
                        oof=oof_all, importance=importance, selected=selected, bundle_path=bundle_path)
+
+
+def _treatment_options(study: Study, cohort: Cohort, X: pd.DataFrame, y: pd.Series):
+    """The bundle's treatment model (each patient's outcome under every arm), or None."""
+    if study.treatment is None:
+        return None
+    from pmed.study.effects import fit_treatment_options
+
+    return fit_treatment_options(study, cohort, X, y)
 
 
 def _clinical_evaluation(study: Study, cohort: Cohort, X: pd.DataFrame, oof: pd.DataFrame, results: dict,
@@ -512,6 +522,10 @@ def _clinical_evaluation(study: Study, cohort: Cohort, X: pd.DataFrame, oof: pd.
         "versions": {k: v for k, v in manifest["versions"].items() if v},
         "outcome": f"{study.target.column} (event = {study.target.positive if study.target.positive is not None else 1}).",
     }
+    if study.treatment is not None:  # _run_into wrote effects/ beside evaluation/ before this report
+        from pmed.report.effects import effects_context
+
+        context["effects"] = effects_context(out.parent / "effects")
     write_evaluation(evaluation, tables, out, context=context, figures=figures,
                      roc_data=first[["model", "outcome", "prediction"]])
 

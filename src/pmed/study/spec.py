@@ -245,14 +245,25 @@ class TreatmentSpec(_Strict):
     randomized: bool = False
     propensity: float | dict[str, float] | None = None
     subgroups: list[str] = Field(default_factory=list, description="columns whose levels get their own ATE")
-    higher_is_better: bool = Field(default=True, description="whether a larger outcome is better for the patient")
+    higher_is_better: bool = Field(default=True, description="whether a larger outcome is better for the patient "
+                                                              "(default false on a survival target: an event is bad)")
     overlap: tuple[float, float] = Field(default=(0.05, 0.95), description="propensity bounds (observational)")
+    modifiers: list[str] | None = Field(
+        default=None, description="columns that may modify the effect, the covariates of the CATE learners and of "
+                                  "the bundle's treatment options (default every feature; the ATE's outcome and "
+                                  "propensity models always use every feature)")
+    horizon: float | None = Field(default=None, description="survival targets: the effect is the difference in "
+                                                             "P(event by horizon) (default the last target horizon)")
 
     @model_validator(mode="after")
     def _check(self) -> TreatmentSpec:
         lo, hi = self.overlap
         if not 0 <= lo < hi <= 1:
             raise ValueError(f"treatment.overlap must be two probabilities lo < hi, got {list(self.overlap)}")
+        import math
+
+        if self.horizon is not None and not (math.isfinite(self.horizon) and self.horizon > 0):
+            raise ValueError(f"treatment.horizon must be a positive time (unit of target.time), got {self.horizon:g}")
         if self.propensity is not None and not self.randomized:
             raise ValueError("treatment.propensity is a trial's known allocation probability: set randomized: true "
                              "(observational studies model it)")
@@ -328,8 +339,12 @@ class Study(_Strict):
             from pmed.effects.learners import LEARNERS
 
             if self.target.task == "survival":
-                raise ValueError("treatment effects on a survival target are not available yet: use a binary "
-                                 "target at a horizon (e.g. event within 5 years)")
+                # an event is bad for the patient: a lower risk of it is the better arm
+                if "higher_is_better" not in self.treatment.model_fields_set:
+                    self.treatment.higher_is_better = False
+            elif self.treatment.horizon is not None:
+                raise ValueError("treatment.horizon applies to survival targets only (the time by which the event "
+                                 "is counted); drop it, the effect is on the target column itself")
             if self.treatment.column in self.target.outcome_columns:
                 raise ValueError(f"treatment.column {self.treatment.column!r} is the target")
             bad = [m for m in self.effect_models or [] if m not in LEARNERS]

@@ -197,6 +197,13 @@ def run_survival(study: Study, out_dir: Path, reporter: Reporter):
     X = cohort.features(study.features.blocks, include=study.features.include, exclude=study.features.exclude)
     if ev.group and ev.group in X.columns:
         X = X.drop(columns=[ev.group])
+    y_effects = None
+    if study.treatment is not None:  # a bad treatment section is refused before any fitting
+        from pmed.study.effects import check_study_effects, survival_effect_outcome
+
+        # the outcome of the effects: each patient's pseudo-observation of the event by the horizon
+        y_effects = survival_effect_outcome(study, time, event, X.index)
+        check_study_effects(study, cohort, X, y_effects, source=source)
     groups = study_groups(study, cohort, X)
     splits, stratified = _splits(study, time, event, groups, hs)
     reporter.start(len(study.models) * (len(splits) + 1) + 2)
@@ -346,8 +353,13 @@ def run_survival(study: Study, out_dir: Path, reporter: Reporter):
                                 [surv_name(h), f"{surv_name(h)}_low", f"{surv_name(h)}_high"]
                                 if interval_terms else [surv_name(h)])], "median_survival"],
                             "intervals": interval_terms, "km": km_curve}},
+        treatment=None if y_effects is None else _treatment_options(study, cohort, Xs, y_effects),
     )
 
+    if y_effects is not None:
+        from pmed.study.effects import run_study_effects
+
+        metrics_out["effects"] = run_study_effects(study, cohort, X, y_effects, out_dir / "effects", source=source)
     write_text_atomic(out_dir / "metrics.json", to_json(metrics_out))
     write_table(comparison, out_dir / "model_comparison.csv", index=False)
     write_table(oof_all, out_dir / "oof_predictions.csv", index=False)
@@ -419,3 +431,10 @@ def _comparison_table(results: dict, hs: list[float]) -> pd.DataFrame:
             row[f"{key}_ci_high"] = round(v["ci_high"], 4)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _treatment_options(study: Study, cohort, X: pd.DataFrame, y_effects: pd.Series):
+    """The bundle's treatment model on the pseudo-observations of the event by the effect horizon."""
+    from pmed.study.effects import fit_treatment_options
+
+    return fit_treatment_options(study, cohort, X, y_effects.reindex(X.index))
