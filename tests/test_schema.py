@@ -98,3 +98,22 @@ def test_infer():
     assert s.columns["x"].type == "float"
     assert s.columns["k"].type == "int"
     assert s.columns["c"].categories == ("u", "v")
+
+
+def test_column_code_round_trips():
+    # a coded column (FHIR input) keeps its code through to_dict/from_dict, as a bundle's
+    # manifest stores its input_schema
+    d = {"id": "pid", "columns": {
+        "bmi": {"type": "float", "unit": "kg/m2", "code": "http://loinc.org|39156-5"},
+        "sex": {"type": "category", "categories": ["F", "M"]},
+    }}
+    s = TableSchema.from_dict(d)
+    assert s.columns["bmi"].code == "http://loinc.org|39156-5"
+    assert s.columns["sex"].code is None
+    out = s.to_dict()
+    assert out["columns"]["bmi"]["code"] == "http://loinc.org|39156-5"
+    assert "code" not in out["columns"]["sex"]
+    assert TableSchema.from_dict(out).columns == s.columns
+    with pytest.raises(SchemaError, match="system\\|code") as e:
+        TableSchema.from_dict({"columns": {"bmi": {"type": "float", "code": "39156-5"}}})
+    assert e.value.where == "columns.bmi"

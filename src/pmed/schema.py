@@ -54,6 +54,11 @@ class ColumnSpec:
         Whether missing values are allowed.
     description
         Human-readable meaning.
+    code
+        The column's concept in a code system, as ``"system|code"`` (``"http://loinc.org|39156-5"``
+        for BMI): FHIR input (:mod:`pmed.serve.fhir`) fills the column from the Observations
+        coded so, converting their values to ``unit`` (then best a UCUM unit: ``kg/m2``, ``a``,
+        ``mmol/L``).
     """
 
     type: str = "float"
@@ -64,6 +69,7 @@ class ColumnSpec:
     required: bool = True
     nullable: bool = True
     description: str | None = None
+    code: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in COLUMN_TYPES:
@@ -80,6 +86,13 @@ class ColumnSpec:
             object.__setattr__(self, "categories", tuple(self.categories))
         if self.min is not None and self.max is not None and self.min > self.max:
             raise SchemaError(f"min {self.min} is greater than max {self.max}")
+        if self.code is not None:
+            system, bar, code = str(self.code).partition("|")
+            if not (bar and system.strip() and code.strip()):
+                raise SchemaError(
+                    f"code {shorten(self.code)} is not of the form 'system|code'",
+                    fix="write e.g. code: 'http://loinc.org|39156-5'",
+                )
 
 
 @dataclass

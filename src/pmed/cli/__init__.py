@@ -300,6 +300,9 @@ def _add_subcommands() -> None:
     app.add_typer(timeseries.app, name="timeseries")
     app.add_typer(imaging.app, name="imaging")
     app.add_typer(omics.app, name="omics")
+    from pmed.serve import cli as serve  # imports no web package until `pmed serve` runs
+
+    app.add_typer(serve.app, name="serve")
 
 
 _add_subcommands()

@@ -34,15 +34,22 @@ PATIENT_COLUMNS = (
 
 
 def synthetic_schema() -> dict:
-    """The pmed schema (see :mod:`pmed.schema`) of the synthetic patient tables, as a dict."""
+    """The pmed schema (see :mod:`pmed.schema`) of the synthetic patient tables, as a dict.
+
+    Columns with a sure LOINC code carry it (``code``), so that FHIR input
+    (:mod:`pmed.serve.fhir`) can fill them: age 30525-0, BMI 39156-5, smoking status 72166-2
+    (its answer text, "Never smoker", "Former smoker", "Current every day smoker", maps to
+    never/former/current by its first word). ``sex`` comes from ``Patient.gender``. Age keeps
+    the unit ``years`` (read as UCUM ``a``) because the unit is shown in patient reports.
+    """
     cols: dict[str, dict[str, Any]] = {
         "age": {"type": "float", "unit": "years", "min": 18, "max": 110,
-                "description": "age at enrolment"},
+                "description": "age at enrolment", "code": "http://loinc.org|30525-0"},
         "sex": {"type": "category", "categories": ["F", "M"], "description": "sex at birth"},
         "bmi": {"type": "float", "unit": "kg/m2", "min": 10, "max": 80,
-                "description": "body-mass index"},
+                "description": "body-mass index", "code": "http://loinc.org|39156-5"},
         "smoking": {"type": "category", "categories": ["never", "former", "current"],
-                    "description": "smoking status"},
+                    "description": "smoking status", "code": "http://loinc.org|72166-2"},
         "alcohol_units_week": {"type": "float", "unit": "UK units/week", "min": 0, "max": 200,
                                "description": "alcohol intake"},
         "physical_activity_h_week": {"type": "float", "unit": "h/week", "min": 0, "max": 80,
