@@ -124,8 +124,12 @@ def test_sigkill_mid_load_loses_no_audit_row_of_an_answer(tmp_path):
             "SELECT input_sha256 FROM audit WHERE route = ? AND status_code = 200 AND model = 'test-event'",
             (ROUTE,))}
         stored = {p for (p,) in con.execute("SELECT id FROM predictions")}
+        n_audited_200 = con.execute("SELECT count(*) FROM audit WHERE route = ? AND status_code = 200",
+                                    (ROUTE,)).fetchone()[0]
     missing = set(answered) - audited
     assert not missing, f"{len(missing)} of {len(answered)} answered predictions have no audit row"
     assert set(answered.values()) <= stored
     # a row may exist for a request whose answer the kill cut off, never for a body not sent
     assert audited <= sent
+    # the input rows are stored in the audit row's transaction: no stored prediction without one
+    assert len(stored) == n_audited_200

@@ -331,9 +331,10 @@ def _router(app: FastAPI, engine: Engine, cache: BundleCache, limiter: RateLimit
         pid = uuid.uuid4().hex
         if as_fhir:  # built before anything is stored: a failure here leaves no orphan prediction
             doc = await run_in_threadpool(_risk_bundle, bundle, model, pred, pid)
-        with Session(engine) as s, s.begin():
-            s.add(Prediction(id=pid, created_at=utcnow(), user=who.user, model=model.name,
-                             model_sha256=model.sha256, rows=rows))
+        # stored by the audit middleware in the audit row's transaction, before the response
+        # starts: a crash can lose neither one without the other
+        request.state.pending = [Prediction(id=pid, created_at=utcnow(), user=who.user, model=model.name,
+                                            model_sha256=model.sha256, rows=rows)]
         if as_fhir:
             return JSONResponse(doc, media_type=FHIR_JSON)
         return {"model": model.name, "model_sha256": model.sha256, "prediction_id": pid, "predictions": out}

@@ -146,11 +146,14 @@ class AuditMiddleware:
         row = Audit(time=utcnow(), user=state.get("user"), route=self._route(scope), method=scope["method"],
                     model=state.get("model"), model_sha256=state.get("model_sha256"),
                     input_sha256=state.get("input_sha256"), status_code=int(status), outcome=outcome[:64])
-        await run_in_threadpool(self._write, row)
+        # rows a successful route left to store (a prediction's input rows) share the audit
+        # row's transaction, committed before the response starts
+        pending = state.get("pending", []) if status < 400 else []
+        await run_in_threadpool(self._write, [*pending, row])
 
-    def _write(self, row: Audit) -> None:
+    def _write(self, rows: list) -> None:
         with Session(self.engine) as s, s.begin():
-            s.add(row)
+            s.add_all(rows)
 
     def _log(self, scope, status: int, t0: float) -> None:
         log.info("%s %s %d %.1f ms", scope["method"], self._route(scope), status, 1000 * (time.perf_counter() - t0))
