@@ -21,3 +21,13 @@ def test_public_api():
 
     assert set(pmed.__all__) >= {"Cohort", "TableSchema", "PmedError"}
     assert pmed.__version__
+
+
+def test_test_module_names_are_unique():
+    """pytest imports test modules by file name (no packages under tests/): two of one name in
+    different folders stop the whole run at collection."""
+    from collections import Counter
+    from pathlib import Path
+
+    names = Counter(p.name for p in Path(__file__).parent.rglob("*.py") if p.name != "__init__.py")
+    assert [n for n, k in names.items() if k > 1] == []

@@ -105,6 +105,15 @@ def test_blocks_join_and_mismatched_ids_are_refused(clinical_files, tmp_path):
     pd.DataFrame({"patient_id": ["N0", "N1"], "prs_cad": [0.1, 0.2]}).to_csv(tmp_path / "newprs.csv", index=False)
     with pytest.raises(IDMismatchError, match="2 of the cohort.s 4 patients are missing from block .prs."):
         predict_patients(r.bundle_path, clinical_files["new"], blocks={"prs": tmp_path / "newprs.csv"})
+    # the block's columns beside the patient's (a service request) give what the block file gives
+    new = pd.read_csv(clinical_files["new"])
+    prs = pd.DataFrame({"patient_id": new["patient_id"], "prs_cad": [0.3, -1.2, 0.0, 2.1]})
+    prs.to_csv(tmp_path / "prs4.csv", index=False)
+    from_file = predict_patients(r.bundle_path, clinical_files["new"], blocks={"prs": tmp_path / "prs4.csv"})
+    inline = predict_patients(r.bundle_path, new.assign(prs_cad=prs["prs_cad"]))
+    pd.testing.assert_frame_equal(inline, from_file)
+    with pytest.raises(ValidationError, match="needs block"):  # a block column short: the block is asked for
+        predict_patients(r.bundle_path, new)
 
 
 def test_nested_tuning_and_recalibration_run_and_bundle(clinical_files, tmp_path):

@@ -32,14 +32,22 @@ def new_patient_features(
     """Read new patients (and their modality files) into the model's feature table.
 
     The patient table is validated against the schema the model was trained with; blocks the
-    model needs (for example ``genotypes``) must be given, and every patient must be in them.
+    model needs (for example ``genotypes``) must be given, and every patient must be in them —
+    or, for a table given as a DataFrame, their columns may stand beside the patient's (every
+    model feature the patient schema lacks, by name: what a service request carries).
     """
     from pmed.study.run import read_block
 
     schema = bundle.input_schema()
     source = None
+    inline = False
     if isinstance(patients, pd.DataFrame):
         df = schema.validate(patients.reset_index() if patients.index.name == schema.id else patients)
+        # the blocks' columns given beside the patient's (a service request, an exported table;
+        # kept by the validation as undeclared columns): every feature the patient schema does
+        # not hold must then be there, by name
+        block_cols = [c for c in bundle.feature_names if c not in schema.columns]
+        inline = bool(block_cols) and set(block_cols) <= set(df.columns)
     else:
         source = str(patients)
         df = read_table(patients, schema=schema)
@@ -47,6 +55,8 @@ def new_patient_features(
     needed = dict(bundle.manifest.get("blocks", {}))
     given = dict(blocks or {})
     missing = [n for n in needed if n not in given]
+    if missing and inline and not given:
+        return cohort.features(["patients"])
     if missing:
         raise ValidationError(
             [f"the model needs block(s) {', '.join(missing)} for these patients"],
