@@ -41,4 +41,4 @@ lock: | $(BIN)/python
 	$(MAKE) test
 
 clean:
-	rm -rf $(VENV) pmed-demo pmed-out .pytest_cache .ruff_cache
+	rm -rf $(VENV) pmed-demo pmed-out pmed-serve.sqlite* .pytest_cache .ruff_cache

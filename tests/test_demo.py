@@ -147,3 +147,14 @@ def test_demo_recovers_the_cyp2c19_clopidogrel_effect(tmp_path):
     base, plus = (om[k]["metrics"]["auroc"] for k in ("clinical+PGx", "clinical+PGx+single-cell"))
     # (seed 0: 0.751 → 0.843)
     assert plus["estimate"] > base["estimate"] + 0.03
+
+    # serving: every bundle of the demo registered; a patient posted with its genotype and PGx
+    # columns inline gets pmed predict's probability, factors and both treatment options
+    served = out["served"]
+    if served is not None:  # the serve extra is in the demo lock: None only without it
+        assert len(served["models"]) == len(list(tmp_path.rglob("model/manifest.json")))
+        got, pid = served["answer"], served["patient_id"]
+        assert got["patient_id"] == pid
+        assert got["probability"] == pytest.approx(out["predictions"].loc[pid, "probability"], abs=1e-12)
+        assert len(got["factors"]) == 5 and {o["treatment"] for o in got["treatment_options"]} == {
+            "clopidogrel", "ticagrelor"}

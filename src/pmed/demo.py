@@ -325,9 +325,10 @@ def _demo(out: Path, *, n_patients: int, seed: int, console: Any, progress: Any,
     cad = _cad_with_prs(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
     chd = _progression(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
     omics = _single_cell(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
+    served = _serving(out, files, bundle, X_new, preds, say)
     say(f"\neverything is in {out}/ — rerun the study with: pmed run {study_path} --out {out / 'results'}")
     return {"result": result, "predictions": preds, "factors": factors, "options": options, "cad": cad, "chd": chd,
-            "omics": omics}
+            "omics": omics, "served": served}
 
 
 def _treatment_options(bundle, X_new: pd.DataFrame, recommendations: pd.DataFrame, out: Path, say) -> pd.DataFrame:
@@ -477,6 +478,81 @@ def _run(study_path: Path, out: Path, *, progress, reporter_cls):
         with progress() as p:
             return run_study(study, out, reporter=reporter_cls(p))
     return run_study(study, out)
+
+
+def _serving(out: Path, files: dict, bundle, X_new: pd.DataFrame, preds: pd.DataFrame, say) -> dict | None:
+    """The demo's bundles behind ``pmed serve`` (uvicorn on a free local port, a throwaway SQLite):
+    one new patient posted over HTTP with its genotype and PGx columns beside the clinical ones,
+    answered with the probability ``pmed predict`` gave, its factors and treatment options."""
+    missing = _missing_extra("fastapi", "uvicorn", "sqlalchemy", "alembic")
+    if missing:
+        say(f"\n[bold]Serving[/bold]: skipped (not installed: {missing}; pip install 'pmed[serve]')")
+        return None
+    import json
+    import tempfile
+    import threading
+    import time
+    import urllib.request
+
+    import uvicorn
+
+    from pmed.serve import create_app, create_token
+    from pmed.serve.registry import bundle_name
+    from pmed.serve.testing import free_port
+
+    say("\n[bold]Serving[/bold] (pmed serve: the API and the clinician page over these bundles)")
+    pid = preds.index[0]
+    row = pd.read_csv(files["new_patients"], dtype={"patient_id": str}).set_index("patient_id").loc[pid]
+    schema_cols = set(bundle.input_schema().columns)
+    patient = {"patient_id": pid, **row.to_dict(),
+               **{c: X_new.loc[pid, c] for c in bundle.feature_names if c not in schema_cols}}
+    body = json.dumps({"patients": [{k: _json_value(v) for k, v in patient.items()}]}).encode()
+    name = bundle_name(bundle.path)
+    with tempfile.TemporaryDirectory(prefix="pmed-demo-serve-") as tmp:
+        db = f"sqlite:///{Path(tmp) / 'serve.sqlite'}"
+        app = create_app(out, db)
+        token = create_token(app.state.engine, role="clinician", user="demo")
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
+                                               access_log=False))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            while not server.started:
+                if not thread.is_alive():
+                    raise RuntimeError("the demo's server did not start")
+                time.sleep(0.05)
+            base = f"http://127.0.0.1:{server.config.port}"
+            auth = {"Authorization": f"Bearer {token}"}
+
+            def call(path: str, data: bytes | None = None) -> dict:
+                req = urllib.request.Request(base + path, data=data, method="POST" if data else "GET",
+                                             headers={**auth, "Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=120) as r:  # noqa: S310 (a local URL)
+                    return json.load(r)
+
+            models = [m["name"] for m in call("/api/models")]
+            t0 = time.perf_counter()
+            answer = call(f"/api/models/{name}/predict", body)
+            ms = (time.perf_counter() - t0) * 1000
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+        app.state.engine.dispose()
+    got = answer["predictions"][0]
+    say(f"  {len(models)} bundles registered: {', '.join(models)}")
+    say(f"  POST /api/models/{name}/predict with {pid}'s clinical, genotype and PGx columns: "
+        f"probability {got['probability']:.3f} (pmed predict: {preds.loc[pid, 'probability']:.3f}) in {ms:.0f} ms; "
+        f"top factor {got['factors'][0]['feature']}; {len(got.get('treatment_options', []))} treatment options")
+    say(f"  serve them yourself: pmed serve --models {out} → open http://localhost:8000/ and sign in with the "
+        "token it prints")
+    return {"models": models, "patient_id": pid, "answer": got, "milliseconds": ms}
+
+
+def _json_value(v: Any) -> Any:
+    # a value of a request body: missing values as null, numpy scalars as Python's
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return None
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _missing_extra(*modules: str) -> str | None:

@@ -292,3 +292,12 @@ def test_a_bug_is_a_bare_500_audited_and_logged_without_its_message(served, monk
     assert "POST /api/models/{name}/predict 500" in caplog.text
     last = _last_audit(served["engine"])
     assert (last.status_code, last.outcome, last.user) == (500, "error", "cleo")
+
+
+def test_find_bundles_skips_staging_folders(served, tmp_path):
+    """A study still running stages its output in '.name.xxxx.tmp': that half-written copy is not a bundle to serve."""
+    from pmed.serve.registry import find_bundles
+
+    shutil.copytree(served["bundle"], tmp_path / "a" / "model")
+    shutil.copytree(served["bundle"], tmp_path / ".b.x1y2.tmp" / "model")
+    assert find_bundles(tmp_path) == [tmp_path / "a" / "model"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import socket
 import threading
@@ -23,6 +24,7 @@ from pmed.serve import create_app, create_token  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 MODEL = "test-event"
+BLOCK_MODEL = "test-prs"  # reads the column prs_cad of a block 'prs' besides the patient table
 TABLET = {"width": 820, "height": 1180}  # a tablet in portrait
 
 
@@ -51,12 +53,26 @@ def served(tmp_path_factory):
         "models:\n  - family: cox\nevaluation: {folds: 3, repeats: 1, bootstrap: 0, coefficient_bootstrap: 0, "
         "report: false}\nseed: 0\n")
     run_study(surv / "study.yaml", paths["models"] / "survival")
+    # and a binary model that also reads a block (a polygenic score, prs_cad, as tests/study/test_run.py),
+    # made to matter: the score is higher in patients with the event
+    prs = root / "prs"
+    prs.mkdir()
+    df = make_clinical()
+    df.to_csv(prs / "patients.csv", index=False)
+    (prs / "schema.yaml").write_text(SCHEMA_YAML)
+    score = np.random.default_rng(5).normal(size=len(df)) + 1.5 * df["event"]
+    pd.DataFrame({"patient_id": df["patient_id"], "prs_cad": score}).to_csv(prs / "prs.csv", index=False)
+    study = write_study(prs, models=("linear",))
+    study.write_text(study.read_text().replace("name: test-event", f"name: {BLOCK_MODEL}").replace(
+        "  outcomes: [sbp]", "  outcomes: [sbp]\n  blocks: {prs: prs.csv}"))
+    run_study(study, paths["models"] / "prs")
     app = create_app(paths["models"], f"sqlite:///{root / 'serve.sqlite'}")
     token = create_token(app.state.engine, role="clinician", user="cleo")
     # patients of the training table with every value present (the form's fields filled one by one)
     train = pd.read_csv(root / "data" / "patients.csv").drop(columns=["event", "sbp"]).dropna()
     return {"app": app, "client": TestClient(app), "token": token, "train": train,
             "sbp_bundle": paths["models"] / "sbp" / "model", "surv_bundle": paths["models"] / "survival" / "model",
+            "prs_bundle": paths["models"] / "prs" / "model",
             **paths}
 
 
@@ -117,6 +133,34 @@ def test_schema_and_population_routes(served):
     paths = c.get("/api/openapi.json", headers=bearer(tok)).json()["paths"]
     assert {"/api/models/{name}/schema", "/api/models/{name}/population"} <= set(paths)
     assert "/" not in paths and not any(p_.startswith("/static") for p_ in paths)
+
+
+def test_schema_lists_the_block_columns_the_api_takes_inline(served):
+    from pmed.study import load_bundle
+
+    c, tok = served["client"], served["token"]
+    doc = c.get(f"/api/models/{BLOCK_MODEL}/schema", headers=bearer(tok)).json()
+    assert doc["blocks"] == ["prs"]
+    cols = {c_["name"]: c_ for c_ in doc["columns"]}
+    assert list(cols) == ["age", "sex", "bmi", "smoking", "diabetes", "crp", "prs_cad"]
+    assert [n for n, c_ in cols.items() if c_["block"]] == ["prs_cad"]
+    # the block column: the training data's spec of the feature, never required, null allowed
+    spec = load_bundle(served["prs_bundle"]).manifest["feature_specs"]["prs_cad"]
+    assert spec["type"] == "float" and "min" not in spec
+    assert cols["prs_cad"] == {"name": "prs_cad", "type": "float", "unit": None, "min": None, "max": None,
+                               "categories": None, "required": False, "nullable": True, "description": None,
+                               "feature": True, "block": True}
+    assert cols["age"]["block"] is False and cols["age"]["required"] is True
+    # a model without blocks: no such column
+    plain = c.get(f"/api/models/{MODEL}/schema", headers=bearer(tok)).json()["columns"]
+    assert not any(c_["block"] for c_ in plain)
+    # what the page sends: the block column beside the patient's, null when unknown; without it, 422
+    row = json.loads(served["train"].iloc[[0]].to_json(orient="records"))[0]
+    url = f"/api/models/{BLOCK_MODEL}/predict"
+    r = c.post(url, json={"patients": [row | {"prs_cad": None}]}, headers=bearer(tok))
+    assert r.status_code == 200 and 0 < r.json()["predictions"][0]["probability"] < 1
+    r = c.post(url, json={"patients": [row]}, headers=bearer(tok))
+    assert r.status_code == 422 and "needs block(s) prs" in r.text
 
 
 # ---------------------------------------------------------------------------------------------- Chromium
@@ -365,4 +409,60 @@ def test_page_survival_model_shows_risk_and_survival_at_horizons(served, server,
     # survival falls with the horizon
     assert want[surv[0]] > want[surv[1]]
     assert page.locator("#factors li").count() >= 1 and errors == []
+    page.close()
+
+
+def test_page_sends_the_block_columns_and_predicts_as_predict_patients(served, server, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    from pmed.study import predict_patients
+
+    page, errors = _model_page(browser, server, served["token"], BLOCK_MODEL, "also reads data blocks (prs)")
+    summary = page.locator("#block-summary")
+    expect(summary).to_have_text("Other model inputs (from blocks: prs) \u2014 1 column; leave empty when unknown")
+    prs = page.get_by_label("prs_cad", exact=True)
+    expect(prs).to_be_hidden()  # collapsed
+    summary.click()
+    assert prs.get_attribute("type") == "number" and prs.get_attribute("min") is None
+
+    def want(row, score):
+        """predict_patients with the block given as a file (the command line's way)."""
+        block = tmp_path / f"prs_{row['patient_id']}.csv"
+        pd.DataFrame({"patient_id": [row["patient_id"]], "prs_cad": [score]}).to_csv(block, index=False)
+        patients = row.to_frame().T.astype({"age": float, "bmi": float, "crp": float, "diabetes": int})
+        return float(predict_patients(served["prs_bundle"], patients, blocks={"prs": block})["probability"].iloc[0])
+
+    def predict():
+        with page.expect_response(lambda r: r.url.endswith(f"/api/models/{BLOCK_MODEL}/predict")) as resp:
+            page.get_by_role("button", name="Predict").click()
+        assert resp.value.status == 200
+        return resp.value
+
+    # typed in: every field, the block's too
+    row = served["train"].iloc[4]
+    page.get_by_label("Patient ID").fill(str(row["patient_id"]))
+    for col, unit in (("age", "years"), ("bmi", "kg/m2"), ("crp", "mg/L")):
+        page.get_by_label(_label(col, unit), exact=True).fill(str(row[col]))
+    for col in ("sex", "smoking"):
+        page.get_by_label(col, exact=True).select_option(str(row[col]))
+    page.get_by_label("diabetes", exact=True).select_option(str(int(row["diabetes"])))
+    prs.fill("2.5")
+    resp = predict()
+    assert resp.request.post_data_json["patients"][0]["prs_cad"] == 2.5
+    p = want(row, 2.5)
+    assert resp.json()["predictions"][0]["probability"] == pytest.approx(p, rel=1e-9)
+    expect(page.locator("#prediction-value")).to_have_text(_percent(p))
+    # the score matters: unknown (imputed) gives another answer, so the value was not dropped
+    assert _percent(p) != _percent(want(row, np.nan))
+
+    # a CSV row whose header holds the block column fills it too
+    row2 = served["train"].iloc[5]
+    _fill_from_csv(page, pd.concat([row2, pd.Series({"prs_cad": -0.75})]))
+    expect(page.locator("#csv-note")).to_contain_text("Read 8 column(s)")
+    expect(prs).to_have_value("-0.75")
+    resp = predict()
+    p2 = want(row2, -0.75)
+    assert resp.json()["predictions"][0]["probability"] == pytest.approx(p2, rel=1e-9)
+    expect(page.locator("#prediction-value")).to_have_text(_percent(p2))
+    assert errors == []
     page.close()

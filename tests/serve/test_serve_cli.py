@@ -60,3 +60,22 @@ def test_serve_runs_uvicorn_with_the_factory(trained, tmp_path, monkeypatch, cap
     tok = create_token(app.state.engine, role="admin", user="x")
     assert [m["name"] for m in TestClient(app).get("/api/models", headers=bearer(tok)).json()] == ["test-event"]
     assert main(["serve", "--port", "8123"]) == 2  # no --models
+
+
+def test_first_start_prints_an_admin_token_once(trained, tmp_path, monkeypatch, capsys):
+    """A new database has no token to sign in with: the first start prints one (as Jupyter's), later ones do not."""
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    for k in ("MODELS", "DB", "MAX_BODY_BYTES", "RATE_LIMIT", "CORS_ORIGINS", "INIT"):
+        monkeypatch.setenv(f"PMED_SERVE_{k}", "")
+    url = f"sqlite:///{tmp_path / 'first.sqlite'}"
+    assert main(["serve", "--models", str(trained["models"]), "--db", url, "--port", "8124"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert "Open http://localhost:8124/" in out[-2]
+    token = out[-1]
+    c = TestClient(create_app(trained["models"], url))
+    assert c.get("/api/audit", headers=bearer(token)).status_code == 200  # an admin's
+    assert main(["serve", "--models", str(trained["models"]), "--db", url, "--port", "8124"]) == 0
+    again = capsys.readouterr().out
+    assert token not in again and "pmed_" not in again and "sign in with a token of pmed serve token create" in again

@@ -83,7 +83,9 @@ def feature_importance(
         Columns ``feature, importance, rank, method``, sorted by rank (1 = most important).
     """
     inner = fitted_pipeline(pipeline)
-    native = _native_importance(inner.named_steps["model"])
+    # a fused model (pmed.fusion) is no preprocess → model pipeline: permutation importance
+    steps = getattr(inner, "named_steps", {})
+    native = _native_importance(steps["model"]) if "model" in steps and "preprocess" in steps else None
     if native is not None:
         values, method = native
         owners = input_feature_of_outputs(inner)

@@ -461,15 +461,15 @@ def _score(bundle, df: pd.DataFrame) -> tuple[list[dict], pd.DataFrame]:
 
     Returns the JSON rows of the answer and the prediction table (indexed by patient ID).
     """
-    from pmed.study.predict import explain_patient, new_patient_features, treatment_options
+    from pmed.study.predict import new_patient_features, predict_and_explain, treatment_options
 
     X = new_patient_features(bundle, df)
-    pred = bundle.predict(X)
+    pred, factors = predict_and_explain(bundle, X, top=5)
     opts = treatment_options(bundle, X) if bundle.treatment_model is not None else None
     out = []
-    for pid in pred.index:
+    for i, pid in enumerate(pred.index):
         row = {"patient_id": str(pid), **pred.loc[pid].to_dict()}
-        row["factors"] = explain_patient(bundle, X.loc[[pid]], top=5).to_dict("records")
+        row["factors"] = factors[i].to_dict("records")
         if opts is not None:
             row["treatment_options"] = opts[opts["patient_id"] == pid].drop(columns="patient_id").to_dict("records")
         out.append(_jsonable(row))

@@ -17,6 +17,8 @@ from pmed.cli._params import choice
 __all__ = ["app"]
 
 DEFAULT_DB = "sqlite:///pmed-serve.sqlite"
+#: Days the token printed at the first start (a database without any token) stays valid.
+FIRST_RUN_DAYS = 1.0
 
 # no completion, no pretty tracebacks: pmed's errors are printed by the CLI's own handler
 _PLAIN = {"no_args_is_help": True, "add_completion": False, "pretty_exceptions_enable": False}
@@ -58,14 +60,25 @@ def serve(
     import uvicorn
 
     from pmed.serve.app import ENV_PREFIX
-    from pmed.serve.db import prepare_database
+    from pmed.serve.db import first_run_token, prepare_database
     from pmed.serve.registry import register_folder
 
     # migrations and registration once, here: N workers doing them at once would race
     engine = prepare_database(db)
     names = register_folder(engine, models)
+    first = first_run_token(engine, days=FIRST_RUN_DAYS)
     engine.dispose()
     typer.echo(f"{len(names)} model(s) registered: {', '.join(names) or '(none)'}")
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    if first is not None:
+        # the bootstrap (as Jupyter's start-up token): a new database has no token to sign in
+        # with; once any token exists nothing is printed
+        typer.echo(f"the database had no token: an admin token for 'first-run', valid {FIRST_RUN_DAYS:g} day, "
+                   f"was created (pmed serve token create makes more). Open http://{shown}:{port}/ "
+                   "and sign in with:")
+        typer.echo(first)
+    else:
+        typer.echo(f"open http://{shown}:{port}/ and sign in with a token of pmed serve token create")
     env = {"MODELS": str(models.resolve()), "DB": db, "MAX_BODY_BYTES": str(max_body_bytes),
            "RATE_LIMIT": str(rate_limit), "CORS_ORIGINS": ",".join(cors_origin or []), "INIT": "0"}
     os.environ.update({ENV_PREFIX + k: v for k, v in env.items()})

@@ -33,7 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from pmed.errors import OptionError
 
 __all__ = ["Base", "Model", "Token", "Audit", "Prediction", "ROLES", "make_engine", "upgrade",
-           "prepare_database", "create_token", "find_token", "hash_token", "utcnow"]
+           "prepare_database", "create_token", "first_run_token", "find_token", "hash_token", "utcnow"]
 
 #: The roles a token may have: clinicians predict and read; admins also register models and read the audit.
 ROLES = ("clinician", "admin")
@@ -196,6 +196,21 @@ def create_token(engine: Engine | str, *, role: str, user: str = "user", days: f
         s.add(Token(user=str(user).strip(), role=role, token_sha256=hash_token(token), created_at=now,
                     expires_at=now + timedelta(days=days)))
     return token
+
+
+def first_run_token(engine: Engine, *, days: float = 1.0) -> str | None:
+    """An admin token for user ``first-run`` when the database holds no token at all, else ``None``.
+
+    How a new service is signed in to the first time (``pmed serve --models DIR`` on a new
+    database): the token is printed once at start-up. A database that holds any token, even an
+    expired one, gets none: a deployment creates its tokens with ``pmed serve token create``.
+    """
+    from sqlalchemy import func
+
+    with Session(engine) as s:
+        if s.scalar(select(func.count()).select_from(Token)):
+            return None
+    return create_token(engine, role="admin", user="first-run", days=days)
 
 
 def find_token(session: Session, token: str) -> Token | None:

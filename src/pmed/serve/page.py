@@ -49,6 +49,9 @@ class ColumnOut(BaseModel):
     nullable: bool = Field(description="null (missing) is allowed")
     description: str | None
     feature: bool = Field(description="the model reads this column")
+    block: bool = Field(default=False, description="the column comes from a modality block (genotypes, images, "
+                                                   "...), not the patient table; send it beside the patient's "
+                                                   "columns, null when unknown")
 
 
 class ModelSchemaOut(BaseModel):
@@ -61,7 +64,9 @@ class ModelSchemaOut(BaseModel):
     id: str = Field(description="the patient ID column")
     threshold: float | None
     confidence_level: float | None = Field(description="level of the conformal prediction sets / intervals")
-    blocks: list[str] = Field(description="modality blocks the model also needs (not servable yet)")
+    blocks: list[str] = Field(description="modality blocks the model also reads; the page and the API accept "
+                                          "their columns inline (the columns with block true, beside the "
+                                          "patient's)")
     columns: list[ColumnOut]
     treatment: dict[str, Any] | None = Field(description="arms, control, outcome, outcome_type, outcome_scale, "
                                                          "level, higher_is_better of the treatment options")
@@ -163,8 +168,10 @@ def model_schema(bundle) -> dict:
     dict
         ``task, target, id, threshold, confidence_level, blocks``, ``treatment`` (``None``, or the
         arms, control, outcome and its type, interval level of the treatment options) and ``columns``: one
-        ``{name, type, unit, min, max, categories, required, nullable, description, feature}`` per
-        column of the training schema (``feature``: the model reads it).
+        ``{name, type, unit, min, max, categories, required, nullable, description, feature, block}`` per
+        column of the training schema (``feature``: the model reads it), then one per model feature
+        the schema lacks (``block``: it comes from a modality block; sent inline beside the patient's
+        columns, it may be null: the model imputes it).
     """
     m = bundle.manifest
     features = set(bundle.feature_names)
@@ -174,7 +181,20 @@ def model_schema(bundle) -> dict:
         cols.append({"name": name, "type": spec.type, "unit": spec.unit, "min": _num(spec.min),
                      "max": _num(spec.max), "categories": None if spec.categories is None else
                      [str(c) for c in spec.categories], "required": bool(spec.required),
-                     "nullable": bool(spec.nullable), "description": spec.description, "feature": name in features})
+                     "nullable": bool(spec.nullable), "description": spec.description, "feature": name in features,
+                     "block": False})
+    # the blocks' columns (pmed.study.predict.new_patient_features takes them inline when every one
+    # of them is there, null or not): described by the training data's feature specs
+    specs = m.get("feature_specs") or {}
+    for name in bundle.feature_names:
+        if name in sch.columns:
+            continue
+        spec = specs.get(name) or {}
+        cats = spec.get("categories")
+        cols.append({"name": name, "type": str(spec.get("type") or "float"), "unit": spec.get("unit"),
+                     "min": _num(spec.get("min")), "max": _num(spec.get("max")),
+                     "categories": None if cats is None else [str(c) for c in cats], "required": False,
+                     "nullable": True, "description": spec.get("description"), "feature": True, "block": True})
     treatment = m.get("treatment") or None
     return {"task": bundle.task, "target": m.get("target"), "id": sch.id, "threshold": _num(m.get("threshold")),
             "confidence_level": _num((m.get("conformal") or {}).get("confidence_level")),

@@ -26,10 +26,14 @@ def _clean(name: str) -> str:
 
 
 def find_bundles(models_dir: str | Path) -> list[Path]:
-    """Every bundle folder (``manifest.json`` beside ``SHA256SUMS``) under ``models_dir``, sorted."""
+    """Every bundle folder (``manifest.json`` beside ``SHA256SUMS``) under ``models_dir``, sorted;
+    none inside a hidden folder (a name starting with '.')."""
     root = Path(models_dir)
+    # hidden folders are skipped: pmed stages its outputs in '.name.xxxx.tmp' beside them, and a
+    # server started while a study runs must not register the half-written copy
     return sorted(p.parent for p in root.rglob("manifest.json") if (p.parent / SUMS_NAME).is_file()
-                  and (p.parent / "pipeline.skops").is_file())
+                  and (p.parent / "pipeline.skops").is_file()
+                  and not any(part.startswith(".") for part in p.parent.relative_to(root).parts))
 
 
 def bundle_name(folder: str | Path) -> str:

@@ -77,6 +77,9 @@ _TRUSTED_TYPES = {
     "sksurv.ensemble.survival_loss.CoxPH",
     # treatment options (a study's treatment section): arrays beside scikit-learn's preprocessing
     "pmed.effects.options.TreatmentOptions",
+    # multimodal fusion (pmed.fusion): plain dicts of fitted scikit-learn estimators inside
+    "pmed.fusion.late.LateFusion",
+    "pmed.fusion.early.ModalityIndicators",
 }
 # Libraries whose version must match for a pickled estimator to behave identically.
 _PINNED = ("scikit-learn", "lightgbm")
@@ -270,16 +273,21 @@ class ModelBundle:
                     )
                 out[c] = pd.Categorical(vals.where(~bad), categories=cats)
             else:
-                num = pd.to_numeric(s.astype("object") if s.dtype == "boolean" else s, errors="coerce")
-                bad = num.isna() & s.notna()
-                if bad.any():
-                    problems.append(f"column {c!r}: non-numeric values at {rows(bad)}")
+                if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+                    num = s.astype(float)  # already numbers (the usual case): nothing to coerce
+                else:
+                    num = pd.to_numeric(s.astype("object") if s.dtype == "boolean" else s, errors="coerce")
+                    bad = num.isna() & s.notna()
+                    if bad.any():
+                        problems.append(f"column {c!r}: non-numeric values at {rows(bad)}")
                 lo, hi = (spec or {}).get("min"), (spec or {}).get("max")
-                viol = pd.Series(False, index=X.index)
-                if lo is not None:
-                    viol |= num < lo
-                if hi is not None:
-                    viol |= num > hi
+                arr = num.to_numpy(dtype=float)
+                viol = np.zeros(len(arr), dtype=bool)
+                with np.errstate(invalid="ignore"):
+                    if lo is not None:
+                        viol |= arr < lo
+                    if hi is not None:
+                        viol |= arr > hi
                 if viol.any():
                     problems.append(
                         f"column {c!r}: {', '.join(f'{v:g}' for v in num[viol][:5])} outside the "
@@ -300,6 +308,7 @@ class ModelBundle:
             Binary: ``probability`` (of the positive outcome), ``predicted_class`` (0/1 at
             the bundle's threshold) and ``prediction_set`` (conformal, e.g. ``"0|1"``).
             Continuous: ``prediction``, ``interval_low``, ``interval_high`` (conformal).
+            A fused model (``fusion:``) adds ``modalities_used`` (e.g. ``clinical+genome``).
             Survival: ``risk`` (higher = worse), ``surv_<t>`` = P(event-free at t) at each
             horizon of the study, ``surv_<t>_low``/``surv_<t>_high`` after each where the bundle
             has interval terms (95 %; by family: cox delta method, km Greenwood, rsf
@@ -309,9 +318,13 @@ class ModelBundle:
             ``median_survival`` (NaN where the predicted curve stays above 0.5 within the
             training follow-up).
         """
+        return self._predict_checked(self.check_features(X, source=source))
+
+    def _predict_checked(self, X: pd.DataFrame) -> pd.DataFrame:
+        # predict on features check_features gave (pmed.study.predict's what-if variants are
+        # made from checked rows: checking them again would double a service request's cost)
         from pmed.evaluate.conformal import apply_conformal
 
-        X = self.check_features(X, source=source)
         if self.task == "survival":
             from pmed.study.survival import survival_predictions
             from pmed.survival.models import predict_median
@@ -340,6 +353,9 @@ class ModelBundle:
         if self.manifest.get("conformal"):
             extra = apply_conformal(p, self.manifest["conformal"], task=self.task)
             out[list(extra.columns)] = extra.to_numpy()
+        used = getattr(self.pipeline, "modalities_used", None)
+        if callable(used):  # a fused model (pmed.fusion) says which of a patient's modalities it used
+            out["modalities_used"] = np.asarray(used(X), dtype=object)
         return out
 
     def percentile(self, prediction: float) -> float:

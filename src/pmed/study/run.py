@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from pmed import __version__
 from pmed.cohort import Cohort
@@ -348,7 +349,11 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
     groups = study_groups(study, cohort, X)
     splits = make_splits(y.to_numpy(), task=task, folds=ev.folds, repeats=ev.repeats,
                          groups=groups, seed=study.seed)
-    reporter.start(len(study.models) * (len(splits) + 1) + 2)
+    n_fusion = 0
+    if study.fusion is not None:  # fused, each modality alone, and without each (beyond two modalities)
+        m = len(study.fusion.modalities)
+        n_fusion = (1 + m + (m if m > 2 else 0)) * len(splits)
+    reporter.start(len(study.models) * (len(splits) + 1) + 2 + n_fusion)
 
     def features_of(spec) -> pd.DataFrame:
         return model_features(spec, X, cohort)
@@ -391,19 +396,36 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
         oofs.append(oof.assign(model=spec.label))
         reporter.advance(f"evaluated {spec.label}")
 
+    fusion = None
+    if study.fusion is not None:  # the fused model is a candidate; its modalities are judged beside it
+        from pmed.study.fusion import run_study_fusion
+
+        fusion = run_study_fusion(study, cohort, X, y, splits, reporter=reporter)
+        if fusion["label"] in results:
+            raise StudyError(f"a model is named {fusion['label']!r}, the name of the fused model",
+                             where="key models[].name", fix="rename that model")
+        results[fusion["label"]] = fusion["result"]
+        oofs.append(fusion["oof"])
+
     sel_metric = ev.select_by
     sign = 1 if GREATER_IS_BETTER[sel_metric] else -1
     scores = {k: v["metrics"][sel_metric]["estimate"] for k, v in results.items()}
     selected = max(scores, key=lambda k: (sign * np.nan_to_num(scores[k], nan=-np.inf), -list(scores).index(k)))
-    sel_spec = next(s for s in study.models if s.label == selected)
 
     sel_oof = oofs[list(results).index(selected)]
     sel_oof = sel_oof[sel_oof["repeat"] == 0]
     conformal = conformal_from_oof(sel_oof["outcome"], sel_oof["prediction"], sel_oof["fold"], task=task,
                                    confidence_level=ev.confidence_level)
 
-    X = features_of(sel_spec)
-    final = build(sel_spec, X)
+    if fusion is not None and selected == fusion["label"]:
+        X = X[fusion["columns"]]
+        final = clone(fusion["estimator"])
+        sel_family, sel_params = fusion["result"]["family"], study.fusion.params
+    else:
+        sel_spec = next(s for s in study.models if s.label == selected)
+        X = features_of(sel_spec)
+        final = build(sel_spec, X)
+        sel_family, sel_params = sel_spec.family, sel_spec.params
     final.fit(X, y.astype(int) if task == "binary" else y)
     text = _text_columns(final)
     importance = feature_importance(final, X, y, seed=study.seed)
@@ -425,6 +447,7 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
         "selected_model": selected,
         "conformal": conformal,
         "models": results,
+        **({"fusion": fusion["metrics"]} if fusion is not None else {}),
     }
     comparison = _comparison_table(results, task)
     oof_all = pd.concat(oofs, ignore_index=True)[
@@ -441,7 +464,7 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
         blocks={n: str(study.path(p)) for n, p in study.data.blocks.items()
                 if study.features.blocks is None or n in study.features.blocks},
         metrics=results[selected], study_text=study.source_text, threshold=ev.threshold,
-        extra={"model": {"name": selected, "family": sel_spec.family, "params": sel_spec.params},
+        extra={"model": {"name": selected, "family": sel_family, "params": sel_params},
                "reference_values": _reference_values(X, text),
                "conformal": conformal,
                "population_predictions": np.quantile(sel_oof["prediction"], np.linspace(0, 1, 101)).tolist(),
@@ -461,7 +484,7 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
     write_table(importance, out_dir / "feature_importance.csv", index=False)
     _write_plots(out_dir / "plots", task, oof_all, selected, importance, results)
     if task == "binary" and ev.report:
-        figures = _explanations(final, sel_spec.family, X, y, seed=study.seed, out=out_dir / "evaluation",
+        figures = _explanations(final, sel_family, X, y, seed=study.seed, out=out_dir / "evaluation",
                                 n_boot=ev.coefficient_bootstrap)
         _clinical_evaluation(study, cohort, X, oof_all, results, selected, bundle_path, out_dir / "evaluation",
                              figures=figures)
@@ -544,7 +567,7 @@ def _explanations(final, family: str, X: pd.DataFrame, y: pd.Series, *, seed: in
     out.mkdir(parents=True, exist_ok=True)
     pipe = fitted_pipeline(final)
     figures = {}
-    if family in ("random_forest", "lightgbm") or X.shape[1] <= 10:
+    if family in ("random_forest", "lightgbm") or (X.shape[1] <= 10 and not family.startswith("fusion")):
         from pmed.explain import explain, global_importance
         from pmed.plots.explain import beeswarm
 

@@ -141,6 +141,12 @@ class FeatureSpec(_Strict):
     exclude: list[str] = Field(default_factory=list)
 
 
+def _known_family(family: str) -> str:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; use one of: {', '.join(FAMILIES)}")
+    return family
+
+
 class ModelSpec(_Strict):
     """One candidate: a registered family (:data:`pmed.models.FAMILIES`) and estimator parameters."""
 
@@ -159,10 +165,8 @@ class ModelSpec(_Strict):
 
     @field_validator("family")
     @classmethod
-    def _known_family(cls, v: str) -> str:
-        if v not in FAMILIES:
-            raise ValueError(f"unknown model family {v!r}; use one of: {', '.join(FAMILIES)}")
-        return v
+    def _family(cls, v: str) -> str:
+        return _known_family(v)
 
     @property
     def label(self) -> str:
@@ -270,6 +274,55 @@ class TreatmentSpec(_Strict):
         return self
 
 
+class ModalitySpec(_Strict):
+    """One modality of a ``fusion:`` section: columns (names or glob patterns) or a table."""
+
+    columns: list[str] | None = Field(default=None, description="feature names and glob patterns, e.g. ['*_mut']")
+    block: str | None = Field(default=None, description="every column of a table: patients or a data.blocks name")
+
+    @model_validator(mode="after")
+    def _one(self) -> ModalitySpec:
+        if (self.columns is None) == (self.block is None):
+            raise ValueError("a modality takes either columns: […] or block: NAME")
+        if self.columns is not None and not self.columns:
+            raise ValueError("a modality's columns: list is empty")
+        return self
+
+
+class FusionSpec(_Strict):
+    """Several modalities in one model (:mod:`pmed.fusion`)::
+
+        fusion: {method: late, family: linear,
+                 modalities: {clinical: {block: patients}, genome: {block: prs}, wearables: {columns: ["wear_*"]}}}
+
+    ``early`` concatenates the modalities' columns with one missingness indicator per modality;
+    ``late`` fits one model per modality and stacks them with a meta-learner fitted on inner
+    out-of-fold predictions, one per subset of modalities a patient may have. Every study with
+    fusion also reports each modality alone and the fused model without each modality.
+    """
+
+    method: Literal["early", "late", "joint"] = "late"
+    modalities: dict[str, ModalitySpec]
+    family: str = Field(default="linear", description="the model family of each modality (late) or of the "
+                                                      "concatenation (early)")
+    params: dict[str, Any] = Field(default_factory=dict, description="its estimator parameters")
+    inner_folds: int = Field(default=5, ge=2, le=20, description="late: folds of the inner cross-fitting")
+
+    @field_validator("family")
+    @classmethod
+    def _family(cls, v: str) -> str:
+        return _known_family(v)
+
+    @model_validator(mode="after")
+    def _check(self) -> FusionSpec:
+        if len(self.modalities) < 2:
+            raise ValueError("fusion needs at least two modalities")
+        if self.method == "joint":
+            raise ValueError("fusion.method joint (one network trained end to end) is not available yet; "
+                             "use early or late")
+        return self
+
+
 #: metrics a survival study may select by (both higher = better)
 SURVIVAL_METRICS = ("harrell_c", "uno_c")
 #: candidates of a survival study that lists no models
@@ -295,6 +348,7 @@ class Study(_Strict):
     effect_models: list[str] | None = Field(
         default=None, description="CATE learners for the treatment section (default t_learner, dr_learner, "
                                   "causal_forest)")
+    fusion: FusionSpec | None = None
     # NumPy's legacy generator and scikit-learn take seeds in 0…2**32-1 only
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
@@ -350,6 +404,10 @@ class Study(_Strict):
             bad = [m for m in self.effect_models or [] if m not in LEARNERS]
             if bad:
                 raise ValueError(f"unknown effect model {bad[0]!r}; use among: {', '.join(LEARNERS)}")
+        if self.fusion is not None and task == "survival":
+            raise ValueError("fusion is available for binary and continuous targets (survival: not yet)")
+        if self.fusion is not None and task not in get_family(self.fusion.family).tasks:
+            raise ValueError(f"fusion.family {self.fusion.family!r} does not handle {task} targets")
         labels = [m.label for m in self.models]
         dup = sorted({x for x in labels if labels.count(x) > 1})
         if dup:

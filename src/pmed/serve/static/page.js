@@ -128,62 +128,76 @@
     const info = [schema.task + " model of " + (schema.target || "the outcome")];
     if (schema.confidence_level) info.push(Math.round(100 * schema.confidence_level) + "% conformal " +
       (schema.task === "binary" ? "prediction sets" : "intervals"));
-    if (schema.blocks.length) info.push("needs data blocks (" + schema.blocks.join(", ") + ") this page cannot send");
+    if (schema.blocks.length) info.push("also reads data blocks (" + schema.blocks.join(", ") + "): their columns are under " +
+      "\u201cOther model inputs\u201d");
     $("model-info").textContent = info.join(" · ");
     buildForm();
     $("patient-section").hidden = false;
   }
 
+  // the patient table's columns, then (collapsed) those of the model's blocks: every one is sent,
+  // null when empty, so that the API takes the blocks' columns inline (the model imputes nulls)
   function buildForm() {
-    const box = $("fields");
+    const box = $("fields"), blockBox = $("block-fields");
     box.replaceChildren();
+    blockBox.replaceChildren();
     $("patient-id").value = "";
     $("patient-id").placeholder = schema.id;
-    schema.columns.forEach((c, i) => {
-      const div = document.createElement("div");
-      div.className = "field";
-      const id = "f-" + i;
-      const label = document.createElement("label");
-      label.htmlFor = id;
-      label.textContent = c.name;
-      if (c.unit) { const u = document.createElement("span"); u.className = "unit"; u.textContent = " (" + c.unit + ")"; label.appendChild(u); }
-      let input;
-      if (c.type === "category" || c.type === "bool") {
-        input = document.createElement("select");
-        const opts = c.type === "bool" ? [["0", "no"], ["1", "yes"]] : (c.categories || []).map((v) => [v, v]);
-        if (c.nullable) opts.unshift(["", "(missing)"]);
-        opts.forEach(([v, t]) => { const o = document.createElement("option"); o.value = v; o.textContent = t; input.appendChild(o); });
-      } else {
-        input = document.createElement("input");
-        if (c.type === "float" || c.type === "int") {
-          input.type = "number";
-          input.inputMode = c.type === "int" ? "numeric" : "decimal";
-          input.step = c.type === "int" ? "1" : "any";
-          if (c.min !== null) input.min = c.min;
-          if (c.max !== null) input.max = c.max;
-        } else {
-          input.type = "text";
-        }
-      }
-      input.id = id;
-      input.name = c.name;
-      input.dataset.column = c.name;
-      if (!c.nullable) input.required = true;
-      div.appendChild(label);
-      div.appendChild(input);
-      const range = [];
-      if (c.min !== null || c.max !== null) range.push("range " + (c.min !== null ? g(c.min) : "…") + "–" + (c.max !== null ? g(c.max) : "…"));
-      if (c.description) range.push(c.description);
-      if (!c.nullable) range.push("required");
-      if (range.length) { const s = document.createElement("small"); s.textContent = range.join("; "); div.appendChild(s); }
-      box.appendChild(div);
-    });
+    schema.columns.forEach((c, i) => { (c.block ? blockBox : box).appendChild(field(c, i)); });
+    const n = blockBox.children.length;
+    $("block-box").hidden = n === 0;
+    $("block-box").open = false;
+    $("block-summary").textContent = "Other model inputs (from blocks: " + (schema.blocks.join(", ") || "none named") +
+      ") \u2014 " + n + " column" + (n === 1 ? "" : "s") + "; leave empty when unknown";
   }
+
+  function field(c, i) {
+    const div = document.createElement("div");
+    div.className = "field";
+    const id = "f-" + i;
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.textContent = c.name;
+    if (c.unit) { const u = document.createElement("span"); u.className = "unit"; u.textContent = " (" + c.unit + ")"; label.appendChild(u); }
+    let input;
+    if (c.type === "category" || c.type === "bool") {
+      input = document.createElement("select");
+      const opts = c.type === "bool" ? [["0", "no"], ["1", "yes"]] : (c.categories || []).map((v) => [v, v]);
+      if (c.nullable) opts.unshift(["", "(missing)"]);
+      opts.forEach(([v, t]) => { const o = document.createElement("option"); o.value = v; o.textContent = t; input.appendChild(o); });
+    } else {
+      input = document.createElement("input");
+      if (c.type === "float" || c.type === "int") {
+        input.type = "number";
+        input.inputMode = c.type === "int" ? "numeric" : "decimal";
+        input.step = c.type === "int" ? "1" : "any";
+        if (c.min !== null) input.min = c.min;
+        if (c.max !== null) input.max = c.max;
+      } else {
+        input.type = "text";
+      }
+    }
+    input.id = id;
+    input.name = c.name;
+    input.dataset.column = c.name;
+    if (!c.nullable) input.required = true;
+    div.appendChild(label);
+    div.appendChild(input);
+    const range = [];
+    if (c.min !== null || c.max !== null) range.push("range " + (c.min !== null ? g(c.min) : "…") + "–" + (c.max !== null ? g(c.max) : "…"));
+    if (c.description) range.push(c.description);
+    if (!c.nullable) range.push("required");
+    if (range.length) { const s = document.createElement("small"); s.textContent = range.join("; "); div.appendChild(s); }
+    return div;
+  }
+
+  const inputs = () => document.querySelectorAll("#fields [data-column], #block-fields [data-column]");
+  const inputOf = (name) => Array.from(inputs()).find((el) => el.dataset.column === name) || null;
 
   function patientRow() {
     const row = {};
     row[schema.id] = $("patient-id").value.trim() || "patient";
-    document.querySelectorAll("#fields [data-column]").forEach((el) => {
+    inputs().forEach((el) => {
       const c = column(el.dataset.column);
       const v = el.value.trim();
       if (v === "") { row[c.name] = null; return; }
@@ -222,10 +236,11 @@
     head.forEach((h, i) => {
       const v = vals[i] === undefined ? "" : vals[i];
       if (h === schema.id) { $("patient-id").value = v; return; }
-      const el = document.querySelector('#fields [data-column="' + CSS.escape(h) + '"]');
+      const el = inputOf(h);
       if (!el) { unknown.push(h); return; }
       const c = column(h);
       el.value = c.type === "bool" ? ({ "true": "1", "false": "0", "True": "1", "False": "0" }[v] || v) : v;
+      if (c.block && v !== "") $("block-box").open = true;  // shown, to be checked as the others
     });
     const missing = schema.columns.filter((c) => !head.includes(c.name)).map((c) => c.name);
     const notes = [];
@@ -399,6 +414,8 @@
       if (!(schema && schema.name === ev.target.value && !$("patient-section").hidden)) chooseModel(ev.target.value);
     });
     $("patient").addEventListener("submit", (ev) => { ev.preventDefault(); predict(); });
+    // a block's value out of its range: the collapsed section opens, so the browser can point at it
+    $("block-fields").addEventListener("invalid", () => { $("block-box").open = true; }, true);
     $("report-button").addEventListener("click", openReport);
     $("pgx").addEventListener("submit", (ev) => { ev.preventDefault(); callPgx(); });
     $("csv").addEventListener("change", async (ev) => {

@@ -1,0 +1,140 @@
+"""A study's ``fusion:`` section: each modality alone, fused, without each, paired gains, masking."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SCHEMA_YAML, make_clinical
+from pmed.errors import StudyError
+from pmed.study import load_bundle, run_study
+
+
+def _cohort(folder, n=600, seed=3):
+    """Clinical table + a genome block (2 scores) + an omics block (5 genes) missing for 30 %.
+
+    The event depends on the clinical risk factors, on prs_a and on gene g1: each modality
+    carries signal the others lack, so the fused model must beat the best single one.
+    """
+    rng = np.random.default_rng(seed)
+    df = make_clinical(n, seed=seed)
+    prs = pd.DataFrame({"patient_id": df["patient_id"], "prs_a": rng.normal(size=n), "prs_b": rng.normal(size=n)})
+    genes = pd.DataFrame(rng.normal(size=(n, 5)), columns=[f"g{i}" for i in range(1, 6)])
+    genes.insert(0, "patient_id", df["patient_id"])
+    lin = (-6 + 0.06 * df["age"] + 1.0 * (df["smoking"] == "current") + 0.6 * df["diabetes"]
+           + 1.4 * prs["prs_a"] + 1.4 * genes["g1"])
+    df["event"] = (rng.random(n) < 1 / (1 + np.exp(-lin))).astype(int)
+    no_omics = rng.random(n) < 0.3
+    genes.loc[no_omics, [f"g{i}" for i in range(1, 6)]] = np.nan
+    df.to_csv(folder / "patients.csv", index=False)
+    (folder / "schema.yaml").write_text(SCHEMA_YAML)
+    prs.to_csv(folder / "prs.csv", index=False)
+    genes.to_csv(folder / "omics.csv", index=False)
+    return df, no_omics
+
+
+STUDY = """\
+name: fusion-test
+data:
+  patients: patients.csv
+  schema: schema.yaml
+  outcomes: [sbp]
+  blocks: {{prs: prs.csv, omics: omics.csv}}
+target: {{column: event, task: binary}}
+models:
+  - family: linear
+evaluation: {{folds: 5, repeats: 1, bootstrap: 200, coefficient_bootstrap: 0}}
+fusion:
+  method: {method}
+  family: linear
+  modalities:
+    clinical: {{block: patients}}
+    genome: {{columns: ["prs_*"]}}
+    omics: {{block: omics}}
+seed: 0
+"""
+
+
+@pytest.fixture(scope="module")
+def late(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fusion-late")
+    df, no_omics = _cohort(folder)
+    (folder / "study.yaml").write_text(STUDY.format(method="late"))
+    res = run_study(folder / "study.yaml", folder / "out")
+    return {"folder": folder, "result": res, "df": df, "no_omics": no_omics,
+            "metrics": json.loads((folder / "out" / "metrics.json").read_text())}
+
+
+def test_fusion_metrics_say_what_each_modality_adds(late):
+    fu = late["metrics"]["fusion"]
+    assert fu["method"] == "late" and list(fu["modalities"]) == ["clinical", "genome", "omics"]
+    assert fu["modalities"]["genome"] == ["prs_a", "prs_b"]
+    assert fu["modalities"]["omics"] == [f"g{i}" for i in range(1, 6)]
+    assert fu["availability"]["omics"] == int((~late["no_omics"]).sum()) and fu["availability"]["clinical"] == 600
+    auc = {m: v["metrics"]["auroc"]["estimate"] for m, v in fu["single"].items()}
+    fused = fu["fused"]["metrics"]["auroc"]["estimate"]
+    # the fused model is a candidate, with the same numbers
+    assert late["metrics"]["models"]["fusion (late)"]["metrics"]["auroc"]["estimate"] == fused
+    # each modality carries its own signal: the fused model beats the best one, with a paired CI above 0
+    p = fu["paired"]
+    assert p["best_single"] == max(auc, key=auc.get) and p["metric"] == "auroc"
+    assert p["estimate"] == pytest.approx(fused - auc[p["best_single"]], abs=1e-9)
+    assert p["ci_low"] > 0 and "DeLong" in p["method"]
+    # leaving any modality out costs discrimination
+    for m in fu["modalities"]:
+        g = fu["gain_of"][m]
+        assert g["estimate"] == pytest.approx(fused - fu["without"][m]["metrics"]["auroc"]["estimate"], abs=1e-9)
+        assert g["estimate"] > 0, m
+    # masked at prediction time for 30 % of the test patients: the metric drops, but the model still answers
+    for m, d in fu["masked"].items():
+        assert d["fraction"] == 0.3 and 0.2 * 600 < d["n_masked"] < 0.4 * 600
+        assert np.isfinite(d["masked"]) and d["drop"] > -0.01, m
+
+
+def test_the_fused_bundle_answers_without_a_modality(late):
+    res = late["result"]
+    if res.selected != "fusion (late)":
+        pytest.skip(f"the selected model is {res.selected}")
+    bundle = load_bundle(res.bundle_path)
+    new = late["df"].drop(columns=["event", "sbp"]).head(6).set_index("patient_id")
+    rng = np.random.default_rng(0)
+    for c in ("prs_a", "prs_b"):
+        new[c] = rng.normal(size=6)
+    for i in range(1, 6):
+        new[f"g{i}"] = rng.normal(size=6)
+    new.iloc[:3, [new.columns.get_loc(f"g{i}") for i in range(1, 6)]] = np.nan
+    pred = bundle.predict(new)
+    assert pred["probability"].between(0, 1).all()
+    if "modalities_used" in pred.columns:
+        assert pred["modalities_used"].tolist() == ["clinical+genome"] * 3 + ["clinical+genome+omics"] * 3
+
+
+def test_fusion_bad_sections_are_refused(tmp_path):
+    _cohort(tmp_path, n=120)
+    bad = STUDY.format(method="late").replace("omics: {block: omics}", "omics: {block: proteome}")
+    (tmp_path / "s1.yaml").write_text(bad)
+    with pytest.raises(StudyError, match="proteome"):
+        run_study(tmp_path / "s1.yaml", tmp_path / "o1")
+    bad = STUDY.format(method="late").replace('["prs_*"]', '["pgs_*"]')
+    (tmp_path / "s2.yaml").write_text(bad)
+    with pytest.raises(StudyError, match="pgs_"):
+        run_study(tmp_path / "s2.yaml", tmp_path / "o2")
+    (tmp_path / "s3.yaml").write_text(STUDY.format(method="joint"))
+    with pytest.raises(StudyError, match="joint"):
+        run_study(tmp_path / "s3.yaml", tmp_path / "o3")
+
+
+def test_early_fusion_concatenates_with_modality_indicators(tmp_path):
+    _cohort(tmp_path, n=300)
+    (tmp_path / "study.yaml").write_text(STUDY.format(method="early").replace("bootstrap: 200", "bootstrap: 20"))
+    res = run_study(tmp_path / "study.yaml", tmp_path / "out")
+    fu = res.metrics["fusion"]
+    assert fu["method"] == "early" and "fusion (early)" in res.metrics["models"]
+    assert set(fu["single"]) == set(fu["without"]) == set(fu["masked"]) == {"clinical", "genome", "omics"}
+    fused = fu["fused"]["metrics"]["auroc"]["estimate"]
+    assert fused == res.metrics["models"]["fusion (early)"]["metrics"]["auroc"]["estimate"]
+    assert fu["paired"]["estimate"] == pytest.approx(
+        fused - fu["single"][fu["paired"]["best_single"]]["metrics"]["auroc"]["estimate"], abs=1e-9)
