@@ -119,7 +119,7 @@ def _run(args, work: Path) -> Path:
             expect(page.get_by_label("Patient ID")).to_be_visible(timeout=60_000)  # the form is built
             page.get_by_label("Fill from a CSV file", exact=False).set_input_files(
                 {"name": "patient.csv", "mimeType": "text/csv", "buffer": one_row})
-            page.get_by_role("button", name="Predict").click()
+            page.get_by_role("button", name="Predict", exact=True).click()
             expect(page.locator("#population")).to_contain_text("percentile", timeout=60_000)
             expect(page.locator("#problem")).to_be_hidden()
             # the patient's pharmacogenes, from their column of the demo's VCF

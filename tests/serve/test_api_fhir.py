@@ -207,3 +207,18 @@ def test_unconvertible_unit_names_the_column_and_stores_nothing(served):
     assert body["field"] == "bmi" and "[lb_av]" in body["detail"] and "kg/m2" in body["detail"]
     assert "entry[3]" in body["detail"] and "fA" not in r.text
     assert _predictions(served["engine"]) == before
+
+
+def test_a_bundle_without_patients_or_of_no_bundle_type_is_a_422_and_stores_nothing(served):
+    """fhir.resources' R4B Bundle takes any type and no entry: neither may reach the model (a 500)."""
+    c, auth = served["client"], served["auth"]
+    before = _predictions(served["engine"])
+    r = _post_fhir(c, "fhir-binary", auth, {"resourceType": "Bundle", "type": "nonsense"})
+    assert r.status_code == 422 and "'nonsense' is not a Bundle type" in r.json()["detail"]
+    r = _post_fhir(c, "fhir-binary", auth, {"resourceType": "Bundle", "type": "collection"})
+    assert r.status_code == 422 and "no Patient resource" in r.json()["detail"]
+    doc = fhir_bundle()
+    doc["entry"] = [e for e in doc["entry"] if e["resource"]["resourceType"] != "Patient"]
+    r = _post_fhir(c, "fhir-binary", auth, doc)
+    assert r.status_code == 422  # Observations referring to no Patient of the bundle
+    assert _predictions(served["engine"]) == before

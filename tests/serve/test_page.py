@@ -25,6 +25,7 @@ from pmed.serve import create_app, create_token  # noqa: E402
 CHROMIUM = Path("/usr/bin/chromium")
 MODEL = "test-event"
 BLOCK_MODEL = "test-prs"  # reads the column prs_cad of a block 'prs' besides the patient table
+FHIR_MODEL = "test-fhir"  # its schema codes the columns in LOINC (tests/serve/test_api_fhir.py)
 TABLET = {"width": 820, "height": 1180}  # a tablet in portrait
 
 
@@ -86,7 +87,7 @@ def test_page_is_static_html_with_labels_and_no_data(served):
     r = c.get("/")  # no token
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     html = r.text
-    for target in ("token", "model", "patient-id", "csv", "vcf", "missing-to-ref"):
+    for target in ("token", "model", "patient-id", "csv", "fhir", "vcf", "missing-to-ref"):
         assert f'<label for="{target}">' in html and f'id="{target}"' in html, target
     # nothing of a patient nor of a model: those come from the API with the token
     assert "P0000" not in html and "NEWPT" not in html and MODEL not in html
@@ -268,7 +269,7 @@ def test_page_predicts_as_predict_patients(served, server, browser, tmp_path):
     page.get_by_label("sex", exact=True).select_option(str(row["sex"]))
     page.get_by_label("smoking", exact=True).select_option(str(row["smoking"]))
     page.get_by_label("diabetes", exact=True).select_option(str(int(row["diabetes"])))
-    page.get_by_role("button", name="Predict").click()
+    page.get_by_role("button", name="Predict", exact=True).click()
 
     expected = predict_patients(served["bundle"], row.to_frame().T.astype({"age": float, "bmi": float,
                                                                             "crp": float, "diabetes": int}))
@@ -324,7 +325,7 @@ def test_page_predicts_as_predict_patients(served, server, browser, tmp_path):
     page.get_by_label(re.compile("^Fill from a CSV file")).set_input_files(
         {"name": "one.csv", "mimeType": "text/csv", "buffer": buf.getvalue().encode()})
     expect(page.get_by_label("Patient ID")).to_have_value(str(row2["patient_id"]))
-    page.get_by_role("button", name="Predict").click()
+    page.get_by_role("button", name="Predict", exact=True).click()
     p2 = float(predict_patients(served["bundle"], row2.to_frame().T.astype(
         {"age": float, "bmi": float, "crp": float, "diabetes": int}))["probability"].iloc[0])
     expect(page.locator("#prediction-value")).to_have_text(_percent(p2))
@@ -376,7 +377,7 @@ def test_page_continuous_model_shows_prediction_and_interval(served, server, bro
     row = served["train"].iloc[2]
     _fill_from_csv(page, row)
     expect(page.locator("#csv-note")).to_contain_text("Read 7 column(s)")
-    page.get_by_role("button", name="Predict").click()
+    page.get_by_role("button", name="Predict", exact=True).click()
     want = _expected(predict_patients, served["sbp_bundle"], row)
     # as page.js formats them: 6 significant digits, the interval's ends with 4
     expect(page.locator("#prediction-value")).to_have_text(f"{want['prediction']:.6g}")
@@ -397,7 +398,7 @@ def test_page_survival_model_shows_risk_and_survival_at_horizons(served, server,
     row = served["train"].iloc[3]
     _fill_from_csv(page, row)
     expect(page.get_by_label("Patient ID")).to_have_value(str(row["patient_id"]))
-    page.get_by_role("button", name="Predict").click()
+    page.get_by_role("button", name="Predict", exact=True).click()
     want = _expected(predict_patients, served["surv_bundle"], row)
     expect(page.locator("#prediction-value")).to_have_text(f"{want['risk']:.3g}")
     expect(page.locator("#survival")).to_be_visible()
@@ -434,7 +435,7 @@ def test_page_sends_the_block_columns_and_predicts_as_predict_patients(served, s
 
     def predict():
         with page.expect_response(lambda r: r.url.endswith(f"/api/models/{BLOCK_MODEL}/predict")) as resp:
-            page.get_by_role("button", name="Predict").click()
+            page.get_by_role("button", name="Predict", exact=True).click()
         assert resp.value.status == 200
         return resp.value
 
@@ -465,4 +466,127 @@ def test_page_sends_the_block_columns_and_predicts_as_predict_patients(served, s
     assert resp.json()["predictions"][0]["probability"] == pytest.approx(p2, rel=1e-9)
     expect(page.locator("#prediction-value")).to_have_text(_percent(p2))
     assert errors == []
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def fhir_model(served, tmp_path_factory):
+    """A binary model whose schema codes its columns in LOINC, registered beside the others.
+
+    The models of ``served`` have uncoded schemas, from which a FHIR Bundle fills only age and sex;
+    this one is trained as tests/serve/test_api_fhir.py trains its models.
+    """
+    pytest.importorskip("fhir.resources")
+    from test_api_fhir import SCHEMA, _study
+
+    from conftest import make_clinical
+    from pmed.serve.registry import register_bundle
+    from pmed.study import run_study
+
+    root = tmp_path_factory.mktemp("page-fhir")
+    df = make_clinical(240, seed=3).drop(columns=["diabetes"])
+    t = np.random.default_rng(3).exponential(2000 * np.exp(-0.03 * (df["age"] - 55)))
+    df["os_days"], df["died"] = np.minimum(t, 1500).round(0) + 1, (t < 1500).astype(int)
+    df.to_csv(root / "patients.csv", index=False)
+    (root / "schema.yaml").write_text(SCHEMA)
+    (root / "study.yaml").write_text(_study(FHIR_MODEL, "{column: event, task: binary}", "[sbp, os_days, died]"))
+    run_study(root / "study.yaml", root / "out")
+    register_bundle(served["app"].state.engine, root / "out" / "model")
+    return root / "out" / "model"
+
+
+def test_page_predicts_from_a_fhir_bundle(served, fhir_model, server, browser):
+    from playwright.sync_api import expect
+    from test_api_fhir import FHIR, _obs, _qty, fhir_bundle
+
+    from pmed.study import load_bundle, predict_patients
+
+    c, tok = served["client"], served["token"]
+
+    def api_answer(doc):
+        """The JSON route's answer to the same Bundle (a FHIR request asking for JSON)."""
+        return c.post(f"/api/models/{FHIR_MODEL}/predict", content=json.dumps(doc),
+                      headers=bearer(tok) | {"content-type": FHIR, "accept": "application/json"})
+
+    def upload(doc, name):
+        """Choose a file of the Bundle in the page's FHIR input; the page's request to the API."""
+        data = json.dumps(doc).encode()
+        with page.expect_request(lambda r: r.url.endswith(f"/api/models/{FHIR_MODEL}/predict")) as req:
+            field.set_input_files({"name": name, "mimeType": FHIR, "buffer": data})
+        assert req.value.post_data_buffer == data  # sent as it is, read in the browser
+        headers = req.value.all_headers()
+        assert headers["content-type"] == FHIR and headers["accept"] == "application/json"
+        return req.value.response()
+
+    page, errors = _model_page(browser, server, tok, FHIR_MODEL, "binary model of event")
+    expect(page.get_by_label("age (a)", exact=True)).to_be_visible()  # its form (test-event's age is in years)
+    field = page.get_by_label("Or predict from a FHIR Bundle (JSON: Patient and Observations)", exact=True)
+    assert field.get_attribute("accept") == ".json,application/fhir+json,application/json"
+
+    # a new patient (not of the training table) as a Patient and LOINC-coded Observations
+    new = pd.read_csv(served["new"]).iloc[0]
+    pid, when = new["patient_id"], "2024-05-02"
+    doc = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": pid, "gender": {"F": "female", "M": "male"}[new["sex"]]}},
+        _obs(1, pid, "30525-0", when, **_qty(float(new["age"]), "a")),
+        _obs(2, pid, "39156-5", when, **_qty(float(new["bmi"]), "kg/m2")),
+        _obs(3, pid, "72166-2", when, valueCodeableConcept={"text": new["smoking"]}),
+        _obs(4, pid, "1988-5", when, **_qty(float(new["crp"]), "mg/L")),
+    ]}
+    want = api_answer(doc)
+    assert want.status_code == 200, want.text
+    p = want.json()["predictions"][0]["probability"]
+    # the equivalent row through pmed predict
+    row = pd.DataFrame([{"patient_id": pid, **{k: new[k] for k in ("age", "sex", "bmi", "smoking", "crp")}}])
+    assert p == pytest.approx(float(predict_patients(fhir_model, row)["probability"].iloc[0]), rel=1e-9)
+
+    resp = upload(doc, "one.json")
+    assert resp.status == 200
+    answer = resp.json()
+    assert answer["predictions"][0]["probability"] == pytest.approx(p, rel=1e-12)
+    expect(page.locator("#prediction-value")).to_have_text(_percent(p))
+    source = f"Patient {pid} of the FHIR Bundle one.json; the form above was not used."
+    expect(page.locator("#prediction-source")).to_have_text(source)
+    expect(page.locator("#fhir-note")).to_have_text(source)
+    expect(page.locator("#population")).to_have_text(re.compile(r"^\d+(st|nd|rd|th) percentile$"))
+    shown = int(re.match(r"\d+", page.locator("#population").inner_text()).group())
+    assert abs(shown - load_bundle(fhir_model).percentile(p)) <= 0.5
+    assert page.locator("#factors li").count() >= 1
+    expect(page.locator("#prediction-meta")).to_contain_text(answer["prediction_id"])
+    # the report of this prediction (the id the FHIR request returned), the bundle's patient in it
+    with page.expect_response(lambda r: "/report" in r.url) as rep:
+        page.get_by_role("button", name="Open the full report").click()
+    assert rep.value.url.endswith(f"/api/predictions/{answer['prediction_id']}/report?index=0")
+    assert rep.value.status == 200 and pid in rep.value.text()
+    expect(page.get_by_role("link", name="Full report (new tab)")).to_be_visible(timeout=60_000)
+
+    # two patients (tests/serve/test_api_fhir.py): the first is shown, and said to be
+    two = fhir_bundle()
+    first = api_answer(two).json()["predictions"][0]
+    assert first["patient_id"] == "fA"
+    assert upload(two, "two.json").status == 200
+    expect(page.locator("#prediction-source")).to_have_text(
+        "Patient fA of the FHIR Bundle two.json (2 patients in the bundle; showing the first); "
+        "the form above was not used.")
+    expect(page.locator("#prediction-value")).to_have_text(_percent(first["probability"]))
+    assert _percent(first["probability"]) != _percent(p)  # another answer, so the value was redrawn
+    expect(page.get_by_role("link", name="Full report (new tab)")).to_be_hidden()
+    assert errors == []
+
+    # a malformed Bundle: the API's problem detail, and no answer on the page
+    bad = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "fX", "birthDate": "not a date"}}]}
+    refused = api_answer(bad)
+    assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+    body = refused.json()
+    assert "entry[0].resource.birthDate" in json.dumps(body)
+    assert upload(bad, "bad.json").status == 422
+    problem = page.get_by_role("alert")
+    expect(problem).to_contain_text(f"422 {body['title']}: {body['detail']}")
+    for line in body.get("problems", []):
+        expect(problem).to_contain_text(line)
+    expect(page.locator("#answer")).to_be_hidden()
+    expect(page.locator("#fhir-note")).to_have_text("")
+    # the browser's own note of the refused request; no script error
+    assert errors and all("422" in e for e in errors), errors
     page.close()

@@ -79,7 +79,8 @@ def model_report(
         dicts: name, type, unit, missing, description), ``missing_data`` (str), ``cv`` (dict),
         ``models`` (dict of specifications), ``imbalance`` (str: class weighting and
         recalibration used), ``selected_model``, ``fingerprint``, ``versions``, ``effects``
-        (:func:`pmed.report.effects.effects_context`: a "Treatment effects" section, its PNGs embedded).
+        (:func:`pmed.report.effects.effects_context`: a "Treatment effects" section, its PNGs embedded),
+        ``fusion`` (:func:`pmed.report.fusion.fusion_context`: a "Multimodal fusion" section).
         Any item left out is shown as a marked placeholder for the study team to write.
     figures
         Name → PNG (path or bytes): ``roc``, ``calibration``, ``decision_curve``, …
@@ -88,6 +89,8 @@ def model_report(
     if ctx.get("effects"):  # pmed.report.effects.effects_context: each arm's PNG paths, embedded like the figures
         fx = ctx["effects"]
         ctx["effects"] = {**fx, "arms": [{**a, "plots": _embed(a.get("plots"))} for a in fx.get("arms", [])]}
+    if ctx.get("fusion"):  # pmed.report.fusion.fusion_context: its forest plot's path, embedded the same way
+        ctx["fusion"] = {**ctx["fusion"], "plots": _embed(ctx["fusion"].get("plots"))}
     html = _env().get_template("model_report.html.j2").render(
         title=title or ctx.get("study", {}).get("name") or "Prediction model report",
         ev=evaluation,

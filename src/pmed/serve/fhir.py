@@ -134,6 +134,9 @@ _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _DAYS_PER = {"days": 1.0, "day": 1.0, "d": 1.0, "weeks": 7.0, "week": 7.0, "wk": 7.0,
              "months": 365.25 / 12, "month": 365.25 / 12, "mo": 365.25 / 12,
              "years": 365.25, "year": 365.25, "a": 365.25}
+#: Bundle.type's required value set (FHIR R4B).
+_BUNDLE_TYPES = ("document", "message", "transaction", "transaction-response", "batch", "batch-response",
+                 "history", "searchset", "collection")
 _FIX_BUNDLE = "send a FHIR R4B Bundle (application/fhir+json) of Patient and Observation resources"
 
 
@@ -264,6 +267,10 @@ def patients_from_fhir(bundle: Mapping[str, Any], schema: TableSchema, *,
         raise ValidationError([f"{_loc(er['loc'])}: {er['msg']}" for er in e.errors()[:20]],
                               fix=_FIX_BUNDLE) from None
 
+    # R4B's models take any code here; FHIR's value set is closed
+    if bundle.get("type") not in _BUNDLE_TYPES:
+        raise ValidationError([f"type: {shorten(str(bundle.get('type')))} is not a Bundle type "
+                               f"({', '.join(_BUNDLE_TYPES)})"], fix=_FIX_BUNDLE)
     id_column = id_column or schema.id
     entries = [e for e in (bundle.get("entry") or [])]
     patients: dict[str, dict[str, Any]] = {}  # id → raw resource
@@ -284,6 +291,10 @@ def patients_from_fhir(bundle: Mapping[str, Any], schema: TableSchema, *,
         if e.get("fullUrl"):
             full_urls[e["fullUrl"]] = pid
 
+    if not patients and not problems:
+        raise ValidationError(["entry: the Bundle holds no Patient resource, so there is no one to score"],
+                              fix="add a Patient per patient (its id becomes the patient ID) and Observations "
+                                  "whose subject refers to it")
     by_code: dict[str, list[str]] = {}
     for name, spec in schema.columns.items():
         if spec.code:

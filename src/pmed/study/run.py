@@ -549,6 +549,12 @@ def _clinical_evaluation(study: Study, cohort: Cohort, X: pd.DataFrame, oof: pd.
         from pmed.report.effects import effects_context
 
         context["effects"] = effects_context(out.parent / "effects")
+    if study.fusion is not None:  # _run_into wrote metrics.json (its "fusion") before this report
+        from pmed.report.fusion import fusion_context
+
+        fusion = json.loads((out.parent / "metrics.json").read_text(encoding="utf-8")).get("fusion")
+        if fusion:
+            context["fusion"] = fusion_context(fusion, figures=out / "plots")
     write_evaluation(evaluation, tables, out, context=context, figures=figures,
                      roc_data=first[["model", "outcome", "prediction"]])
 

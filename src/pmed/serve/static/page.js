@@ -119,6 +119,7 @@
   async function chooseModel(name) {
     clearProblem();
     $("answer").hidden = true;
+    $("fhir-note").textContent = "";
     let doc;
     try {
       doc = await (await api("/api/models/" + encodeURIComponent(name) + "/schema")).json();
@@ -253,6 +254,7 @@
   // ------------------------------------------------------------------ the answer
   async function predict() {
     clearProblem();
+    $("fhir-note").textContent = "";  // the answer now is the form's
     const btn = $("predict");
     btn.disabled = true;
     try {
@@ -266,8 +268,39 @@
     } catch (e) { showProblem(e); } finally { btn.disabled = false; }
   }
 
-  async function render(name, res) {
+  // a FHIR Bundle (Patients and Observations) read in this browser and sent as it is: the service
+  // fills the model's columns from its LOINC-coded Observations and answers as for the form
+  async function predictFhir(file) {
+    clearProblem();
+    const note = $("fhir-note"), input = $("fhir");
+    note.textContent = "";
+    // the answer on screen is another patient's (or the form's): hidden until this bundle's comes,
+    // so that a refused bundle never stands beside an answer it did not give
+    $("answer").hidden = true;
+    lastPrediction = null;
+    input.disabled = true;
+    try {
+      const name = $("model").value;
+      const body = await file.text();
+      const resp = await api("/api/models/" + encodeURIComponent(name) + "/predict", {
+        method: "POST", headers: { "Content-Type": "application/fhir+json", Accept: "application/json" }, body: body });
+      const res = await resp.json();
+      if (name !== $("model").value) return;  // the model was changed meanwhile: its form is shown now
+      const n = res.predictions.length;
+      if (!n) throw new Problem(0, { title: "FHIR Bundle not read", detail: "the bundle holds no Patient" });
+      const source = "Patient " + res.predictions[0].patient_id + " of the FHIR Bundle " + file.name +
+        (n > 1 ? " (" + n + " patients in the bundle; showing the first)" : "") + "; the form above was not used.";
+      note.textContent = source;
+      lastPrediction = res;
+      await render(name, res, source);
+    } catch (e) { showProblem(e); } finally { input.disabled = false; }
+  }
+
+  async function render(name, res, source) {
     const p = res.predictions[0];
+    // where the answer's patient came from, when not from the form
+    $("prediction-source").textContent = source || "";
+    $("prediction-source").hidden = !source;
     const level = schema.confidence_level ? Math.round(100 * schema.confidence_level) + "% " : "";
     let value = null;
     $("survival").hidden = true;
@@ -418,6 +451,12 @@
     $("block-fields").addEventListener("invalid", () => { $("block-box").open = true; }, true);
     $("report-button").addEventListener("click", openReport);
     $("pgx").addEventListener("submit", (ev) => { ev.preventDefault(); callPgx(); });
+    $("fhir").addEventListener("change", async (ev) => {
+      const f = ev.target.files[0];
+      if (!f) return;
+      await predictFhir(f);
+      ev.target.value = "";  // the same file may be chosen again (after a fix, or another model)
+    });
     $("csv").addEventListener("change", async (ev) => {
       clearProblem();
       $("csv-note").textContent = "";
