@@ -37,7 +37,7 @@ PINS = HERE / "pins.in"
 # Each locked set: the extras of pmed it installs. `make test` uses dev, `make demo` demo.
 SETS: dict[str, tuple[str, ...]] = {
     "dev": ("dev",),
-    "demo": ("genomics", "imaging", "omics", "survival", "serve"),
+    "demo": ("genomics", "imaging", "omics", "survival", "effects", "serve"),
 }
 # The dev lock is resolved first; the other sets are resolved under it.
 ORDER = ("dev", "demo")

@@ -52,6 +52,17 @@ def test_locks_agree_and_hold_no_cuda_build() -> None:
     }
 
 
+def test_demo_lock_holds_what_the_demo_runs() -> None:
+    """``make demo`` installs only the demo lock, so every package a part of the demo imports must be
+    in it (the treatment section's EconML learners once were not, and the demo failed on a fresh clone)."""
+    demo = lock.read_lock(lock.lock_path("demo"))
+    needs = {"econml": "treatment effects", "cyvcf2": "VCF genotypes", "torch": "the lesion CNN",
+             "monai": "the lesion CNN", "scanpy": "single-cell", "lifelines": "survival", "scikit-survival":
+             "survival", "fastapi": "serving", "uvicorn": "serving", "sqlalchemy": "serving", "alembic": "serving"}
+    missing = {k: v for k, v in needs.items() if lock.normalize(k) not in demo}
+    assert not missing, f"requirements/demo.txt lacks {missing}: add the extra to SETS['demo'] and run `make lock`"
+
+
 def test_required_names_follows_self_references(tmp_path: Path) -> None:
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(
