@@ -138,3 +138,19 @@ def test_early_fusion_concatenates_with_modality_indicators(tmp_path):
     assert fused == res.metrics["models"]["fusion (early)"]["metrics"]["auroc"]["estimate"]
     assert fu["paired"]["estimate"] == pytest.approx(
         fused - fu["single"][fu["paired"]["best_single"]]["metrics"]["auroc"]["estimate"], abs=1e-9)
+
+
+def test_patients_without_any_modality_are_counted_and_warned_without_ids(tmp_path):
+    df, _ = _cohort(tmp_path, n=300)
+    prs, genes = pd.read_csv(tmp_path / "prs.csv"), pd.read_csv(tmp_path / "omics.csv")
+    prs.loc[:9, ["prs_a", "prs_b"]] = np.nan
+    genes.loc[:9, [f"g{i}" for i in range(1, 6)]] = np.nan
+    prs.to_csv(tmp_path / "prs.csv", index=False)
+    genes.to_csv(tmp_path / "omics.csv", index=False)
+    text = STUDY.format(method="late").replace("bootstrap: 200", "bootstrap: 20").replace(
+        "    clinical: {block: patients}\n", "")
+    (tmp_path / "study.yaml").write_text(text)
+    with pytest.warns(Warning, match=r"LateFusion: \d+ of \d+ patients have no modality at all") as seen:
+        res = run_study(tmp_path / "study.yaml", tmp_path / "out")
+    assert res.metrics["fusion"]["n_without_any"] == 10
+    assert not any(pid in str(w.message) for w in seen for pid in df["patient_id"].head(10))

@@ -42,11 +42,11 @@ def fusion_modalities(study, cohort, X: pd.DataFrame) -> dict[str, list[str]]:
             table = cohort.patients if m.block == "patients" else getattr(cohort.blocks.get(m.block), "data", None)
             if table is None:
                 known = ["patients", *cohort.blocks]
-                raise StudyError(f"fusion modality {shorten(name)!r} names unknown block {shorten(m.block)!r}",
+                raise StudyError(f"fusion modality {shorten(name)} names unknown block {shorten(m.block)}",
                                  where=f"key fusion.modalities.{name}.block", fix=f"use among: {', '.join(known)}")
             cols = [c for c in table.columns if c in X.columns]
             if not cols:
-                raise StudyError(f"fusion modality {shorten(name)!r}: block {shorten(m.block)!r} has no column "
+                raise StudyError(f"fusion modality {shorten(name)}: block {shorten(m.block)} has no column "
                                  "among the study's features", where=f"key fusion.modalities.{name}.block",
                                  fix="add the block to features.blocks, or check features.exclude")
             spec[name] = cols
