@@ -280,7 +280,7 @@ def test_fhir_content_type_goes_through_the_fhir_hook(served, monkeypatch):
 def test_a_bug_is_a_bare_500_audited_and_logged_without_its_message(served, monkeypatch, caplog):
     import pmed.serve.app as A
 
-    def broken(bundle, df):
+    def broken(bundle, df, recommendations=None):
         raise KeyError(f"patient {df.iloc[0]['patient_id']} broke it")  # a message quoting data
 
     monkeypatch.setattr(A, "_score", broken)

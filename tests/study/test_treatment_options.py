@@ -102,3 +102,40 @@ def test_a_bundle_without_treatment_has_no_options_and_a_changed_treatment_model
     bundle.treatment_model = None
     with pytest.raises(OptionError, match="no treatment model"):
         treatment_options(bundle, new_patient_features(bundle, d / "new.csv"))
+
+
+def test_the_service_takes_pgx_recommendations_and_flags_the_options_as_predict_does(trial_run, tmp_path):
+    """POST /api/models/{name}/predict with pgx_recommendations (as /api/pgx/call returns them) gives the
+    options of pmed predict --pgx, flags included; without them the flags say 'no PGx calls'."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("sqlalchemy")
+    from fastapi.testclient import TestClient
+
+    from pmed.serve import create_app, create_token
+    from pmed.study.predict import read_pgx_recommendations
+
+    d, res = trial_run
+    shutil.copytree(res.bundle_path, tmp_path / "models" / "trial" / "model")
+    app = create_app(tmp_path / "models", f"sqlite:///{tmp_path / 's.sqlite'}")
+    auth = {"Authorization": f"Bearer {create_token(app.state.engine, role='clinician', user='t')}"}
+    c = TestClient(app)
+    name = c.get("/api/models", headers=auth).json()[0]["name"]
+    rows = json.loads(pd.read_csv(d / "new.csv").to_json(orient="records"))
+    recs = read_pgx_recommendations(d / "pgx")
+    r = c.post(f"/api/models/{name}/predict", headers=auth,
+               json={"patients": rows, "pgx_recommendations": recs.to_dict(orient="records")})
+    assert r.status_code == 200, r.text
+    bundle = load_bundle(res.bundle_path)
+    want = treatment_options(bundle, new_patient_features(bundle, d / "new.csv"), recommendations=recs)
+    got = pd.DataFrame([{"patient_id": p["patient_id"], **o} for p in r.json()["predictions"]
+                        for o in p["treatment_options"]])
+    key = ["patient_id", "treatment"]
+    got, want = got.set_index(key).sort_index(), want.set_index(key).sort_index()
+    assert got["pgx_flag"].tolist() == want["pgx_flag"].tolist()
+    assert got.loc[("N1", "old"), "pgx_flag"] == "avoid" and got.loc[("N2", "old"), "pgx_flag"] == "standard"
+    assert np.allclose(got["effect"], want["effect"]) and got["rank"].tolist() == want["rank"].tolist()
+    plain = c.post(f"/api/models/{name}/predict", headers=auth, json={"patients": rows}).json()
+    assert {o["pgx_flag"] for p in plain["predictions"] for o in p["treatment_options"]} == {"no PGx calls"}
+    bad = c.post(f"/api/models/{name}/predict", headers=auth,
+                 json={"patients": rows, "pgx_recommendations": [{"sample": "N1", "drug": "old"}]})
+    assert bad.status_code == 400 and "source, recommendation" in bad.json()["detail"]

@@ -326,8 +326,8 @@ def _router(app: FastAPI, engine: Engine, cache: BundleCache, limiter: RateLimit
             raise InputError(f"a FHIR RiskAssessment needs a probability, and model {model.name!r} is "
                              f"{bundle.task}: it predicts a value, not a risk", where="Accept",
                              fix="send 'Accept: application/json' to get its predictions as JSON")
-        rows, df = _patients(body, ctype, bundle)
-        out, pred = await run_in_threadpool(_score, bundle, df)
+        rows, df, recs = _patients(body, ctype, bundle)
+        out, pred = await run_in_threadpool(_score, bundle, df, recs)
         pid = uuid.uuid4().hex
         if as_fhir:  # built before anything is stored: a failure here leaves no orphan prediction
             doc = await run_in_threadpool(_risk_bundle, bundle, model, pred, pid)
@@ -391,8 +391,9 @@ def _model_out(m) -> dict:
     return out | {"registered_at": as_utc(m.registered_at)}
 
 
-def _patients(body: bytes, ctype: str, bundle) -> tuple[list[dict], pd.DataFrame]:
-    """The request's patients: JSON ``{"patients": [...]}``, or a FHIR Bundle via :mod:`pmed.serve.fhir`."""
+def _patients(body: bytes, ctype: str, bundle) -> tuple[list[dict], pd.DataFrame, pd.DataFrame | None]:
+    """The request's patients: JSON ``{"patients": [...]}``, or a FHIR Bundle via :mod:`pmed.serve.fhir`;
+    and the PGx recommendations sent with them (JSON ``pgx_recommendations``), else ``None``."""
     import importlib.util
 
     from pydantic import ValidationError as PydanticError
@@ -407,7 +408,8 @@ def _patients(body: bytes, ctype: str, bundle) -> tuple[list[dict], pd.DataFrame
         except (ValueError, UnicodeDecodeError):
             raise InputError("the body is not valid JSON", where="body") from None
         df = patients_from_fhir(doc, bundle.input_schema())
-        return _jsonable(df.reset_index().to_dict("records") if df.index.name else df.to_dict("records")), df
+        rows = _jsonable(df.reset_index().to_dict("records") if df.index.name else df.to_dict("records"))
+        return rows, df, None
     if ctype not in ("application/json", ""):
         raise HTTPException(415, f"send application/json (or {FHIR_JSON})")
     try:
@@ -415,8 +417,17 @@ def _patients(body: bytes, ctype: str, bundle) -> tuple[list[dict], pd.DataFrame
     except PydanticError as e:
         # pydantic's errors without the 'input' (a patient value) nor the URL of its docs
         raise RequestValidationError(e.errors(include_input=False, include_url=False)) from None
+    recs = None
+    if req.pgx_recommendations is not None:
+        recs = pd.DataFrame(req.pgx_recommendations)
+        missing = [c for c in ("sample", "drug", "source", "recommendation") if c not in recs.columns]
+        if missing:
+            raise InputError(f"pgx_recommendations lack the field(s) {', '.join(missing)}",
+                             where="pgx_recommendations",
+                             fix="send the recommendations as POST /api/pgx/call returns them")
+        recs = recs.astype({c: str for c in ("sample", "drug", "source", "recommendation")})
     # stored as strict JSON (a NaN would make PostgreSQL refuse the row)
-    return _jsonable(req.patients), pd.DataFrame(req.patients)
+    return _jsonable(req.patients), pd.DataFrame(req.patients), recs
 
 
 def _wants_fhir(accept: str) -> bool:
@@ -456,7 +467,8 @@ def _risk_bundle(bundle, model, pred: pd.DataFrame, prediction_id: str) -> dict:
     return doc
 
 
-def _score(bundle, df: pd.DataFrame) -> tuple[list[dict], pd.DataFrame]:
+def _score(bundle, df: pd.DataFrame,
+           recommendations: pd.DataFrame | None = None) -> tuple[list[dict], pd.DataFrame]:
     """Exactly ``pmed predict`` (new_patient_features + bundle.predict), with factors and options.
 
     Returns the JSON rows of the answer and the prediction table (indexed by patient ID).
@@ -465,7 +477,8 @@ def _score(bundle, df: pd.DataFrame) -> tuple[list[dict], pd.DataFrame]:
 
     X = new_patient_features(bundle, df)
     pred, factors = predict_and_explain(bundle, X, top=5)
-    opts = treatment_options(bundle, X) if bundle.treatment_model is not None else None
+    opts = (treatment_options(bundle, X, recommendations=recommendations)
+            if bundle.treatment_model is not None else None)
     out = []
     for i, pid in enumerate(pred.index):
         row = {"patient_id": str(pid), **pred.loc[pid].to_dict()}

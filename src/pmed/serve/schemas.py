@@ -55,6 +55,11 @@ class PredictRequest(BaseModel):
 
     patients: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_PATIENTS,
                                            examples=[[{"patient_id": "N0", "age": 61.5, "sex": "F"}]])
+    pgx_recommendations: list[dict[str, Any]] | None = Field(
+        None, max_length=10_000,
+        description="CPIC/DPWG recommendations for these patients as POST /api/pgx/call returns them "
+                    "('sample' = the patient ID; 'drug', 'source', 'recommendation' at least): the treatment "
+                    "options' pgx_flag and pgx_guidance come from them, as pmed predict --pgx")
 
 
 class Factor(BaseModel):
