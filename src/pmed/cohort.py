@@ -270,7 +270,7 @@ class Cohort:
                     [f"unknown block {n!r}"],
                     fix=f"available: patients, {', '.join(self.blocks) or '(no blocks)'}",
                 )
-        X = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=self.ids)
+        X = (parts[0] if len(parts) == 1 else pd.concat(parts, axis=1)) if parts else pd.DataFrame(index=self.ids)
         if include is not None:
             include = list(include)
             missing = [c for c in include if c not in X.columns]
@@ -412,7 +412,9 @@ def _model_ready(X: pd.DataFrame) -> pd.DataFrame:
         if isinstance(s.dtype, pd.CategoricalDtype):
             # text levels: imputers and encoders need one kind of value (levels like 1.0/2.0
             # would otherwise clash with the "missing" level)
-            out[c] = s.cat.rename_categories([str(v) for v in s.cat.categories])
+            cats = s.cat.categories
+            out[c] = s if cats.dtype == object and all(isinstance(v, str) for v in cats) else (
+                s.cat.rename_categories([str(v) for v in cats]))
         elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
             out[c] = s.astype("float64") if s.dtype != "float64" else s
         else:  # free text / strings are categories for the model

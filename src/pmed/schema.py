@@ -305,16 +305,20 @@ def _coerce(
     problems: list[str] = []
     isna = s.isna().to_numpy()
     if spec.type in ("float", "int"):
-        num = pd.to_numeric(s, errors="coerce")
-        bad = num.isna().to_numpy() & ~isna
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            a = s.to_numpy(dtype=float, na_value=np.nan)  # already numbers (a service's JSON)
+        else:
+            a = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        bad = np.isnan(a) & ~isna
         if bad.any():
             examples = ", ".join(shorten(v) for v in pd.unique(s[bad])[:3])
             problems.append(
                 f"column {name!r}: expected a number, found {examples} at lines "
                 f"{format_rows(lines[bad])} — use digits with '.' as the decimal mark"
             )
+        num = pd.Series(a, index=s.index)
         if spec.type == "int":
-            frac = num.notna().to_numpy() & (num.fillna(0) % 1 != 0).to_numpy()
+            frac = ~np.isnan(a) & (np.nan_to_num(a) % 1 != 0)
             if frac.any():
                 problems.append(
                     f"column {name!r}: expected whole numbers, found fractions at lines "
@@ -322,14 +326,14 @@ def _coerce(
                 )
             out = num.astype("Int64") if not frac.any() else num
         else:
-            out = num.astype(float)
+            out = num
         for bound, op, word in ((spec.min, np.less, "below"), (spec.max, np.greater, "above")):
             if bound is None:
                 continue
             with np.errstate(invalid="ignore"):
-                viol = op(num.to_numpy(dtype=float), bound) & ~np.isnan(num.to_numpy(dtype=float))
+                viol = op(a, bound) & ~np.isnan(a)
             if viol.any():
-                examples = ", ".join(f"{v:g}" for v in num[viol].unique()[:3])
+                examples = ", ".join(f"{v:g}" for v in pd.unique(a[viol])[:3])
                 unit = f" {spec.unit}" if spec.unit else ""
                 problems.append(
                     f"column {name!r}: impossible value {examples} {word} the allowed "
@@ -354,8 +358,9 @@ def _coerce(
     elif spec.type == "category":
         cats = list(spec.categories or ())
         as_str = {str(c): c for c in cats}
-        mapped = s.map(lambda v: v if v in cats else as_str.get(str(v).strip(), np.nan) if pd.notna(v) else np.nan)
-        bad = mapped.isna().to_numpy() & ~isna
+        mapped = np.array([v if v in cats else as_str.get(str(v).strip(), np.nan) if not pd.isna(v) else np.nan
+                           for v in s.to_numpy(dtype=object)], dtype=object)
+        bad = pd.isna(mapped) & ~isna
         if bad.any():
             found = ", ".join(shorten(v) for v in pd.unique(s[bad])[:5])
             allowed = ", ".join(shorten(c, 30) for c in cats[:20]) + (" …" if len(cats) > 20 else "")
@@ -371,8 +376,6 @@ def _coerce(
             f"column {name!r}: missing values at lines {format_rows(lines[isna])} but the column "
             "is declared not nullable"
         )
-    if spec.type in ("float", "int") and not problems:
-        vals = out.to_numpy(dtype=float, na_value=np.nan)
-        if np.isinf(vals).any():
-            problems.append(f"column {name!r}: infinite values at lines {format_rows(lines[np.isinf(vals)])}")
+    if spec.type in ("float", "int") and not problems and np.isinf(a).any():
+        problems.append(f"column {name!r}: infinite values at lines {format_rows(lines[np.isinf(a)])}")
     return out, problems

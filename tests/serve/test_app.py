@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -84,6 +85,7 @@ def test_expired_token_401_and_clinician_403_on_admin_routes(served):
     old = create_token(engine, role="admin", user="old")
     assert c.get("/api/models", headers=bearer(old)).status_code == 200
     expire(engine, old)
+    time.sleep(1.05)  # a worker rereads a token's row once it is a second old (RowCache)
     r = c.get("/api/models", headers=bearer(old))
     assert r.status_code == 401 and "expired" in r.json()["detail"]
     assert _last_audit(engine).outcome == "expired-token" and _last_audit(engine).user == "old"

@@ -344,6 +344,20 @@ def test_page_predicts_as_predict_patients(served, server, browser, tmp_path):
     assert calls[("P1", "CYP2C19")][2] == "*1/*2" and calls[("P2", "CYP2C19")][3] == "Poor Metabolizer"
     recs = page.evaluate(cells, "#pgx-recs")
     assert any(r[0] == "P2" and r[1] == "clopidogrel" and r[2].startswith("Avoid clopidogrel") for r in recs)
+    # the next prediction of a patient whose ID is one of the VCF's samples carries its recommendations
+    # (the treatment options' pgx_flag; tests/study/test_treatment_options.py); another patient's none
+    expect(page.locator("#pgx-applied")).to_contain_text("one of the VCF's samples")
+    for pid, wanted in (("P2", True), ("NOT-IN-VCF", False)):
+        page.get_by_label("Patient ID").fill(pid)
+        with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/predict")) as req:
+            page.get_by_role("button", name="Predict", exact=True).click()
+        sent = json.loads(req.value.post_data)
+        expect(page.locator("#prediction-meta")).to_contain_text("prediction")
+        if wanted:
+            assert {r["sample"] for r in sent["pgx_recommendations"]} == {"P2"}
+            assert any(r["drug"] == "clopidogrel" for r in sent["pgx_recommendations"])
+        else:
+            assert "pgx_recommendations" not in sent
     assert errors == []
     page.close()
 

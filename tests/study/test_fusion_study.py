@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import SCHEMA_YAML, make_clinical
-from pmed.errors import StudyError
+from pmed.errors import OptionError, StudyError
 from pmed.study import load_bundle, run_study
 
 
@@ -108,8 +108,28 @@ def test_the_fused_bundle_answers_without_a_modality(late):
     new.iloc[:3, [new.columns.get_loc(f"g{i}") for i in range(1, 6)]] = np.nan
     pred = bundle.predict(new)
     assert pred["probability"].between(0, 1).all()
-    if "modalities_used" in pred.columns:
-        assert pred["modalities_used"].tolist() == ["clinical+genome"] * 3 + ["clinical+genome+omics"] * 3
+    assert pred["modalities_used"].tolist() == ["clinical+genome"] * 3 + ["clinical+genome+omics"] * 3
+    # the prediction set of a patient without omics uses the threshold calibrated on validation
+    # patients whose omics were masked (never a narrower one than with every modality)
+    conf = bundle.manifest["conformal"]
+    masked = late["metrics"]["fusion"]["masked"]["omics"]["conformal"]
+    assert conf["without"]["omics"] == masked["quantile"] and masked["n"] == late["metrics"]["fusion"]["masked"]["omics"]["n_masked"]
+    assert 0.8 <= masked["cv_coverage"]["coverage"]["estimate"] <= 1.0
+    q = bundle.conformal_quantiles(pred["modalities_used"])
+    assert q.tolist() == [max(conf["quantile"], conf["without"]["omics"])] * 3 + [conf["quantile"]] * 3
+    p = pred["probability"].to_numpy()
+    want = ["0|1" if (p[i] <= q[i] and 1 - p[i] <= q[i]) else "1" if 1 - p[i] <= q[i] else "0" if p[i] <= q[i] else ""
+            for i in range(6)]
+    assert pred["prediction_set"].tolist() == want
+    # the patient report says which modalities were used and the threshold without each
+    from pmed.study.predict import write_patient_reports
+
+    X = bundle.check_features(new)
+    paths = write_patient_reports(bundle, X, pred, late["folder"] / "reports")
+    text = paths[0].read_text(encoding="utf-8")
+    assert "Used for this patient: clinical, genome; missing: omics." in text
+    assert f"{conf['without']['omics']:.3f}" in text and "not calibrated" not in text
+    assert "missing: omics" not in paths[3].read_text(encoding="utf-8")
 
 
 def test_fusion_bad_sections_are_refused(tmp_path):
@@ -122,9 +142,48 @@ def test_fusion_bad_sections_are_refused(tmp_path):
     (tmp_path / "s2.yaml").write_text(bad)
     with pytest.raises(StudyError, match="pgs_"):
         run_study(tmp_path / "s2.yaml", tmp_path / "o2")
-    (tmp_path / "s3.yaml").write_text(STUDY.format(method="joint"))
-    with pytest.raises(StudyError, match="joint"):
+    bad = STUDY.format(method="joint").replace("  family: linear\n  modalities:", "  family: linear\n"
+                                               "  params: {modality_dropout: 1.5}\n  modalities:")
+    (tmp_path / "s3.yaml").write_text(bad)
+    with pytest.raises(OptionError, match="modality_dropout"):
         run_study(tmp_path / "s3.yaml", tmp_path / "o3")
+
+
+def test_joint_fusion_study_trains_one_network_and_answers_without_a_modality(tmp_path):
+    df, no_omics = _cohort(tmp_path, n=400)
+    # beside the baseline only, so that the network is selected and its bundle written
+    text = STUDY.format(method="joint").replace("bootstrap: 200", "bootstrap: 20").replace(
+        "  family: linear\n  modalities:", "  family: linear\n  params: {max_epochs: 40}\n  modalities:").replace(
+        "models:\n  - family: linear", "models:\n  - family: mean")
+    (tmp_path / "study.yaml").write_text(text)
+    res = run_study(tmp_path / "study.yaml", tmp_path / "out")
+    fu = res.metrics["fusion"]
+    assert fu["method"] == "joint" and "fusion (joint)" in res.metrics["models"]
+    assert set(fu["single"]) == set(fu["without"]) == set(fu["masked"]) == {"clinical", "genome", "omics"}
+    fused = fu["fused"]["metrics"]["auroc"]["estimate"]
+    # every modality carries signal here: the network over all three beats the network without omics
+    assert fused > fu["without"]["omics"]["metrics"]["auroc"]["estimate"]
+    assert fused > max(v["metrics"]["auroc"]["estimate"] for v in fu["single"].values()) - 0.02
+    # the network's bundle loads through skops' trusted types and answers without omics
+    from pmed.fusion import JointFusion
+    from pmed.study.fusion import build_fusion
+
+    est = build_fusion("joint", fu["modalities"], family="linear", task="binary", X=pd.DataFrame(
+        columns=[c for v in fu["modalities"].values() for c in v]), params={"max_epochs": 40}, seed=0)
+    assert isinstance(est, JointFusion) and est.max_epochs == 40 and est.random_state == 0
+    assert res.selected == "fusion (joint)"
+    bundle = load_bundle(res.bundle_path)
+    assert type(bundle.pipeline).__name__ == "JointFusion"
+    new = df.drop(columns=["event", "sbp"]).head(4).set_index("patient_id")
+    rng = np.random.default_rng(1)
+    for c in ["prs_a", "prs_b", *[f"g{i}" for i in range(1, 6)]]:
+        new[c] = rng.normal(size=4)
+    new.iloc[:2, [new.columns.get_loc(f"g{i}") for i in range(1, 6)]] = np.nan
+    pred = bundle.predict(new)
+    assert pred["modalities_used"].tolist() == ["clinical+genome"] * 2 + ["clinical+genome+omics"] * 2
+    assert pred["probability"].between(0, 1).all()
+    q = bundle.conformal_quantiles(pred["modalities_used"])
+    assert q[0] == max(bundle.manifest["conformal"]["quantile"], bundle.manifest["conformal"]["without"]["omics"])
 
 
 def test_early_fusion_concatenates_with_modality_indicators(tmp_path):

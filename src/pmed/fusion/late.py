@@ -19,13 +19,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
-from sklearn.utils import ClassifierTags, RegressorTags
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from pmed.errors import OptionError, PmedWarning, StudyError, ValidationError
+from pmed.fusion._outputs import FusedOutputs
 from pmed.fusion.modalities import availability, resolve_modalities
 
 __all__ = ["LateFusion", "MAX_MODALITIES"]
@@ -47,11 +45,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def _is_binary(est: LateFusion) -> bool:
-    return est.task == "binary"
-
-
-class LateFusion(BaseEstimator):
+class LateFusion(FusedOutputs, BaseEstimator):
     """Stacked late fusion of per-modality models, robust to missing modalities.
 
     ``fit`` does, for each modality, on the patients who have it (at least one of its columns
@@ -126,19 +120,6 @@ class LateFusion(BaseEstimator):
         self.inner_folds = inner_folds
         self.min_patients = min_patients
         self.seed = seed
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # one class for both tasks: is_classifier / cross_val_predict's stratification follow task
-        if self.task == "binary":
-            tags.estimator_type = "classifier"
-            tags.classifier_tags = ClassifierTags()
-        else:
-            tags.estimator_type = "regressor"
-            tags.regressor_tags = RegressorTags()
-        tags.target_tags.required = True
-        tags.input_tags.allow_nan = True  # a missing modality is all-NaN columns by design
-        return tags
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> list[tuple[str, Any, Any]]:
@@ -355,7 +336,7 @@ class LateFusion(BaseEstimator):
                 out[rows] = np.asarray(est.predict(Xm), dtype=float).ravel()
         return out
 
-    def _fused(self, X) -> np.ndarray:
+    def _values(self, X) -> np.ndarray:
         """Probability of ``classes_[1]`` (binary) or the prediction (continuous) per patient."""
         X = self._check_X(X)
         keys, avail, fallback = self._route(X)
@@ -383,40 +364,6 @@ class LateFusion(BaseEstimator):
             out[rows] = meta.predict_proba(Z)[:, 1] if self.task == "binary" else meta.predict(Z)
         return out
 
-    @available_if(_is_binary)
-    def predict_proba(self, X) -> np.ndarray:
-        """Fused probabilities (binary task).
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Patients × (at least) every modality's columns.
-
-        Returns
-        -------
-        ndarray of shape (n_patients, 2)
-            Probabilities of ``classes_[0]`` and ``classes_[1]``.
-        """
-        p = self._fused(X)
-        return np.column_stack([1 - p, p])
-
-    def predict(self, X) -> np.ndarray:
-        """Fused predictions: a label (binary, at probability 0.5) or a number (continuous).
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Patients × (at least) every modality's columns.
-
-        Returns
-        -------
-        ndarray of shape (n_patients,)
-        """
-        p = self._fused(X)
-        if self.task == "binary":
-            return self.classes_[(p > 0.5).astype(int)]
-        return p
-
     def modalities_used(self, X) -> pd.Series:
         """Which subset's meta-learner predicts each patient.
 
@@ -434,24 +381,3 @@ class LateFusion(BaseEstimator):
         X = self._check_X(X)
         keys, _, _ = self._route(X)
         return pd.Series(keys.astype(str), index=X.index, name="modalities_used", dtype=object)
-
-    def score(self, X, y, sample_weight=None) -> float:
-        """Accuracy (binary) or R² (continuous) of :meth:`predict`.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Patients × features.
-        y : array-like of shape (n_patients,)
-            True outcomes.
-        sample_weight : array-like, optional
-            Patient weights.
-
-        Returns
-        -------
-        float
-        """
-        pred = self.predict(X)
-        if self.task == "binary":
-            return float(accuracy_score(y, pred, sample_weight=sample_weight))
-        return float(r2_score(y, pred, sample_weight=sample_weight))

@@ -60,6 +60,24 @@ def _native_importance(model) -> tuple[np.ndarray, str] | None:
     return None
 
 
+def _grouped_permutation(estimator, X: pd.DataFrame, y: np.ndarray, pixels: list[str], *,
+                         n_repeats: int, seed: int) -> pd.Series:
+    """Permutation importance (drop in ``estimator.score``, as scikit-learn's default scorer)
+    with the pixel columns of an image shuffled together, as one feature named ``image``."""
+    groups = {c: [c] for c in X.columns if c not in set(pixels)} | {"image": pixels}
+    rng = np.random.default_rng(seed)
+    base = estimator.score(X, y)
+    out = {}
+    for name, cols in groups.items():
+        drops = []
+        for _ in range(n_repeats):
+            Xp = X.copy()
+            Xp[cols] = X[cols].to_numpy()[rng.permutation(len(X))]
+            drops.append(base - estimator.score(Xp, y))
+        out[name] = float(np.mean(drops))
+    return pd.Series(out)
+
+
 def feature_importance(
     pipeline: Pipeline,
     X: pd.DataFrame,
@@ -101,9 +119,13 @@ def feature_importance(
         if len(rows) > max_rows:
             rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
         yy = np.asarray(y)[rows]
-        r = permutation_importance(pipeline, X.iloc[rows], yy, n_repeats=n_repeats,
-                                   random_state=seed, n_jobs=1)
-        s = pd.Series(r.importances_mean, index=X.columns)
+        pixels = [c for c in X.columns if str(c).startswith("px|")]
+        if pixels:  # an image (pmed.fusion.images): permuted whole, one feature, not pixel by pixel
+            s = _grouped_permutation(pipeline, X.iloc[rows], yy, pixels, n_repeats=n_repeats, seed=seed)
+        else:
+            r = permutation_importance(pipeline, X.iloc[rows], yy, n_repeats=n_repeats,
+                                       random_state=seed, n_jobs=1)
+            s = pd.Series(r.importances_mean, index=X.columns)
         method = f"permutation (n_repeats={n_repeats}, {len(rows)} training rows)"
     df = pd.DataFrame({"feature": s.index.astype(str), "importance": s.to_numpy()})
     # stable ordering: by importance, ties broken by name, so reruns give identical files

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 import numpy as np
 import pandas as pd
 from fastapi import (
@@ -38,13 +39,14 @@ from pmed.serve.db import (
     Prediction,
     as_utc,
     find_token,
+    hash_token,
     make_engine,
     prepare_database,
     utcnow,
 )
 from pmed.serve.middleware import AuditMiddleware, RateLimiter
 from pmed.serve.problems import PROBLEM_JSON, install_handlers
-from pmed.serve.registry import BundleCache, register_bundle, register_folder
+from pmed.serve.registry import BundleCache, RowCache, register_bundle, register_folder
 
 __all__ = ["create_app", "app_from_env", "ENV_PREFIX"]
 
@@ -92,6 +94,7 @@ def create_app(
     rate_limit_per_minute: int = 120,
     cors_origins: list[str] | None = None,
     init: bool = True,
+    registry_cache_seconds: float = 1.0,
 ) -> FastAPI:
     """The ``pmed serve`` application.
 
@@ -112,6 +115,11 @@ def create_app(
     init
         Migrate the database and register the bundles of ``models_dir`` now. ``pmed serve
         --workers N`` does it once before starting the workers, which then skip it.
+    registry_cache_seconds
+        How long a worker reuses a token's or a model's row read from the database
+        (:class:`pmed.serve.registry.RowCache`): a token revoked or a model registered elsewhere
+        is seen within this time. 0 reads the database on every request (slower, notably on
+        PostgreSQL).
 
     Returns
     -------
@@ -127,9 +135,9 @@ def create_app(
     if not models_dir.is_dir():
         raise OptionError("the models folder does not exist or is not a folder", where=str(models_dir),
                           fix="give the folder holding the bundles written by 'pmed run' (--models)")
-    if max_body_bytes < 1 or rate_limit_per_minute < 1:
-        raise OptionError("max_body_bytes and rate_limit_per_minute must be positive",
-                          fix="give positive limits")
+    if max_body_bytes < 1 or rate_limit_per_minute < 1 or not registry_cache_seconds >= 0:
+        raise OptionError("max_body_bytes and rate_limit_per_minute must be positive, "
+                          "registry_cache_seconds zero or more", fix="give positive limits")
     if init:
         engine = prepare_database(db_url)
         register_folder(engine, models_dir)
@@ -151,7 +159,8 @@ def create_app(
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
-    app.include_router(_router(app, engine, BundleCache(), RateLimiter(rate_limit_per_minute)))
+    app.include_router(_router(app, engine, BundleCache(registry_cache_seconds),
+                               RateLimiter(rate_limit_per_minute)))
     return app
 
 
@@ -221,6 +230,11 @@ def _version() -> str:
 def _router(app: FastAPI, engine: Engine, cache: BundleCache, limiter: RateLimiter) -> APIRouter:
     bearer = HTTPBearer(auto_error=False, description="a token of 'pmed serve token create'")
     r = APIRouter()
+    tokens = RowCache(cache.rows.ttl)  # a token's row, read at most once a second by this worker
+    # the scoring is CPU work under the GIL: one request at a time, in arrival order, rather
+    # than forty threads taking the GIL in turns (which starves the event loop and makes every
+    # request as slow as the slowest); a worker process per core is how to use more cores
+    cpu = anyio.CapacityLimiter(1)
 
     def principal(request: Request,
                   creds: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> Principal:
@@ -228,8 +242,11 @@ def _router(app: FastAPI, engine: Engine, cache: BundleCache, limiter: RateLimit
         if creds is None:
             request.state.outcome = "no-token"
             raise HTTPException(401, "a bearer token is required (Authorization: Bearer <token>)", headers=challenge)
-        with Session(engine) as s:
-            tok = find_token(s, creds.credentials)
+        def read():
+            with Session(engine) as s:
+                return find_token(s, creds.credentials)
+
+        tok = tokens.get(hash_token(creds.credentials), read)
         if tok is None:
             request.state.outcome = "bad-token"
             raise HTTPException(401, "Authorization: the bearer token is not known", headers=challenge)
@@ -310,12 +327,12 @@ def _router(app: FastAPI, engine: Engine, cache: BundleCache, limiter: RateLimit
         RiskAssessments (binary and survival models), or with the JSON answer when the request
         says ``Accept: application/json``.
         """
-        from starlette.concurrency import run_in_threadpool
+        from anyio.to_thread import run_sync
 
         body = await request.body()
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
-            model, bundle = await run_in_threadpool(cache.get, engine, name)
+            model, bundle = await run_sync(cache.get, engine, name, limiter=cpu)
         except NotFoundError as e:
             e.where = e.where or "name"  # the path parameter at fault
             raise
@@ -327,10 +344,10 @@ def _router(app: FastAPI, engine: Engine, cache: BundleCache, limiter: RateLimit
                              f"{bundle.task}: it predicts a value, not a risk", where="Accept",
                              fix="send 'Accept: application/json' to get its predictions as JSON")
         rows, df, recs = _patients(body, ctype, bundle)
-        out, pred = await run_in_threadpool(_score, bundle, df, recs)
+        out, pred = await run_sync(_score, bundle, df, recs, limiter=cpu)
         pid = uuid.uuid4().hex
         if as_fhir:  # built before anything is stored: a failure here leaves no orphan prediction
-            doc = await run_in_threadpool(_risk_bundle, bundle, model, pred, pid)
+            doc = await run_sync(_risk_bundle, bundle, model, pred, pid, limiter=cpu)
         # stored by the audit middleware in the audit row's transaction, before the response
         # starts: a crash can lose neither one without the other
         request.state.pending = [Prediction(id=pid, created_at=utcnow(), user=who.user, model=model.name,

@@ -27,7 +27,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, Engine, Integer, String, Text, create_engine, select
+from sqlalchemy import JSON, DateTime, Engine, Integer, String, Text, create_engine, event, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from pmed.errors import OptionError
@@ -118,8 +118,22 @@ def make_engine(url: str) -> Engine:
     wait for a writer rather than fail at once (``timeout``).
     """
     if url.startswith("sqlite"):
-        return create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_wal)
+        return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_wal(dbapi_connection, _record) -> None:
+    # write-ahead log: a commit appends to one file and syncs it once (the default rollback
+    # journal syncs three times), and readers do not wait for the writer; synchronous=FULL
+    # keeps every committed audit row through a crash or a power cut
+    cur = dbapi_connection.cursor()
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+    finally:
+        cur.close()
 
 
 def upgrade(engine: Engine) -> None:

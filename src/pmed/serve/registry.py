@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -14,7 +15,7 @@ from pmed.errors import BundleError, NotFoundError
 from pmed.serve.db import Model, utcnow
 from pmed.study.bundle import SUMS_NAME, ModelBundle, _sha256, load_bundle
 
-__all__ = ["find_bundles", "bundle_name", "register_bundle", "register_folder", "BundleCache"]
+__all__ = ["find_bundles", "bundle_name", "register_bundle", "register_folder", "BundleCache", "RowCache"]
 
 log = logging.getLogger("pmed.serve")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -110,16 +111,53 @@ def register_folder(engine: Engine, models_dir: str | Path) -> list[str]:
     return out
 
 
+class RowCache:
+    """Rows of the database this worker read in the last ``ttl`` seconds (thread-safe).
+
+    A request needs its token's row and its model's row; reading both from the database every
+    time costs more than the prediction (two round trips, on PostgreSQL two more pool pings).
+    The database stays the only authority: a row is read again once it is ``ttl`` seconds old,
+    so a model registered or a token created through another worker (or the CLI) is seen
+    within ``ttl``; what is not found is not remembered.
+    """
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._rows: dict = {}
+
+    def get(self, key, load):
+        """The row ``load()`` gave for ``key`` less than ``ttl`` seconds ago, else ``load()`` now."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._rows.get(key)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        row = load()
+        with self._lock:
+            if row is None:
+                self._rows.pop(key, None)
+            else:
+                self._rows[key] = (now, row)
+        return row
+
+    def forget(self, key) -> None:
+        with self._lock:
+            self._rows.pop(key, None)
+
+
 class BundleCache:
     """Loaded bundles of this worker, by path and SHA-256 of ``SHA256SUMS`` (thread-safe).
 
-    The only per-worker state beside the rate limiter: the registry itself is in the database, so
-    a model registered through one worker is found by every other.
+    The only per-worker state beside the rate limiter and the :class:`RowCache` of registry
+    rows: the registry itself is in the database, so a model registered through one worker is
+    found by every other (within the row cache's second).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ttl: float = 1.0) -> None:
         self._lock = threading.Lock()
         self._loaded: dict[tuple[str, str], ModelBundle] = {}
+        self.rows = RowCache(ttl)
 
     def get(self, engine: Engine, name: str) -> tuple[Model, ModelBundle]:
         """The registered model ``name`` and its loaded bundle.
@@ -132,8 +170,11 @@ class BundleCache:
             The bundle on disk no longer matches what was registered (modified or retrained
             since); register it again to serve the new version.
         """
-        with Session(engine, expire_on_commit=False) as s:
-            model = s.scalar(select(Model).where(Model.name == name))
+        def read() -> Model | None:
+            with Session(engine, expire_on_commit=False) as s:
+                return s.scalar(select(Model).where(Model.name == name))
+
+        model = self.rows.get(name, read)
         if model is None:
             raise NotFoundError(f"no model named {name!r} is registered", fix="GET /api/models lists the models")
         path = Path(model.path)
@@ -141,6 +182,11 @@ class BundleCache:
             now = _sha256(path / SUMS_NAME)
         except OSError:
             now = None
+        if now != model.sha256:  # registered again since this worker read the row?
+            self.rows.forget(name)
+            model = self.rows.get(name, read)
+        if model is None:
+            raise NotFoundError(f"no model named {name!r} is registered", fix="GET /api/models lists the models")
         if now != model.sha256:
             raise BundleError(f"the bundle of model {name!r} changed on disk since it was registered",
                               fix="register it again (POST /api/models) to serve the new version")

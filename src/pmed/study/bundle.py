@@ -79,6 +79,7 @@ _TRUSTED_TYPES = {
     "pmed.effects.options.TreatmentOptions",
     # multimodal fusion (pmed.fusion): plain dicts of fitted scikit-learn estimators inside
     "pmed.fusion.late.LateFusion",
+    "pmed.fusion.joint.JointFusion",
     "pmed.fusion.early.ModalityIndicators",
 }
 # Libraries whose version must match for a pickled estimator to behave identically.
@@ -222,6 +223,56 @@ class ModelBundle:
     def feature_names(self) -> list[str]:
         return list(self.manifest["features"])
 
+    def scorer(self) -> Any:
+        """What scores checked features: the pipeline, or its numpy replay where that is exact.
+
+        For a binary or continuous model whose preprocessing :func:`pmed.models.compiled.compile_pipeline`
+        replays, the replay is used once it gives the pipeline's very numbers on probe rows made
+        from the manifest (each category, the typical value, the range ends, missing values):
+        the same predictions at a fraction of scikit-learn's per-call cost on one patient (a
+        service's request). Anything else is scored by the pipeline itself.
+        """
+        cached = self.__dict__.get("_scorer")
+        if cached is None:
+            cached = self.pipeline
+            if self.task in ("binary", "continuous"):
+                from pmed.models.compiled import compile_pipeline
+
+                fast = compile_pipeline(self.pipeline)
+                probe = self._probe_rows() if fast is not None else None
+                if probe is not None and fast.verify(probe, method="predict_proba" if self.task == "binary"
+                                                     else "predict"):
+                    cached = fast
+            self.__dict__["_scorer"] = cached
+        return cached
+
+    def _probe_rows(self) -> pd.DataFrame | None:
+        """Checked feature rows covering each category, the typical value, the range ends and
+        missing values of every feature (:meth:`scorer`'s test of the compiled path)."""
+        specs = self.manifest.get("feature_specs", {})
+        ref = self.manifest.get("reference_values") or {}
+        values = {}
+        for c in self.feature_names:
+            spec = specs.get(c) or {}
+            if spec.get("type") == "string":
+                return None
+            if spec.get("type") == "category":
+                values[c] = [*spec["categories"], None]
+                continue
+            r = ref.get(c)
+            r = float(r) if isinstance(r, int | float) and not isinstance(r, bool) else 0.0
+            lo, hi = spec.get("min"), spec.get("max")
+            vals = [r, np.nan, lo if lo is not None else r - 1.5, hi if hi is not None else r + 2.5]
+            values[c] = vals + [0.0, 1.0] if (lo is None or lo <= 0) and (hi is None or hi >= 1) else vals
+        n = max((len(v) for v in values.values()), default=0)
+        if n == 0:
+            return None
+        raw = pd.DataFrame({c: [v[k % len(v)] for k in range(n)] for c, v in values.items()})
+        try:
+            return self.check_features(raw)
+        except Exception:
+            return None
+
     def input_schema(self) -> TableSchema:
         """Schema of the patient table the model was trained on."""
         return TableSchema.from_dict(self.manifest["input_schema"])
@@ -263,25 +314,31 @@ class ModelBundle:
             if spec and spec["type"] == "category":
                 # compared and encoded as text, as Cohort.features gives them to the model
                 cats = [str(v) for v in spec["categories"]]
-                vals = s.astype("object").map(lambda v: v if pd.isna(v) else str(v))
-                bad = vals.notna() & ~vals.isin(cats)
+                if (isinstance(s.dtype, pd.CategoricalDtype) and not s.cat.ordered
+                        and list(s.cat.categories) == cats):
+                    out[c] = s.array  # already the training's categories (Cohort.features' output)
+                    continue
+                known = set(cats)
+                vals = np.array([v if pd.isna(v) else str(v) for v in s.to_numpy(dtype=object)], dtype=object)
+                bad = np.array([not pd.isna(v) and v not in known for v in vals], dtype=bool)
                 if bad.any():
                     problems.append(
                         f"column {c!r}: values {', '.join(shorten(v) for v in pd.unique(vals[bad])[:5])} "
                         f"at {rows(bad)} are not among the training categories "
                         f"{', '.join(shorten(v, 30) for v in cats[:20])}{' …' if len(cats) > 20 else ''}"
                     )
-                out[c] = pd.Categorical(vals.where(~bad), categories=cats)
+                    vals[bad] = np.nan
+                out[c] = pd.Categorical(vals, categories=cats)
             else:
                 if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-                    num = s.astype(float)  # already numbers (the usual case): nothing to coerce
+                    arr = s.to_numpy(dtype=float, na_value=np.nan)  # already numbers (the usual case)
                 else:
                     num = pd.to_numeric(s.astype("object") if s.dtype == "boolean" else s, errors="coerce")
                     bad = num.isna() & s.notna()
                     if bad.any():
                         problems.append(f"column {c!r}: non-numeric values at {rows(bad)}")
+                    arr = num.to_numpy(dtype=float, na_value=np.nan)
                 lo, hi = (spec or {}).get("min"), (spec or {}).get("max")
-                arr = num.to_numpy(dtype=float)
                 viol = np.zeros(len(arr), dtype=bool)
                 with np.errstate(invalid="ignore"):
                     if lo is not None:
@@ -290,10 +347,10 @@ class ModelBundle:
                         viol |= arr > hi
                 if viol.any():
                     problems.append(
-                        f"column {c!r}: {', '.join(f'{v:g}' for v in num[viol][:5])} outside the "
+                        f"column {c!r}: {', '.join(f'{v:g}' for v in arr[viol][:5])} outside the "
                         f"schema range {lo}–{hi} at {rows(viol)}"
                     )
-                out[c] = num.astype(float)
+                out[c] = arr
         if problems:
             raise ValidationError(problems, file=source,
                                   fix="correct these values; the model refuses inputs outside its schema")
@@ -344,19 +401,44 @@ class ModelBundle:
             out["median_survival"] = predict_median(self.pipeline, X)
             return out
         if self.task == "binary":
-            p = self.pipeline.predict_proba(X)[:, 1]
+            p = self.scorer().predict_proba(X)[:, 1]
             thr = self.manifest.get("threshold", 0.5)
             out = pd.DataFrame({"probability": p, "predicted_class": (p >= thr).astype(int)}, index=X.index)
         else:
-            p = self.pipeline.predict(X)
+            p = self.scorer().predict(X)
             out = pd.DataFrame({"prediction": p}, index=X.index)
-        if self.manifest.get("conformal"):
-            extra = apply_conformal(p, self.manifest["conformal"], task=self.task)
-            out[list(extra.columns)] = extra.to_numpy()
         used = getattr(self.pipeline, "modalities_used", None)
         if callable(used):  # a fused model (pmed.fusion) says which of a patient's modalities it used
             out["modalities_used"] = np.asarray(used(X), dtype=object)
+        conformal = self.manifest.get("conformal")
+        if conformal:
+            if conformal.get("without") and "modalities_used" in out:
+                conformal = {**conformal, "quantile": self.conformal_quantiles(out["modalities_used"])}
+            extra = apply_conformal(p, conformal, task=self.task)
+            out[list(extra.columns)] = extra.to_numpy()
+        if "modalities_used" in out:  # last, as before the intervals
+            out["modalities_used"] = out.pop("modalities_used")
         return out
+
+    def conformal_quantiles(self, modalities_used) -> np.ndarray:
+        """Each patient's conformal threshold, by the modalities its prediction used.
+
+        A fused model's bundle holds the threshold calibrated on validation patients with every
+        modality (``conformal.quantile``) and, per modality, on those whose modality was masked
+        (``conformal.without``, :mod:`pmed.study.fusion`). A patient lacking modalities gets the
+        largest threshold among the full one and those of its missing modalities: its interval
+        is never narrower than with every modality, and with two missing is as wide as the wider
+        of the two (no calibration exists for that combination).
+        """
+        c = self.manifest["conformal"]
+        q_full, without = float(c["quantile"]), c.get("without") or {}
+        names = list(c.get("modalities") or without)
+        out = []
+        for used in modalities_used:
+            have = set(str(used).split("+")) if isinstance(used, str) and used else set()
+            qs = [float(without[m]) for m in names if m not in have and m in without]
+            out.append(max([q_full, *qs]))
+        return np.asarray(out, dtype=float)
 
     def percentile(self, prediction: float) -> float:
         """Percent of the training population (out-of-fold) predicted lower than ``prediction``."""

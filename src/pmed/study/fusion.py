@@ -8,7 +8,8 @@ cross-validation splits, evaluates each modality alone and the fused model witho
      "single": {name: metrics}, "fused": metrics, "without": {name: metrics},
      "paired": {estimate, ci_low, ci_high, method, metric, best_single},
      "gain_of": {name: {estimate, ci_low, ci_high, method}},      # fused minus fused-without-name
-     "masked": {name: {fraction, metric, full, masked, drop}}}     # point 3: modality missing at prediction
+     "masked": {name: {fraction, metric, full, masked, drop,       # point 3: modality missing at prediction
+                       conformal: {quantile, n, confidence_level, cv_coverage} | null}}}
 
 (each ``metrics`` the dict a candidate model gets). Differences are paired on the same patients:
 DeLong's test for AUROC, a paired bootstrap of patients otherwise.
@@ -24,10 +25,11 @@ from sklearn.base import clone
 
 from pmed.errors import OptionError, StudyError, shorten
 
-__all__ = ["fusion_modalities", "build_fusion", "run_study_fusion", "FUSED_LABEL"]
+__all__ = ["fusion_modalities", "add_image_blocks", "modality_model", "build_fusion", "run_study_fusion",
+           "FUSED_LABEL"]
 
 #: The candidate name of the fused model, by method.
-FUSED_LABEL = {"early": "fusion (early)", "late": "fusion (late)"}
+FUSED_LABEL = {"early": "fusion (early)", "late": "fusion (late)", "joint": "fusion (joint)"}
 #: Share of the test patients whose modality is masked in the missing-at-prediction check.
 MASK_FRACTION = 0.3
 
@@ -38,7 +40,9 @@ def fusion_modalities(study, cohort, X: pd.DataFrame) -> dict[str, list[str]]:
 
     spec: dict[str, list[str]] = {}
     for name, m in study.fusion.modalities.items():
-        if m.block is not None:
+        if m.images is not None:  # its pixel columns, added to X by add_image_blocks
+            spec[name] = list(cohort.blocks[name].data.columns)
+        elif m.block is not None:
             table = cohort.patients if m.block == "patients" else getattr(cohort.blocks.get(m.block), "data", None)
             if table is None:
                 known = ["patients", *cohort.blocks]
@@ -59,21 +63,63 @@ def fusion_modalities(study, cohort, X: pd.DataFrame) -> dict[str, list[str]]:
                          fix=e.fix) from None
 
 
+def add_image_blocks(study, cohort, X: pd.DataFrame) -> pd.DataFrame:
+    """``X`` with the pixel columns of the study's image modalities (:mod:`pmed.fusion.images`).
+
+    Each is read, checked against the cohort's IDs (none matching: refused; some patients
+    without an image: a warning by counts) and added to the cohort as a block named after the
+    modality. At most one image modality (their pixel columns share names).
+    """
+    from pmed.fusion.images import check_image_ids, read_image_block
+
+    images = {n: m for n, m in study.fusion.modalities.items() if m.images is not None}
+    if not images:
+        return X
+    if len(images) > 1:
+        raise StudyError(f"fusion has {len(images)} image modalities ({', '.join(images)}); pmed takes one",
+                         file=study.source_path, where="key fusion.modalities",
+                         fix="keep one images: modality (or give the others as blocks of embeddings)")
+    (name, m), = images.items()
+    if name in cohort.blocks:
+        raise StudyError(f"fusion modality {name!r} has the name of a data block", file=study.source_path,
+                         where=f"key fusion.modalities.{name}", fix="rename the image modality")
+    table, prov = read_image_block(study.path(m.images), size=m.size, id=X.index.name or "patient_id")
+    check_image_ids(name, table, cohort.ids, source=str(study.source_path) if study.source_path else None)
+    # a patient without an image lacks the modality, as a fusion allows (warned above by counts)
+    cohort.add_block(name, table.loc[table.index.isin(cohort.ids)], provenance=prov, allow_missing=True)
+    return X.join(cohort.blocks[name].data.loc[X.index])
+
+
+def modality_model(name: str, columns: list[str], *, family: str, task: str, X: pd.DataFrame,
+                   params: dict[str, Any] | None, seed: int):
+    """The model of one modality on its own: a CNN (:class:`~pmed.fusion.JointFusion` of that one
+    image modality) for pixel columns, else the study's family."""
+    from pmed.fusion import JointFusion
+    from pmed.fusion.images import is_image_modality
+    from pmed.models.zoo import make_model
+
+    if is_image_modality(columns):
+        return JointFusion({name: list(columns)}, task=task, random_state=seed, n_jobs=1)
+    return make_model(family, task=task, X=X[columns], params=params, seed=seed)
+
+
 def build_fusion(method: str, modalities: dict[str, list[str]], *, family: str, task: str, X: pd.DataFrame,
                  params: dict[str, Any] | None = None, inner_folds: int = 5, seed: int = 0):
     """The unfitted fused estimator over ``modalities`` (columns of ``X``)."""
     from sklearn.pipeline import Pipeline
 
-    from pmed.fusion import LateFusion, ModalityIndicators
+    from pmed.fusion import JointFusion, LateFusion, ModalityIndicators
     from pmed.models.zoo import make_model
 
     cols = [c for c in X.columns if any(c in v for v in modalities.values())]
+    if method == "joint":  # params are the network's (JointFusion's); family is for each modality alone
+        return JointFusion(modalities, task=task, **{"random_state": seed, "n_jobs": 1, **(params or {})})
     if method == "early":
         ind = ModalityIndicators(modalities)
         Xi = ind.fit(X[cols]).transform(X[cols])
         return Pipeline([("modalities", ind),
                          ("fit", make_model(family, task=task, X=Xi, params=params, seed=seed))])
-    return LateFusion([(name, make_model(family, task=task, X=X[c], params=params, seed=seed), c)
+    return LateFusion([(name, modality_model(name, c, family=family, task=task, X=X, params=params, seed=seed), c)
                        for name, c in modalities.items()], task=task, inner_folds=inner_folds, seed=seed)
 
 
@@ -106,6 +152,20 @@ def _fold_predictions(est, X: pd.DataFrame, y: pd.Series, splits, *, task: str, 
                                                                ignore_index=True)
 
     return cat(rows), {m: cat(v) for m, v in masked.items()}
+
+
+def _conformal_without(oof_m: pd.DataFrame, *, task: str, level: float) -> dict | None:
+    """The conformal threshold calibrated on the test patients whose modality was masked: how
+    wide a fused model's interval (or how large its prediction set) must be for a patient who
+    lacks that modality. ``None`` with fewer than 20 such patients (too few to calibrate)."""
+    from pmed.evaluate.conformal import conformal_from_oof
+
+    om = oof_m[(oof_m["repeat"] == 0) & oof_m["masked"]]
+    if len(om) < 20 or om["fold"].nunique() < 2:
+        return None
+    c = conformal_from_oof(om["outcome"], om["prediction"], om["fold"], task=task, confidence_level=level)
+    return {"quantile": c["quantile"], "n": int(len(om)), "confidence_level": level,
+            "cv_coverage": c["cv_coverage"]}
 
 
 def _point(oof: pd.DataFrame, *, task: str, metric: str, threshold: float) -> float:
@@ -163,7 +223,6 @@ def run_study_fusion(study, cohort, X: pd.DataFrame, y: pd.Series, splits, *, re
     """
     from pmed.evaluate.cv import cv_metrics
     from pmed.fusion import availability
-    from pmed.models.zoo import make_model
 
     fs, ev, task = study.fusion, study.evaluation, study.target.task
     mods = fusion_modalities(study, cohort, X)
@@ -191,7 +250,9 @@ def run_study_fusion(study, cohort, X: pd.DataFrame, y: pd.Series, splits, *, re
     fused_oof, fused_m, masked = evaluate(fused, Xf, masks=mods)
     single, single_oof = {}, {}
     for m, c in mods.items():
-        est = make_model(fs.family, task=task, X=Xf[c], params=fs.params, seed=study.seed)
+        # joint: the params are the network's; each modality alone is the family with its defaults
+        est = modality_model(m, c, family=fs.family, task=task, X=Xf,
+                             params=fs.params if fs.method != "joint" else {}, seed=study.seed)
         single_oof[m], single[m], _ = evaluate(est, Xf[c])
     without, gain = {}, {}
     for m in mods:
@@ -215,7 +276,8 @@ def run_study_fusion(study, cohort, X: pd.DataFrame, y: pd.Series, splits, *, re
         part = _point(oof_m, task=task, metric=metric, threshold=ev.threshold)
         drops[m] = {"fraction": MASK_FRACTION, "metric": metric,
                     "n_masked": int(oof_m.loc[oof_m["repeat"] == 0, "masked"].sum()),
-                    "full": full, "masked": part, "drop": full - part}
+                    "full": full, "masked": part, "drop": full - part,
+                    "conformal": _conformal_without(oof_m, task=task, level=ev.confidence_level)}
     label = FUSED_LABEL[fs.method]
     result = {"family": f"fusion:{fs.method}", "params": fs.params, "class_weight": None, "grid": None,
               "calibration": None, "n_features": int(Xf.shape[1]), **fused_m}

@@ -63,7 +63,16 @@ def new_patient_features(
             file=source,
             fix="pass each as NAME=FILE, e.g. --block " + " --block ".join(f"{n}=FILE" for n in missing),
         )
+    images = bundle.manifest.get("image_blocks") or {}
     for name in needed:
+        if name in images:  # a fusion modality of images: its pixel columns (pmed.fusion.images)
+            from pmed.fusion.images import read_image_block
+
+            table, prov = read_image_block(given[name], size=int(images[name]["size"]), id=schema.id)
+            table = table.loc[table.index.isin(cohort.ids)]  # images of other patients: not these
+            # a new patient without an image is predicted from its other modalities
+            cohort.add_block(name, table, provenance=prov, allow_missing=True)
+            continue
         table, prov = read_block(given[name], id=schema.id)
         cohort.add_block(name, table, provenance=prov)
     return cohort.features(["patients", *needed])
@@ -242,45 +251,70 @@ def predict_and_explain(
     ref = bundle.manifest["reference_values"]
     col = _VALUE_COLUMN.get(bundle.task, "prediction")
     n = len(Xc)
-    which_row, which_col = [], []  # the variant k changes column which_col[k] of row which_row[k]
+    # the variant k is row which_row[k] with column which_col[k] set to its typical value;
+    # built column by column on arrays (pandas' per-cell assignment costs more than the model)
+    which_row, which_col, columns = [], [], {}
     for j, c in enumerate(Xc.columns):
+        s = Xc[c]
         r = ref.get(c)
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            codes = s.cat.codes.to_numpy()
+            at = s.cat.categories.get_indexer([r]) if r is not None else np.array([-1])
+            typical = codes == at[0] if r is not None and at[0] >= 0 else (
+                np.zeros(n, dtype=bool) if r is None else
+                np.array([not pd.isna(v) and str(v) == str(r) for v in s.astype("object")], dtype=bool))
+            columns[c] = (codes, int(at[0]), s.dtype)
+        else:
+            values = s.to_numpy()
+            if r is None:
+                typical = np.ones(n, dtype=bool)
+            elif isinstance(r, int | float) and not isinstance(r, bool) and values.dtype.kind in "fiu":
+                v = values.astype(float)
+                typical = ~np.isnan(v) & np.isclose(v, float(r))
+            else:  # a missing value is not typical: the model imputes it, possibly with an indicator
+                typical = np.array([not pd.isna(v) and str(v) == str(r) for v in values], dtype=bool)
+            columns[c] = (values, None, None)
         if r is None:
             continue
-        s = Xc[c]
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            typical = s.astype("object").map(lambda v, r=r: not pd.isna(v) and str(v) == str(r))
-        elif isinstance(r, int | float) and not isinstance(r, bool):
-            typical = s.notna() & np.isclose(s.to_numpy(dtype=float), float(r))
-        else:  # a missing value is not typical: the model imputes it, possibly with an indicator
-            typical = s.astype("object").map(lambda v, r=r: not pd.isna(v) and str(v) == str(r))
-        for i in np.flatnonzero(~np.asarray(typical, dtype=bool)):
+        for i in np.flatnonzero(~typical):
             which_row.append(int(i))
             which_col.append(j)
-    variants = Xc.iloc[which_row].copy()
-    for j in sorted(set(which_col)):
-        c = Xc.columns[j]
-        pos = np.flatnonzero(np.asarray(which_col) == j)
-        r = ref[c]
-        if isinstance(variants[c].dtype, pd.CategoricalDtype):
-            variants.iloc[pos, j] = r
+    take = np.concatenate([np.arange(n), np.asarray(which_row, dtype=int)])
+    changed = np.concatenate([np.full(n, -1), np.asarray(which_col, dtype=int)])
+    data = {}
+    for j, c in enumerate(Xc.columns):
+        values, code, dtype = columns[c]
+        v = values[take]
+        hit = changed == j
+        if dtype is not None:  # categorical, by codes
+            if hit.any():
+                v[hit] = code
+            data[c] = pd.Categorical.from_codes(v, dtype=dtype)
         else:
-            variants.iloc[pos, j] = float(r)
-    both = bundle._predict_checked(pd.concat([Xc, variants]) if len(variants) else Xc)
+            if hit.any():
+                r = ref[c]
+                v = v.astype(float) if v.dtype.kind in "iub" else v.copy() if v is values else v
+                v[hit] = float(r) if v.dtype.kind == "f" else r
+            data[c] = v
+    both = pd.DataFrame(data, index=Xc.index.take(take), copy=False)
+    both = bundle._predict_checked(both)
     pred = both.iloc[:n]
     base = pred[col].to_numpy(dtype=float)
     alt = both[col].to_numpy(dtype=float)[n:]
+    which_row_a, which_col_a = np.asarray(which_row, dtype=int), np.asarray(which_col, dtype=int)
+    names = np.asarray(Xc.columns, dtype=object)
     out = []
     for i in range(n):
-        ks = [k for k, row in enumerate(which_row) if row == i]
-        df = pd.DataFrame({
-            "feature": [Xc.columns[which_col[k]] for k in ks],
-            "value": [Xc.iat[i, which_col[k]] for k in ks],
-            "typical_value": [ref[Xc.columns[which_col[k]]] for k in ks],
-            "contribution": base[i] - alt[ks] if ks else np.array([], dtype=float),
-        })
-        df = df.reindex(df["contribution"].abs().sort_values(ascending=False, kind="mergesort").index)
-        out.append(df.head(top).reset_index(drop=True))
+        ks = np.flatnonzero(which_row_a == i)
+        contrib = base[i] - alt[ks]
+        ks = ks[np.argsort(-np.abs(contrib), kind="mergesort")][:top]
+        feats = names[which_col_a[ks]]
+        out.append(pd.DataFrame({
+            "feature": list(feats),
+            "value": [Xc.iat[i, j] for j in which_col_a[ks]],
+            "typical_value": [ref[f] for f in feats],
+            "contribution": base[i] - alt[ks],
+        }))
     return pred, out
 
 
@@ -435,6 +469,8 @@ def _write_reports(bundle: ModelBundle, X: pd.DataFrame, predictions: pd.DataFra
             info["interval"] = {"low": float(predictions.loc[pid, "interval_low"]),
                                 "high": float(predictions.loc[pid, "interval_high"]),
                                 "level": conformal.get("confidence_level"), "method": conformal.get("method")}
+        if "modalities_used" in predictions and conformal.get("without"):
+            info["modalities"] = _modality_widths(bundle, predictions.loc[pid, "modalities_used"])
         fig = population_position(bundle.manifest.get("population_predictions") or [], value,
                                   xlabel=col)
         png = plots.save(fig, check_inside(out / f".{name}.population.png", out))
@@ -452,6 +488,19 @@ def _write_reports(bundle: ModelBundle, X: pd.DataFrame, predictions: pd.DataFra
     # always written, even for no patient: it is how a later run recognises the folder as reports
     write_table(pd.DataFrame(index, columns=_INDEX_HEADER.split(",")), out / "index.csv", index=False)
     return paths
+
+
+def _modality_widths(bundle: ModelBundle, used: str) -> dict:
+    """What a fused model's patient report says of the modalities: which were used, and how the
+    interval (continuous) or the prediction set's threshold (binary) widens without each."""
+    c = bundle.manifest["conformal"]
+    names = list(c.get("modalities") or c["without"])
+    have = set(used.split("+")) if isinstance(used, str) and used else set()
+    this = float(bundle.conformal_quantiles([used])[0])
+    rows = [{"modality": m, "present": m in have, "quantile": c["without"].get(m)} for m in names]
+    return {"used": [m for m in names if m in have], "missing": [m for m in names if m not in have],
+            "quantile_full": float(c["quantile"]), "quantile": this, "rows": rows,
+            "task": bundle.task, "level": c.get("confidence_level")}
 
 
 def _reference_row(bundle: ModelBundle, X: pd.DataFrame) -> pd.DataFrame:

@@ -161,7 +161,7 @@ def _reference_values(X: pd.DataFrame, text: tuple[str, ...] = ()) -> dict:
     ref = {}
     for c in X.columns:
         s = X[c]
-        if c in text:  # no typical image path (and no patient's path in the manifest)
+        if c in text or str(c).startswith("px|"):  # no typical image path, no what-if of one pixel
             ref[c] = None
         elif isinstance(s.dtype, pd.CategoricalDtype):
             m = s.mode(dropna=True)
@@ -248,6 +248,8 @@ def study_inputs(study: Study) -> list[Path]:
     paths = [study.source_path] if study.source_path is not None else []
     paths += [study.path(p) for p in (d.patients, d.schema_) if p]
     paths += [study.path(p) for p in d.blocks.values()]
+    if study.fusion is not None:
+        paths += [study.path(m.images) for m in study.fusion.modalities.values() if m.images]
     return paths
 
 
@@ -398,9 +400,11 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
 
     fusion = None
     if study.fusion is not None:  # the fused model is a candidate; its modalities are judged beside it
-        from pmed.study.fusion import run_study_fusion
+        from pmed.study.fusion import add_image_blocks, run_study_fusion
 
-        fusion = run_study_fusion(study, cohort, X, y, splits, reporter=reporter)
+        # images (fusion modalities only): pixel columns beside the features, for the fusion alone
+        Xf = add_image_blocks(study, cohort, X)
+        fusion = run_study_fusion(study, cohort, Xf, y, splits, reporter=reporter)
         if fusion["label"] in results:
             raise StudyError(f"a model is named {fusion['label']!r}, the name of the fused model",
                              where="key models[].name", fix="rename that model")
@@ -418,7 +422,12 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
                                    confidence_level=ev.confidence_level)
 
     if fusion is not None and selected == fusion["label"]:
-        X = X[fusion["columns"]]
+        # a patient who lacks a modality gets the interval calibrated on validation patients
+        # whose modality was masked (pmed.study.fusion), never narrower than the full one
+        conformal["modalities"] = list(fusion["metrics"]["modalities"])
+        conformal["without"] = {m: d["conformal"]["quantile"] for m, d in fusion["metrics"]["masked"].items()
+                                if d.get("conformal")}
+        X = Xf[fusion["columns"]]
         final = clone(fusion["estimator"])
         sel_family, sel_params = fusion["result"]["family"], study.fusion.params
     else:
@@ -461,14 +470,17 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
     bundle_path = save_bundle(
         out_dir / "model", final, task=task, target=study.target.column, X=X, y=y,
         feature_specs=_feature_specs(X, cohort.schema, text), input_schema=in_schema,
-        blocks={n: str(study.path(p)) for n, p in study.data.blocks.items()
-                if study.features.blocks is None or n in study.features.blocks},
+        blocks={**{n: str(study.path(p)) for n, p in study.data.blocks.items()
+                   if study.features.blocks is None or n in study.features.blocks},
+                **(_image_blocks(study) if fusion is not None and selected == fusion["label"] else {})},
         metrics=results[selected], study_text=study.source_text, threshold=ev.threshold,
         extra={"model": {"name": selected, "family": sel_family, "params": sel_params},
                "reference_values": _reference_values(X, text),
                "conformal": conformal,
                "population_predictions": np.quantile(sel_oof["prediction"], np.linspace(0, 1, 101)).tolist(),
-               "positive": study.target.positive},
+               "positive": study.target.positive,
+               **({"image_blocks": {n: {"size": m.size} for n, m in study.fusion.modalities.items() if m.images}}
+                  if fusion is not None and selected == fusion["label"] and _image_blocks(study) else {})},
         treatment=_treatment_options(study, cohort, X, y),
     )
 
@@ -491,6 +503,11 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
     reporter.advance("wrote outputs")
     return StudyResult(study=study, out_dir=out_dir, cohort=cohort, metrics=metrics, comparison=comparison,
                        oof=oof_all, importance=importance, selected=selected, bundle_path=bundle_path)
+
+
+def _image_blocks(study: Study) -> dict[str, str]:
+    """The image files of the study's fusion modalities, by modality (a bundle's blocks)."""
+    return {n: str(study.path(m.images)) for n, m in study.fusion.modalities.items() if m.images}
 
 
 def _treatment_options(study: Study, cohort: Cohort, X: pd.DataFrame, y: pd.Series):

@@ -275,15 +275,18 @@ class TreatmentSpec(_Strict):
 
 
 class ModalitySpec(_Strict):
-    """One modality of a ``fusion:`` section: columns (names or glob patterns) or a table."""
+    """One modality of a ``fusion:`` section: columns (names or glob patterns), a table, or images."""
 
     columns: list[str] | None = Field(default=None, description="feature names and glob patterns, e.g. ['*_mut']")
     block: str | None = Field(default=None, description="every column of a table: patients or a data.blocks name")
+    images: str | None = Field(default=None, description="one image per patient: a manifest CSV/TSV (patient_id, "
+                                                         "path) or a MedMNIST-style .npz, relative to the study")
+    size: int = Field(default=28, ge=8, le=128, description="images: side of the grey square each is resized to")
 
     @model_validator(mode="after")
     def _one(self) -> ModalitySpec:
-        if (self.columns is None) == (self.block is None):
-            raise ValueError("a modality takes either columns: […] or block: NAME")
+        if sum(v is not None for v in (self.columns, self.block, self.images)) != 1:
+            raise ValueError("a modality takes one of columns: […], block: NAME or images: FILE")
         if self.columns is not None and not self.columns:
             raise ValueError("a modality's columns: list is empty")
         return self
@@ -297,15 +300,20 @@ class FusionSpec(_Strict):
 
     ``early`` concatenates the modalities' columns with one missingness indicator per modality;
     ``late`` fits one model per modality and stacks them with a meta-learner fitted on inner
-    out-of-fold predictions, one per subset of modalities a patient may have. Every study with
-    fusion also reports each modality alone and the fused model without each modality.
+    out-of-fold predictions, one per subset of modalities a patient may have; ``joint`` trains
+    one PyTorch network end to end (:class:`pmed.fusion.JointFusion`: an encoder per modality,
+    masks, modality dropout; ``params`` are its parameters, e.g. ``{max_epochs: 40,
+    modality_dropout: 0.2}``, and ``family`` is then only the model of each modality alone).
+    Every study with fusion also reports each modality alone and the fused model without each
+    modality.
     """
 
     method: Literal["early", "late", "joint"] = "late"
     modalities: dict[str, ModalitySpec]
-    family: str = Field(default="linear", description="the model family of each modality (late) or of the "
-                                                      "concatenation (early)")
-    params: dict[str, Any] = Field(default_factory=dict, description="its estimator parameters")
+    family: str = Field(default="linear", description="the model family of each modality (late; each "
+                                                      "modality alone) or of the concatenation (early)")
+    params: dict[str, Any] = Field(default_factory=dict, description="its estimator parameters (joint: the "
+                                                                     "network's)")
     inner_folds: int = Field(default=5, ge=2, le=20, description="late: folds of the inner cross-fitting")
 
     @field_validator("family")
@@ -317,9 +325,6 @@ class FusionSpec(_Strict):
     def _check(self) -> FusionSpec:
         if len(self.modalities) < 2:
             raise ValueError("fusion needs at least two modalities")
-        if self.method == "joint":
-            raise ValueError("fusion.method joint (one network trained end to end) is not available yet; "
-                             "use early or late")
         return self
 
 

@@ -108,6 +108,7 @@
 
   function signOut(clearBox) {
     sessionStorage.removeItem(KEY);
+    pgx = null;  // nothing of the last patient stays in the page
     if (clearBox !== false) clearProblem();
     ["model-section", "patient-section", "answer", "pgx-section", "signout"].forEach((id) => { $(id).hidden = true; });
     $("signin-section").hidden = false;
@@ -259,8 +260,12 @@
     btn.disabled = true;
     try {
       const name = $("model").value;
+      const row = patientRow();
+      const body = { patients: [row] };
+      const recs = pgxFor(row[schema.id]);
+      if (recs) body.pgx_recommendations = recs;  // the treatment options flag what CPIC/DPWG say of each arm
       const resp = await api("/api/models/" + encodeURIComponent(name) + "/predict", {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ patients: [patientRow()] }) });
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
       const res = await resp.json();
       if (name !== $("model").value) return;  // the model was changed meanwhile: its form is shown now
       lastPrediction = res;
@@ -408,6 +413,17 @@
   }
 
   // ------------------------------------------------------------------ pharmacogenomics
+  // the last VCF's recommendations, sent with the form's predictions: a one-sample VCF is the
+  // patient on the form (its sample name need not be the patient's ID); a VCF of several samples
+  // applies to the patient whose ID is one of them
+  let pgx = null;
+  function pgxFor(id) {
+    if (!pgx || !pgx.recommendations.length) return null;
+    if (pgx.samples.length === 1) return pgx.recommendations.map((r) => Object.assign({}, r, { sample: id }));
+    const mine = pgx.recommendations.filter((r) => r.sample === id);
+    return mine.length ? mine : null;
+  }
+
   async function callPgx() {
     clearProblem();
     const f = $("vcf").files[0];
@@ -417,6 +433,11 @@
     data.append("missing_to_ref", $("missing-to-ref").checked ? "true" : "false");
     try {
       const res = await (await api("/api/pgx/call", { method: "POST", body: data })).json();
+      const samples = [...new Set(res.calls.map((c) => c.sample))];
+      pgx = { recommendations: res.recommendations, samples: samples };
+      $("pgx-applied").textContent = samples.length === 1
+        ? "These recommendations (sample " + samples[0] + " of " + f.name + ") go with the next predictions of the patient on the form."
+        : "These recommendations go with the next prediction of a patient whose ID is one of the VCF's samples.";
       const calls = $("pgx-calls").querySelector("tbody");
       calls.replaceChildren();
       res.calls.forEach((c) => {
