@@ -46,7 +46,7 @@ data:
 target: {{column: event, task: binary}}
 models:
   - family: linear
-evaluation: {{folds: 5, repeats: 1, bootstrap: 200, coefficient_bootstrap: 0}}
+evaluation: {{folds: 5, repeats: 1, bootstrap: 50, coefficient_bootstrap: 0}}
 fusion:
   method: {method}
   family: linear
@@ -152,7 +152,7 @@ def test_fusion_bad_sections_are_refused(tmp_path):
 def test_joint_fusion_study_trains_one_network_and_answers_without_a_modality(tmp_path):
     df, no_omics = _cohort(tmp_path, n=400)
     # beside the baseline only, so that the network is selected and its bundle written
-    text = STUDY.format(method="joint").replace("bootstrap: 200", "bootstrap: 20").replace(
+    text = STUDY.format(method="joint").replace("bootstrap: 50", "bootstrap: 20").replace(
         "  family: linear\n  modalities:", "  family: linear\n  params: {max_epochs: 40}\n  modalities:").replace(
         "models:\n  - family: linear", "models:\n  - family: mean")
     (tmp_path / "study.yaml").write_text(text)
@@ -188,7 +188,7 @@ def test_joint_fusion_study_trains_one_network_and_answers_without_a_modality(tm
 
 def test_early_fusion_concatenates_with_modality_indicators(tmp_path):
     _cohort(tmp_path, n=300)
-    (tmp_path / "study.yaml").write_text(STUDY.format(method="early").replace("bootstrap: 200", "bootstrap: 20"))
+    (tmp_path / "study.yaml").write_text(STUDY.format(method="early").replace("bootstrap: 50", "bootstrap: 20"))
     res = run_study(tmp_path / "study.yaml", tmp_path / "out")
     fu = res.metrics["fusion"]
     assert fu["method"] == "early" and "fusion (early)" in res.metrics["models"]
@@ -206,7 +206,7 @@ def test_patients_without_any_modality_are_counted_and_warned_without_ids(tmp_pa
     genes.loc[:9, [f"g{i}" for i in range(1, 6)]] = np.nan
     prs.to_csv(tmp_path / "prs.csv", index=False)
     genes.to_csv(tmp_path / "omics.csv", index=False)
-    text = STUDY.format(method="late").replace("bootstrap: 200", "bootstrap: 20").replace(
+    text = STUDY.format(method="late").replace("bootstrap: 50", "bootstrap: 20").replace(
         "    clinical: {block: patients}\n", "")
     (tmp_path / "study.yaml").write_text(text)
     with pytest.warns(Warning, match=r"LateFusion: \d+ of \d+ patients have no modality at all") as seen:

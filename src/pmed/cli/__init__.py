@@ -152,6 +152,45 @@ def predict(
         _console().print(f"wrote {len(paths)} patient reports to {report}/")
 
 
+def _window(value: str | None) -> str | int | None:
+    if value is None or value in ("month", "week"):
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: use month, week or a number of rows", param_hint="--window") from None
+    if n < 1:
+        raise typer.BadParameter("a window holds at least 1 row", param_hint="--window")
+    return n
+
+
+@app.command()
+def monitor(
+    model: Annotated[Path, typer.Option("--model", "-m", help="model bundle folder (DIR/model)", exists=True)],
+    data: Annotated[Path, typer.Option("--data", "-d", help="new patients (CSV/TSV/Parquet)", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder", file_okay=False)] = Path("pmed-monitor"),
+    outcome: Annotated[str | None, typer.Option("--outcome", help="observed outcome column (binary models)")] = None,
+    time_col: Annotated[str | None, typer.Option("--time-col", help="date column that orders the rows")] = None,
+    window: Annotated[str | None, typer.Option("--window", help="month, week or N rows per window")] = None,
+    block: Annotated[list[str] | None, typer.Option("--block", "-b", help="NAME=FILE for modality blocks",
+                                                    callback=_checked_blocks)] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="false discovery rate of the drift tests",
+                                         min=1e-6, max=0.5)] = 0.05,
+    psi_threshold: Annotated[float, typer.Option("--psi-threshold", help="smallest PSI that counts as drift",
+                                                 min=0.0)] = 0.2,
+) -> None:
+    """Drift of new patients against a bundle's training summaries, and its performance per window."""
+    from pmed.monitor import run_monitor
+
+    res = run_monitor(model, data, outcome=outcome, time_col=time_col, window=_window(window),
+                      blocks=_parse_blocks(block), alpha=alpha, psi_threshold=psi_threshold)
+    files = res.write(out)
+    s = res.summary()
+    said = (f"drift detected in {', '.join(s['drifted_features']) or 'the predictions'}" if s["drift_detected"]
+            else "no drift detected")
+    _console().print(f"{s['n_rows']} rows, {s['n_windows']} window(s): {said}; wrote {files['dashboard']}")
+
+
 @app.command()
 def evaluate(
     predictions: Annotated[Path, typer.Option("--predictions", help="predictions file (CSV/TSV/Parquet)",

@@ -32,6 +32,7 @@ from pmed.io.jsonio import to_json
 from pmed.io.tables import write_table
 from pmed.models.importance import feature_importance
 from pmed.models.zoo import make_model
+from pmed.monitor.reference import reference_summaries
 from pmed.progress import Reporter, as_reporter
 from pmed.schema import ColumnSpec, TableSchema, _infer_spec
 from pmed.study.bundle import save_bundle
@@ -478,6 +479,9 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
                "reference_values": _reference_values(X, text),
                "conformal": conformal,
                "population_predictions": np.quantile(sel_oof["prediction"], np.linspace(0, 1, 101)).tolist(),
+               # what pmed monitor compares new patients with: summaries only, no patient rows
+               "reference": reference_summaries(X, predictions=sel_oof["prediction"].to_numpy(), task=task,
+                                                metrics=results[selected]["metrics"]),
                "positive": study.target.positive,
                **({"image_blocks": {n: {"size": m.size} for n, m in study.fusion.modalities.items() if m.images}}
                   if fusion is not None and selected == fusion["label"] and _image_blocks(study) else {})},

@@ -24,6 +24,7 @@ from pmed.errors import OptionError, StudyError, ValidationError, shorten
 from pmed.io._atomic import write_text_atomic
 from pmed.io.jsonio import to_json
 from pmed.io.tables import write_table
+from pmed.monitor.reference import reference_summaries
 from pmed.progress import Reporter
 from pmed.schema import TableSchema
 from pmed.study.run import model_features, study_groups
@@ -347,6 +348,9 @@ def run_survival(study: Study, out_dir: Path, reporter: Reporter):
                "reference_values": _reference_values(Xs),
                "conformal": None,
                "population_predictions": np.quantile(sel_first["risk"], np.linspace(0, 1, 101)).tolist(),
+               # what pmed monitor compares new patients with (drift of features and risk scores)
+               "reference": reference_summaries(Xs, predictions=sel_first["risk"].to_numpy(), task="survival",
+                                                metrics=results[selected]["metrics"]),
                "survival": {"time": t.time, "event": t.event, "horizons": hs, "time_unit": t.time_unit,
                             "max_follow_up": float(time.max()),
                             "columns": ["risk", *[c for h in hs for c in (

@@ -1,0 +1,234 @@
+"""``run_monitor``: a deployed bundle's new data against its training summaries (the domain contract)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from pmed.cohort import Block
+from pmed.errors import BundleError, OptionError, ValidationError, shorten
+from pmed.result import DomainResult, make_provenance
+
+__all__ = ["MonitorResult", "run_monitor"]
+
+
+@dataclass
+class MonitorResult(DomainResult):
+    """What :func:`run_monitor` found: ``drift`` (all new rows against the training summaries),
+    ``windows`` (per time window: its drift report and, with outcomes, its performance),
+    ``scores`` (per patient: ``prediction`` and ``window``) and ``model`` (what was monitored).
+    ``write`` gives ``drift.json`` (the whole report), ``features.csv`` (one row per feature),
+    ``windows.csv`` and ``dashboard.html`` with its plots."""
+
+    domain: ClassVar[str] = "monitor"
+    block_name: ClassVar[str] = "monitor"
+
+    drift: dict[str, Any] = field(default_factory=dict)
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def to_block(self) -> Block:
+        """Each new patient's ``prediction`` and ``window`` (indexed by patient ID)."""
+        return Block(self.scores.copy(), dict(self.provenance))
+
+    def summary(self) -> dict[str, Any]:
+        return {"drift_detected": bool(self.drift.get("drift_detected")),
+                "drifted_features": list(self.drift.get("drifted_features", [])),
+                "n_rows": self.drift.get("n_rows"), "n_windows": len(self.windows),
+                "windows_with_drift": [w["window"] for w in self.windows if w["drift"].get("drift_detected")]}
+
+    def feature_table(self) -> pd.DataFrame:
+        """One row per feature (and ``(predictions)``): PSI, test statistic and p-values, flag."""
+        rows = []
+        entries = dict(self.drift.get("features", {}))
+        if self.drift.get("predictions"):
+            entries["(predictions)"] = self.drift["predictions"]
+        for name, e in entries.items():
+            rows.append({"feature": name, "psi": e.get("psi"),
+                         "statistic": e.get("ks_statistic", e.get("chi2")),
+                         "test": "KS" if "ks_statistic" in e else "chi-squared",
+                         "p_value": e.get("p_value"), "p_adjusted": e.get("p_adjusted"),
+                         "missing_ref": e.get("missing_fraction_ref"), "missing_new": e.get("missing_fraction_new"),
+                         "drift_detected": bool(e.get("drift_detected")),
+                         "reasons": "; ".join(e.get("reasons") or []), "note": e.get("note")})
+        return pd.DataFrame(rows)
+
+    def window_table(self) -> pd.DataFrame:
+        """One row per window: rows, drifted features and, with outcomes, the metrics with CIs."""
+        rows = []
+        for w in self.windows:
+            row = {"window": w["window"], "n": w["drift"].get("n_rows"),
+                   "drift_detected": bool(w["drift"].get("drift_detected")),
+                   "drifted_features": ", ".join(w["drift"].get("drifted_features", []))}
+            perf = w.get("performance")
+            if perf and not perf.get("insufficient"):
+                for k in ("auroc", "auprc", "brier", "calibration_in_the_large", "calibration_slope"):
+                    m = perf.get(k) or {}
+                    row[k], row[f"{k}_low"], row[f"{k}_high"] = m.get("estimate"), m.get("ci_low"), m.get("ci_high")
+            elif perf:
+                row["performance"] = f"insufficient: {perf.get('reason')}"
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def _write_files(self, out: Path) -> dict[str, Path]:
+        from pmed import plots
+        from pmed.io import write_table, write_text_atomic
+        from pmed.io.jsonio import to_json
+        from pmed.plots.monitor import metric_over_windows, psi_bars, psi_over_windows
+
+        report = {"model": self.model, "drift": self.drift, "windows": self.windows}
+        files = {"drift": write_text_atomic(out / "drift.json", to_json(report)),
+                 "features": write_table(self.feature_table(), out / "features.csv", index=False)}
+        if self.windows:
+            files["windows"] = write_table(self.window_table(), out / "windows.csv", index=False)
+        (out / "plots").mkdir(exist_ok=True)
+        figs = {"psi.png": psi_bars(self.feature_table())}
+        if len(self.windows) > 1:
+            figs["psi_windows.png"] = psi_over_windows(self.windows)
+            if any(w.get("performance") and not w["performance"].get("insufficient") for w in self.windows):
+                figs["metrics_windows.png"] = metric_over_windows(self.windows)
+        for name, fig in figs.items():
+            files[name] = plots.save(fig, out / "plots" / name)
+        files["dashboard"] = write_text_atomic(out / "dashboard.html", self._dashboard(sorted(figs)))
+        return files
+
+    def _dashboard(self, figures: list[str]) -> str:
+        from pmed.report.html import _env
+
+        return _env().get_template("monitor_dashboard.html.j2").render(
+            model=self.model, drift=self.drift, features=self.feature_table().to_dict("records"),
+            windows=self.window_table().to_dict("records"), figures=figures,
+            created=self.provenance.get("created"))
+
+
+def _read_new(data, *, outcome: str | None, time_col: str | None) -> tuple[pd.DataFrame, pd.Series | None,
+                                                                           pd.Series | None, str | None]:
+    from pmed.io import read_table
+
+    source = None
+    if not isinstance(data, pd.DataFrame):
+        source = str(data)
+        data = read_table(data)
+    df = data.reset_index() if data.index.name is not None else data.copy()
+    missing = [c for c in (outcome, time_col) if c is not None and c not in df.columns]
+    if missing:
+        raise ValidationError([f"column {shorten(c)!r} not found in the new data" for c in missing], file=source,
+                              fix="name the outcome (--outcome) and time (--time-col) columns as in the file")
+    y = df.pop(outcome) if outcome else None
+    t = df.pop(time_col) if time_col else None
+    return df, y, t, source
+
+
+def run_monitor(
+    model,
+    data,
+    *,
+    outcome: str | None = None,
+    time_col: str | None = None,
+    window: str | int | None = None,
+    blocks: dict[str, str | Path] | None = None,
+    alpha: float = 0.05,
+    psi_threshold: float = 0.2,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> MonitorResult:
+    """Compare new patients with what a bundle was trained on: drift, and performance when the
+    outcomes have arrived.
+
+    Parameters
+    ----------
+    model
+        A bundle folder (``DIR/model`` of ``pmed run``) or a loaded
+        :class:`~pmed.study.bundle.ModelBundle`; it must hold reference summaries
+        (``manifest.json`` ``reference``, written by ``pmed run`` since bundle format 2 of
+        this pmed).
+    data
+        The new patients: a table (file or DataFrame) as for ``pmed predict``, with the
+        outcome and time columns when given.
+    outcome
+        The observed outcome column (binary studies: the same labels as in training). With it,
+        AUROC, AUPRC, Brier and calibration intercept and slope are computed per window with
+        CIs, beside the validation values of the bundle.
+    time_col, window
+        A date column and ``"month"``, ``"week"`` or a number N of rows per window (in time
+        order); without them all rows form one window.
+    blocks
+        The bundle's modality blocks (``NAME=FILE``), as for ``pmed predict``.
+    alpha, psi_threshold
+        The alert rule of :func:`pmed.monitor.drift_report`: a feature drifts when its
+        Benjamini–Hochberg-corrected p-value is below ``alpha`` and the shift is large (PSI ≥
+        ``psi_threshold``, Cramér's V ≥ 0.1, or missingness changed by ≥ 10 points).
+    n_boot, seed
+        Bootstrap resamples and seed of the performance CIs.
+
+    Returns
+    -------
+    MonitorResult
+        ``.write(out)`` writes ``drift.json``, ``features.csv``, ``windows.csv``,
+        ``dashboard.html`` and ``plots/``.
+
+    Raises
+    ------
+    BundleError
+        A bundle without reference summaries (trained before they existed): retrain it.
+    ValidationError
+        New data lacking model columns, an outcome with labels other than the training ones,
+        a time column that does not parse.
+    """
+    from pmed.monitor.drift import drift_report, performance_by_window, window_labels
+    from pmed.study import load_bundle
+    from pmed.study.predict import new_patient_features
+
+    bundle = model if hasattr(model, "manifest") else load_bundle(model)
+    ref = bundle.manifest.get("reference")
+    if not ref:
+        raise BundleError("this bundle has no reference summaries to monitor against", file=str(bundle.path),
+                          fix="retrain it with this pmed (pmed run): bundles now store them")
+    if (time_col is None) != (window is None):
+        raise OptionError("give --time-col and --window together (or neither, for one window)",
+                          where="--window" if window is None else "--time-col",
+                          fix="e.g. --time-col admitted --window month")
+    df, y_raw, t, source = _read_new(data, outcome=outcome, time_col=time_col)
+    X = new_patient_features(bundle, df, blocks=blocks)
+    pred = bundle.predict(X, source=source)
+    col = "probability" if bundle.task == "binary" else "prediction" if bundle.task == "continuous" else "risk"
+    p = pred[col].to_numpy(dtype=float)
+    labels = (window_labels(t.set_axis(X.index), window) if t is not None
+              else pd.Series("all", index=X.index, dtype=object))
+    y = None
+    if y_raw is not None:
+        if bundle.task != "binary":
+            raise OptionError("performance monitoring is for binary models here", where="--outcome",
+                              fix="leave out --outcome for drift only")
+        from pmed.study.run import encode_target
+
+        y = encode_target(y_raw.set_axis(X.index), task="binary", positive=bundle.manifest.get("positive"),
+                          source=source)
+    features = [c for c in ref["columns"] if c in X.columns]
+    overall = drift_report(ref, X[features], predictions=p, alpha=alpha, psi_threshold=psi_threshold)
+    val = (bundle.manifest.get("metrics") or {}).get("metrics") or {}
+    windows = []
+    for w in pd.unique(labels):
+        rows = np.flatnonzero((labels == w).to_numpy())
+        entry = {"window": str(w), "drift": drift_report(ref, X[features].iloc[rows], predictions=p[rows],
+                                                         alpha=alpha, psi_threshold=psi_threshold)}
+        if y is not None:
+            yy = y.iloc[rows].to_numpy(dtype=float)
+            ok = ~np.isnan(yy)
+            entry["performance"] = performance_by_window(yy[ok], p[rows][ok], reference_metrics=val,
+                                                         n_boot=n_boot, seed=seed)[0]
+        windows.append(entry)
+    scores = pd.DataFrame({"prediction": p, "window": labels.to_numpy()}, index=X.index)
+    m = bundle.manifest
+    model_info = {"name": (m.get("model") or {}).get("name"), "task": m.get("task"), "target": m.get("target"),
+                  "pipeline_sha256": m.get("pipeline_sha256"), "path": str(bundle.path),
+                  "validation": {k: val[k] for k in ("auroc", "auprc", "brier") if k in val}}
+    prov = make_provenance("monitor", inputs={"data": source, "model": str(bundle.path)},
+                           options={"outcome": outcome, "time_col": time_col, "window": window, "alpha": alpha,
+                                    "psi_threshold": psi_threshold, "n_boot": n_boot, "seed": seed})
+    return MonitorResult(drift=overall, windows=windows, scores=scores, model=model_info, provenance=prov)
