@@ -192,6 +192,34 @@ def monitor(
 
 
 @app.command()
+def update(
+    model: Annotated[Path, typer.Option("--model", "-m", help="model bundle folder (DIR/model)", exists=True)],
+    data: Annotated[Path, typer.Option("--data", "-d", help="new patients with outcomes (CSV/TSV/Parquet)",
+                                       exists=True)],
+    outcome: Annotated[str, typer.Option("--outcome", help="observed outcome column")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder (OUT/model and OUT/promotion.json)",
+                                      file_okay=False)],
+    strategy: Annotated[str, typer.Option("--strategy", help="what the candidate is",
+                                          **choice("recalibrate", "refit"))] = "recalibrate",
+    time_col: Annotated[str | None, typer.Option("--time-col", help="date column that orders the rows")] = None,
+    window: Annotated[str | None, typer.Option("--window", help="month, week or N rows: the last window is "
+                                                                "held out for the decision")] = None,
+    holdout_fraction: Annotated[float, typer.Option("--holdout-fraction", min=0.05, max=0.9,
+                                                    help="without a time column: the last share of rows held out")] = 0.3,
+    block: Annotated[list[str] | None, typer.Option("--block", "-b", help="NAME=FILE for modality blocks",
+                                                    callback=_checked_blocks)] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX)] = 0,
+) -> None:
+    """Recalibrate or refit a bundle on new patients; promote it only on held-out evidence."""
+    from pmed.monitor import update_bundle
+
+    res = update_bundle(model, data, outcome=outcome, strategy=strategy, out=out, time_col=time_col,
+                        window=_window(window), holdout_fraction=holdout_fraction, blocks=_parse_blocks(block),
+                        seed=seed)
+    _console().print(f"{res['decision']}: " + "; ".join(res.get("reasons", [])) + f" — wrote {out}")
+
+
+@app.command()
 def evaluate(
     predictions: Annotated[Path, typer.Option("--predictions", help="predictions file (CSV/TSV/Parquet)",
                                                                   exists=True)],

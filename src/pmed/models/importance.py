@@ -19,6 +19,8 @@ def fitted_pipeline(estimator) -> Pipeline:
         return fitted_pipeline(estimator.best_estimator_)
     if hasattr(estimator, "calibrated_classifiers_"):
         return fitted_pipeline(estimator.calibrated_classifiers_[0].estimator)
+    if type(estimator).__name__ == "Recalibrated":  # pmed.monitor.update: a bundle recalibrated on new data
+        return fitted_pipeline(estimator.estimator)
     return estimator
 
 

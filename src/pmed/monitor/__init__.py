@@ -9,7 +9,10 @@
   calibration per time window with CIs; :func:`window_labels` — month, week or N-row
   windows;
 - api: :func:`run_monitor` — a bundle and new patients → :class:`MonitorResult` (``drift.json``,
-  ``features.csv``, ``windows.csv``, ``dashboard.html``; CLI ``pmed monitor``).
+  ``features.csv``, ``windows.csv``, ``dashboard.html``; CLI ``pmed monitor``);
+- update: :func:`update_bundle` — recalibrate or refit on new data, a new bundle with its
+  version and parent's hash, promoted only on evidence from the most recent held-out window
+  (CLI ``pmed update``).
 """
 
 from pmed.monitor.api import MonitorResult, run_monitor
@@ -23,10 +26,14 @@ from pmed.monitor.drift import (
     window_labels,
 )
 from pmed.monitor.reference import MIN_N_DISTRIBUTION, REFERENCE_VERSION, reference_summaries
+from pmed.monitor.update import PROMOTION_RULE, Recalibrated, update_bundle
 
 __all__ = [
     "run_monitor",
     "MonitorResult",
+    "update_bundle",
+    "Recalibrated",
+    "PROMOTION_RULE",
     "reference_summaries",
     "drift_report",
     "performance_by_window",

@@ -80,6 +80,8 @@ _TRUSTED_TYPES = {
     # multimodal fusion (pmed.fusion): plain dicts of fitted scikit-learn estimators inside
     "pmed.fusion.late.LateFusion",
     "pmed.fusion.joint.JointFusion",
+    # a bundle updated by pmed.monitor.update_bundle (recalibrate): numbers around the parent's pipeline
+    "pmed.monitor.update.Recalibrated",
     "pmed.fusion.early.ModalityIndicators",
 }
 # Libraries whose version must match for a pickled estimator to behave identically.
