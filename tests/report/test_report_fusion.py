@@ -20,8 +20,8 @@ _spec = importlib.util.spec_from_file_location(
 _cases = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_cases)
 
-# smaller than the study test's (600 patients, 5 folds, 200 resamples): the section, not the estimates, is tested
-SMALL = {"folds: 5": "folds: 3", "bootstrap: 200": "bootstrap: 20",
+# smaller than the study test's (600 patients, 5 folds, 50 resamples): the section, not the estimates, is tested
+SMALL = {"folds: 5": "folds: 3", "bootstrap: 50": "bootstrap: 20",
          "  family: linear\n  modalities:": "  family: linear\n  inner_folds: 3\n  modalities:"}
 
 
