@@ -175,28 +175,6 @@ def _network(layout: list[dict], *, hidden: int, fusion_hidden: int, dropout: fl
         def forward(self, x):
             return self.net(x)
 
-    class _GRUD(nn.Module):
-        # the recurrence of pmed.timeseries.grud._module, returning the last hidden state
-        def __init__(self, n_vars: int) -> None:
-            super().__init__()
-            self.wx = nn.Parameter(torch.full((n_vars,), 0.1))
-            self.bx = nn.Parameter(torch.zeros(n_vars))
-            self.gh = nn.Linear(n_vars, hidden)
-            self.cell = nn.GRUCell(2 * n_vars, hidden)
-
-        def forward(self, x, m, d):
-            B, T, V = x.shape
-            h = x.new_zeros(B, hidden)
-            x_last = x.new_zeros(B, V)  # the training mean is 0 after standardisation
-            for t in range(T):
-                xt, mt, dt = x[:, t], m[:, t], d[:, t]
-                gx = torch.exp(-torch.relu(self.wx * dt + self.bx))
-                x_hat = mt * xt + (1 - mt) * (gx * x_last)
-                x_last = torch.where(mt > 0, xt, x_last)
-                h = h * torch.exp(-torch.relu(self.gh(dt)))
-                h = self.cell(torch.cat([x_hat, mt], dim=1), h)
-            return h
-
     class _Image(nn.Module):
         # stride-2 3×3 convolutions (MONAI blocks: conv → batch norm → ReLU) halve the image at
         # each step (28 → 14 → 7 → 4), then a global average and a linear map to `hidden`
@@ -219,7 +197,9 @@ def _network(layout: list[dict], *, hidden: int, fusion_hidden: int, dropout: fl
 
     def encoder(e: dict):
         if e["kind"] == "grid":
-            return _GRUD(int(e["n_vars"]))
+            from pmed.timeseries.grud import grud_encoder_class
+
+            return grud_encoder_class()(int(e["n_vars"]), hidden)
         if e["kind"] == "image":
             return _Image(list(e["channels"]))
         return _Tabular(int(e["n_in"]))

@@ -18,6 +18,7 @@ only when it is fitted; it uses a GPU when one is present.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -33,7 +34,7 @@ from pmed.models.torch_base import (
 )
 from pmed.timeseries._options import short_list
 
-__all__ = ["GRUDClassifier", "split_grid_columns"]
+__all__ = ["GRUDClassifier", "split_grid_columns", "grud_encoder_class"]
 
 
 def split_grid_columns(columns) -> tuple[list[str], int, list[str]]:
@@ -53,25 +54,33 @@ def split_grid_columns(columns) -> tuple[list[str], int, list[str]]:
     return variables, len(steps), static
 
 
-def _module(n_vars: int, hidden: int, n_static: int, dropout: float):
+@functools.cache
+def grud_encoder_class():
+    """GRU-D's recurrence as a PyTorch module class: ``GRUDEncoder(n_vars, hidden)``, whose
+    ``forward(x, m, d)`` (values, masks, hours since the last measurement, each ``(n, steps,
+    V)``, values standardised) returns the last hidden state ``(n, hidden)``.
+
+    Missing inputs decay towards the training mean (0 after standardisation) and the hidden
+    state decays with the time since each variable was last seen (Che et al. 2018). The GRU-D
+    classifier adds its head; :class:`pmed.fusion.JointFusion` uses it as a series encoder.
+    """
     from pmed.errors import require
 
     torch = require("torch", extra="timeseries", feature="GRU-D")
     from torch import nn
 
-    class _GRUD(nn.Module):
-        def __init__(self) -> None:
+    class GRUDEncoder(nn.Module):
+        def __init__(self, n_vars: int, hidden: int) -> None:
             super().__init__()
+            self.hidden = hidden
             self.wx = nn.Parameter(torch.full((n_vars,), 0.1))
             self.bx = nn.Parameter(torch.zeros(n_vars))
             self.gh = nn.Linear(n_vars, hidden)
             self.cell = nn.GRUCell(2 * n_vars, hidden)
-            self.drop = nn.Dropout(dropout)
-            self.head = nn.Linear(hidden + n_static, 1)
 
-        def forward(self, x, m, d, s):
+        def forward(self, x, m, d):
             B, T, V = x.shape
-            h = x.new_zeros(B, hidden)
+            h = x.new_zeros(B, self.hidden)
             x_last = x.new_zeros(B, V)  # the training mean is 0 after standardisation
             for t in range(T):
                 xt, mt, dt = x[:, t], m[:, t], d[:, t]
@@ -80,7 +89,25 @@ def _module(n_vars: int, hidden: int, n_static: int, dropout: float):
                 x_last = torch.where(mt > 0, xt, x_last)
                 h = h * torch.exp(-torch.relu(self.gh(dt)))
                 h = self.cell(torch.cat([x_hat, mt], dim=1), h)
-            z = self.drop(h)
+            return h
+
+    return GRUDEncoder
+
+
+def _module(n_vars: int, hidden: int, n_static: int, dropout: float):
+    encoder = grud_encoder_class()  # first: says which extra installs PyTorch when it is missing
+    import torch
+    from torch import nn
+
+    class _GRUD(encoder):
+        # the recurrence's parameters keep their names (wx, bx, gh, cell): saved weights still load
+        def __init__(self) -> None:
+            super().__init__(n_vars, hidden)
+            self.drop = nn.Dropout(dropout)
+            self.head = nn.Linear(hidden + n_static, 1)
+
+        def forward(self, x, m, d, s):
+            z = self.drop(super().forward(x, m, d))
             if s.shape[1]:
                 z = torch.cat([z, s], dim=1)
             return self.head(z).squeeze(1)
