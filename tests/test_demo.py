@@ -163,11 +163,24 @@ def test_demo_recovers_the_cyp2c19_clopidogrel_effect(tmp_path):
     # (seed 0: 0.751 → 0.843)
     assert plus["estimate"] > base["estimate"] + 0.03
 
+    # monitoring: the new LDL assay is caught in its first month, on LDL only, with no alarm before it
+    mon = out["monitored"]
+    flags = {w["window"]: w["drift"]["drifted_features"] for w in mon["monitor"].windows}
+    assert mon["first_alert"] == mon["shift_from"] == "2027-07" and flags["2027-07"] == ["ldl_mmol_l"]
+    assert not any(f for w, f in flags.items() if w < "2027-07")
+    assert json.loads((tmp_path / "monitor_update" / "promotion.json").read_text())["decision"] in (
+        "promoted", "candidate")
+    assert (tmp_path / "monitor" / "dashboard.html").exists()
+
     # serving: every bundle of the demo registered; a patient posted with its genotype and PGx
     # columns inline gets pmed predict's probability, factors and both treatment options
     served = out["served"]
     if served is not None:  # the serve extra is in the demo lock: None only without it
-        assert len(served["models"]) == len(list(tmp_path.rglob("model/manifest.json")))
+        from pmed.serve.registry import bundle_name
+
+        # one name per study: the monitored model's recalibration (pmed update) is its version 2
+        assert sorted(served["models"]) == sorted({bundle_name(p.parent) for p in tmp_path.rglob("model/manifest.json")})
+        assert len(list(tmp_path.rglob("model/manifest.json"))) == len(served["models"]) + 1
         got, pid = served["answer"], served["patient_id"]
         assert got["patient_id"] == pid
         assert got["probability"] == pytest.approx(out["predictions"].loc[pid, "probability"], abs=1e-12)

@@ -280,7 +280,9 @@ class Cohort:
                     fix="check the spelling; features are named as in the input files",
                 )
             X = X[include]
-        X = X.drop(columns=[c for c in exclude if c in X.columns])
+        drop = [c for c in exclude if c in X.columns]
+        if drop:
+            X = X.drop(columns=drop)
         return _model_ready(X)
 
     def target(self, name: str) -> pd.Series:
@@ -405,7 +407,8 @@ def _check_same_ids(a: pd.Index, b: pd.Index, a_name: str, b_name: str) -> None:
         raise IDMismatchError(problems, fix="use the same patient IDs in both tables")
 
 
-def _model_ready(X: pd.DataFrame) -> pd.DataFrame:
+def _model_ready(X: pd.DataFrame, *, copy: bool = True) -> pd.DataFrame:
+    # copy=False: the columns that need no conversion are shared with X (whose owner gives it up)
     out = {}
     for c in X.columns:
         s = X[c]
@@ -419,7 +422,7 @@ def _model_ready(X: pd.DataFrame) -> pd.DataFrame:
             out[c] = s.astype("float64") if s.dtype != "float64" else s
         else:  # free text / strings are categories for the model
             out[c] = s.astype("object").astype("category")
-    return pd.DataFrame(out, index=X.index)
+    return pd.DataFrame(out, index=X.index, copy=copy)
 
 
 # ---------------------------------------------------------------------- block readers

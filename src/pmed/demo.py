@@ -157,6 +157,30 @@ seed: {seed}
 
 #: Share of the demo's patients without a scan (their image embedding is missing in the fusion).
 NO_SCAN_SHARE = 0.2
+MONITOR_STUDY = """\
+# Written by `pmed demo`. Run it yourself with: pmed run {study} --out {out}
+name: coronary artery disease from risk factors and LDL (synthetic demo, monitored)
+description: >
+  The model that pmed monitor watches after deployment: clinical risk factors and measured LDL
+  cholesterol. Later patients arrive month by month (monitor/); from July a new laboratory
+  assay reads LDL {shift} mmol/L higher.
+data:
+  patients: data/patients.csv
+  schema: data/schema.yaml
+  outcomes: [response, chd_years, chd_event]
+target: {{column: cad, task: binary}}
+features:
+  blocks: [patients]
+  exclude: [site, drug]
+models:
+  - {{family: linear, name: clinical+LDL}}
+evaluation: {{folds: 5, repeats: 1, bootstrap: 100, coefficient_bootstrap: 0, report: false}}
+seed: {seed}
+"""
+#: The demo's monitoring: months of later patients, patients a month, the LDL assay's bias
+#: (mmol/L) and the month (1-based) from which it reads high.
+MONITOR_MONTHS, MONITOR_PER_MONTH, LDL_SHIFT, LDL_SHIFT_MONTH = 12, 250, 0.5, 7
+
 CLINICAL = ("age", "sex", "bmi", "smoking", "alcohol_units_week", "physical_activity_h_week",
             "diabetes", "hypertension", "prior_mi", "pm25_ug_m3", "deprivation_index")
 
@@ -336,10 +360,13 @@ def _demo(out: Path, *, n_patients: int, seed: int, console: Any, progress: Any,
     cad = _cad_with_prs(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
     chd = _progression(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
     omics = _single_cell(out, files, seed=seed, say=say, progress=progress, reporter_cls=reporter_cls)
+    monitored = _monitoring(out, n_patients=n_patients, seed=seed, say=say, progress=progress,
+                            reporter_cls=reporter_cls)
+    private = _privacy(out, files, say)
     served = _serving(out, files, bundle, X_new, preds, say)
     say(f"\neverything is in {out}/ — rerun the study with: pmed run {study_path} --out {out / 'results'}")
     return {"result": result, "predictions": preds, "factors": factors, "options": options, "cad": cad, "chd": chd,
-            "omics": omics, "served": served}
+            "omics": omics, "monitored": monitored, "privacy": private, "served": served}
 
 
 def _treatment_options(bundle, X_new: pd.DataFrame, recommendations: pd.DataFrame, out: Path, say) -> pd.DataFrame:
@@ -544,6 +571,94 @@ def _progression(out: Path, files: dict, *, seed: int, say, progress, reporter_c
     return result
 
 
+def later_patients(cohort, *, months: int = MONITOR_MONTHS, per_month: int = MONITOR_PER_MONTH,
+                   shift: float = LDL_SHIFT, shift_month: int | None = LDL_SHIFT_MONTH,
+                   start: str = "2027-01", stream: int = 3) -> pd.DataFrame:
+    """Patients seen after deployment, with their outcomes and the date seen (``seen``): drawn
+    from the cohort's generator, ``per_month`` each month from ``start``; from month
+    ``shift_month`` (1-based; ``None``: never) a new assay adds ``shift`` mmol/L to LDL."""
+    from pmed.datasets.synthetic import sample_new_patients
+
+    pts, _, _ = sample_new_patients(cohort, months * per_month, outcomes=True, stream=stream)
+    pts = pts.reset_index() if pts.index.name is not None else pts.reset_index(drop=True)
+    month = np.repeat(np.arange(months), per_month)
+    pts["seen"] = [f"{p}-15" for p in pd.period_range(start, periods=months, freq="M").astype(str)[month]]
+    if shift_month is not None:
+        late = month >= shift_month - 1
+        pts.loc[late, "ldl_mmol_l"] = (pts.loc[late, "ldl_mmol_l"] + shift).round(2)
+    return pts
+
+
+def _monitoring(out: Path, *, n_patients: int, seed: int, say, progress, reporter_cls) -> dict:
+    """A year of later patients against a deployed model: a new LDL assay is caught in its first
+    month, and the model is recalibrated on the months after it (promoted only on evidence)."""
+    from pmed.datasets.synthetic import make_synthetic_cohort
+    from pmed.io import write_table, write_text_atomic
+    from pmed.monitor import run_monitor, update_bundle
+
+    say("\n[bold]Monitoring[/bold]: the deployed model meets a year of later patients")
+    study_path = out / "monitor_study.yaml"
+    write_text_atomic(study_path, MONITOR_STUDY.format(seed=seed, study=study_path, out=out / "monitored",
+                                                       shift=LDL_SHIFT))
+    result = _run(study_path, out / "monitored", progress=progress, reporter_cls=reporter_cls)
+    later = later_patients(make_synthetic_cohort(n_patients, seed=seed))
+    data = write_table(later, out / "data" / "later_patients.csv", index=False)
+    res = run_monitor(result.bundle_path, data, outcome="cad", time_col="seen", window="month", n_boot=100)
+    res.write(out / "monitor")
+    flags = {w["window"]: w["drift"]["drifted_features"] for w in res.windows}
+    shift_from = res.windows[LDL_SHIFT_MONTH - 1]["window"]
+    clean = [w for w in flags if w < shift_from]
+    first = next((w for w, f in flags.items() if f), None)
+    a = (result.metrics["models"]["clinical+LDL"]["metrics"]["auroc"])
+    say(f"  model: clinical risk factors + LDL, out-of-fold AUROC {a['estimate']:.3f} "
+        f"({a['ci_low']:.3f}–{a['ci_high']:.3f}); a new LDL assay reads {LDL_SHIFT} mmol/L high from {shift_from}")
+    say(f"  pmed monitor: {len(later)} patients in {len(flags)} monthly windows; first alert {first or 'none'}"
+        f"{' on ' + ', '.join(flags[first]) if first else ''}; alerts in the {len(clean)} months before it: "
+        f"{sum(bool(flags[w]) for w in clean)}; after it: {sum(bool(flags[w]) for w in flags if w >= shift_from)} "
+        f"of {len(flags) - len(clean)}")
+    e = res.windows[LDL_SHIFT_MONTH - 1]["drift"]["features"]["ldl_mmol_l"]
+    say(f"  LDL in {shift_from}: mean {e['mean_ref']:.2f} → {e['mean_new']:.2f} mmol/L, PSI {e['psi']:.2f}, "
+        f"KS p (adjusted) {e['p_adjusted']:.1g} → {out / 'monitor' / 'dashboard.html'}")
+    after = later[later["seen"] >= f"{shift_from}-01"]
+    upd_data = write_table(after, out / "data" / "later_patients_new_assay.csv", index=False)
+    prom = update_bundle(result.bundle_path, upd_data, outcome="cad", strategy="recalibrate", time_col="seen",
+                         window="month", out=out / "monitor_update", n_boot=200, seed=seed)
+    ev, u = prom["evidence"], prom["update"]
+    citl = ev["calibration_in_the_large"]
+    say(f"  pmed update --strategy recalibrate on the {u['n_update']} patients after the change, "
+        f"{u['holdout']['window']} held out ({u['n_holdout']}): calibration-in-the-large "
+        f"{citl['current']['estimate']:+.2f} → {citl['candidate']['estimate']:+.2f}, Brier difference "
+        f"{ev['brier']['difference']['estimate']:+.4f} ({ev['brier']['difference']['ci_low']:+.4f} to "
+        f"{ev['brier']['difference']['ci_high']:+.4f}): {prom['decision']} "
+        f"→ {out / 'monitor_update' / 'promotion.json'}")
+    return {"monitor": res, "promotion": prom, "first_alert": first, "shift_from": shift_from}
+
+
+def _privacy(out: Path, files: dict, say) -> dict:
+    """A de-identified export of the cohort (keyed pseudonyms; the key kept apart from it) and
+    its re-identification risk over age, sex and site, made 5-anonymous by generalizing."""
+    from pmed.privacy import deidentify_table, run_privacy
+
+    say("\n[bold]Privacy[/bold]: a de-identified export of the cohort and its re-identification risk")
+    export = out / "export" / "patients.csv"
+    quasi = ["age", "sex", "site"]
+    deid = deidentify_table(files["patients"], key_file=out / "keys" / "export.key", create_key=True,
+                            quasi=quasi, k=5, out=export)
+    deid.write(export)
+    acts = deid.summary()["actions"]
+    say(f"  pmed privacy deidentify: {len(deid.data)} patients, IDs → keyed pseudonyms (HMAC-SHA-256; the key "
+        f"in {out / 'keys'}/, never beside the export), "
+        + ", ".join(f"{n} column{'s' if n != 1 else ''} {a}" for a, n in sorted(acts.items())) + f" → {export}")
+    risk = run_privacy(export, quasi=quasi, k=5, enforce=True)
+    risk.write(out / "export" / "risk")
+    r = risk.summary()
+    levels = ", ".join(f"{q} {lv}" for q, lv in r["levels"].items())
+    say(f"  pmed privacy check --quasi age,sex,site --k 5: smallest group {r['k_min']}, "
+        f"{r['n_records_below_k']} patients in groups under 5; with --enforce ({levels}; "
+        f"{r['records_suppressed']} suppressed) the smallest group is {r['k_min_after']}")
+    return {"deid": deid, "risk": risk}
+
+
 def _run(study_path: Path, out: Path, *, progress, reporter_cls):
     from pmed.study import run_study
     from pmed.study.spec import load_study
@@ -614,7 +729,7 @@ def _serving(out: Path, files: dict, bundle, X_new: pd.DataFrame, preds: pd.Data
             thread.join(timeout=30)
         app.state.engine.dispose()
     got = answer["predictions"][0]
-    say(f"  {len(models)} bundles registered: {', '.join(models)}")
+    say(f"  {len(models)} models registered: {', '.join(models)}")
     say(f"  POST /api/models/{name}/predict with {pid}'s clinical, genotype and PGx columns: "
         f"probability {got['probability']:.3f} (pmed predict: {preds.loc[pid, 'probability']:.3f}) in {ms:.0f} ms; "
         f"top factor {got['factors'][0]['feature']}; {len(got.get('treatment_options', []))} treatment options")

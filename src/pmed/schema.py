@@ -259,12 +259,14 @@ class TableSchema:
                 " — declare them or drop them"
             )
         for name in extra:
-            cols[name] = df[name].array
+            cols[name] = df[name].array.copy()
 
         if problems:
             raise ValidationError(problems, file=source, fix="correct the file or the schema and retry")
-        # one construction, not column-by-column insertion: wide tables stay fast
-        return pd.DataFrame(cols, index=index)
+        # one construction, not column-by-column insertion: wide tables stay fast; no second
+        # copy of the columns either (a million rows: 4 s), as every column above is new — a
+        # number column that needed no conversion is the one exception, hence its copy below
+        return pd.DataFrame(cols, index=index, copy=False)
 
     def columns_for(self, df: pd.DataFrame) -> dict[str, ColumnSpec]:
         """Specs for every column of ``df``: declared ones, and inferred ones for the rest."""
@@ -306,7 +308,7 @@ def _coerce(
     isna = s.isna().to_numpy()
     if spec.type in ("float", "int"):
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            a = s.to_numpy(dtype=float, na_value=np.nan)  # already numbers (a service's JSON)
+            a = s.to_numpy(dtype=float, na_value=np.nan, copy=True)  # already numbers (a service's JSON)
         else:
             a = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         bad = np.isnan(a) & ~isna
@@ -345,9 +347,13 @@ def _coerce(
         if pd.api.types.is_bool_dtype(s):
             out = s.astype("boolean")
         else:
-            low = s.astype(str).str.strip().str.lower()
-            t = low.isin(_TRUE).to_numpy()
-            f = low.isin(_FALSE).to_numpy()
+            if pd.api.types.is_numeric_dtype(s):  # 1/0, and 1.0/0.0 where a missing value made them floats
+                num = s.to_numpy(dtype=float, na_value=np.nan)
+                t, f = num == 1, num == 0
+            else:
+                low = s.astype(str).str.strip().str.lower()
+                t = low.isin(_TRUE).to_numpy()
+                f = low.isin(_FALSE).to_numpy()
             bad = ~(t | f) & ~isna
             if bad.any():
                 problems.append(
@@ -358,8 +364,12 @@ def _coerce(
     elif spec.type == "category":
         cats = list(spec.categories or ())
         as_str = {str(c): c for c in cats}
-        mapped = np.array([v if v in cats else as_str.get(str(v).strip(), np.nan) if not pd.isna(v) else np.nan
-                           for v in s.to_numpy(dtype=object)], dtype=object)
+        # each distinct value is looked up once (a million rows hold a handful of categories)
+        values = s.to_numpy(dtype=object)
+        codes_of, uniq = pd.factorize(values, use_na_sentinel=True)
+        lookup = np.array([v if v in cats else as_str.get(str(v).strip(), np.nan) for v in uniq] + [np.nan],
+                          dtype=object)
+        mapped = lookup[codes_of]  # the sentinel -1 (missing) takes the last entry: NaN
         bad = pd.isna(mapped) & ~isna
         if bad.any():
             found = ", ".join(shorten(v) for v in pd.unique(s[bad])[:5])

@@ -48,3 +48,21 @@ def test_write_table_is_atomic_and_leaves_no_temp(tmp_path):
     write_table(df, tmp_path / "out.csv", index=False)
     assert (tmp_path / "out.csv").read_text().splitlines() == ["a", "1", "2"]
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+@pytest.mark.parametrize("data, where", [
+    (b"id,x\nP1,1.5e4000000000\n", "line 2, column 4"),
+    (b"id,x\n1e12345678901,2\n", "line 2, column 1"),
+    (b'id,x\nP1,"-2.5E+12345678901"\n', "line 2, column 5"),
+    (b"id,x\npsn-f744e6473016701277a5,1\n", None),  # a hexadecimal pseudonym is text, not a number
+    (b"id\tx\nab1e12345678901\t1.5e300\n", None),
+])
+def test_numbers_with_huge_exponents_are_refused_and_words_are_not(data, where):
+    from pmed.io.tables import check_number_text
+
+    if where is None:
+        check_number_text(data)
+    else:
+        with pytest.raises(InputError, match="exponent") as e:
+            check_number_text(data)
+        assert e.value.where == where

@@ -52,6 +52,9 @@ def test_clean_months_raise_no_alarm_and_a_new_assay_is_caught_in_its_first_mont
     assert not any(w["drift"]["drift_detected"] for w in rep["windows"])
     perf = rep["windows"][0]["performance"]
     assert 0.6 < perf["auroc"]["estimate"] < 0.95 and perf["n"] == 300
+    # the validation values include the out-of-fold calibration, so each window's has a reference
+    cal = load_bundle(bundle).manifest["reference"]["metrics"]["calibration_slope"]
+    assert perf["calibration_slope"]["reference"] == pytest.approx(cal["estimate"]) and 0.5 < cal["estimate"] < 2
     assert (tmp_path / "m1" / "dashboard.html").read_text().count("<tr>") > 8
     assert (tmp_path / "m1" / "plots" / "metrics_windows.png").exists()
 
@@ -78,8 +81,55 @@ def test_bad_monitoring_inputs_say_what_to_fix(bundle, tmp_path):
         run_monitor(bundle, bad, time_col="seen", window="month")
     with pytest.raises(ValidationError, match="outcome|event|label"):
         run_monitor(bundle, df.assign(event=["yes"] * 90), outcome="event")
+    # two values, but not the training's 0/1: refused, naming them (a silent recoding would be wrong)
+    with pytest.raises(ValidationError, match=r"'event' has values never seen in training: 'yes', 'no' "
+                                              r"\(training: 1 = event, 0 = no event\)"):
+        run_monitor(bundle, df.assign(event=["yes", "no"] * 45), outcome="event")
+    assert load_bundle(bundle).manifest["target_labels"] == {"negative": 0, "positive": 1}
     b = load_bundle(bundle)
     b.manifest.pop("reference")
     with pytest.raises(BundleError, match="no reference summaries"):
         run_monitor(b, df)
     assert main(["monitor", "--model", str(bundle), "--data", str(tmp_path / "x.csv")]) == 2  # no such file
+
+
+def test_unseen_categories_are_reported_and_scored_as_missing(bundle, tmp_path):
+    from pmed.monitor import run_monitor
+
+    df = _new(n=600)
+    base = run_monitor(bundle, df.assign(smoking=np.where(df["smoking"].notna(), "never", None)))
+    # a new smoking code in a third of the rows: reported, counted, scored as a missing value
+    vaping = np.arange(len(df)) % 3 == 0
+    df = df.assign(smoking=np.where(vaping, "vaping", df["smoking"]))
+    res = run_monitor(bundle, df)
+    assert res.drift["unseen_categories"] == {"smoking": {"vaping": int(vaping.sum())}}
+    entry = res.drift["features"]["smoking"]
+    assert entry["new_categories"] == ["vaping"] and entry["drift_detected"]
+    assert res.drift["features"]["smoking"]["missing_fraction_new"] < 0.05  # counted as a category, not as missing
+    b = load_bundle(bundle)
+    as_missing = b.predict(df.assign(smoking=np.where(vaping, None, df["smoking"])).set_index("patient_id")
+                           .drop(columns=["seen", "event"]))
+    np.testing.assert_allclose(res.scores["prediction"].to_numpy(), as_missing["probability"].to_numpy())
+    assert base.drift["unseen_categories"] == {}
+    csv = tmp_path / "new.csv"
+    df.to_csv(csv, index=False)
+    assert main(["monitor", "--model", str(bundle), "--data", str(csv), "--out", str(tmp_path / "m")]) == 0
+    rep = json.loads((tmp_path / "m" / "drift.json").read_text())
+    assert rep["drift"]["unseen_categories"]["smoking"]["vaping"] == int(vaping.sum())
+    assert "vaping (200 rows)" in (tmp_path / "m" / "dashboard.html").read_text()
+
+
+def test_times_that_do_not_parse_are_named_by_file_and_line_and_small_windows_are_insufficient(bundle, tmp_path):
+    from pmed.monitor import run_monitor
+
+    df = _new(n=90)
+    df.loc[[3, 40], "seen"] = ["31/02/2026", None]
+    csv = tmp_path / "new.csv"
+    df.to_csv(csv, index=False)
+    with pytest.raises(ValidationError, match=r"'seen': 2 of 90 times .* at lines 5, 42") as e:
+        run_monitor(bundle, csv, time_col="seen", window="month")
+    assert e.value.file == str(csv)
+    res = run_monitor(bundle, _new(n=90), outcome="event", time_col="seen", window="month")
+    perf = res.windows[0]["performance"]
+    assert perf["insufficient"] and "30 rows (fewer than min_rows=50)" == perf["reason"] and "auroc" not in perf
+    assert "insufficient" in res.window_table()["performance"].iloc[0]

@@ -57,3 +57,12 @@ def test_registry_and_audit_on_postgres(pg_url, tmp_path):
     assert not any(pid in text for pid in NEW_IDS)
     # the schema is migrated once: running it again is a no-op
     create_app(paths["models"], pg_url)
+
+
+def test_versions_migration_on_postgres(pg_url, tmp_path):
+    from sqlalchemy import create_engine, text
+    from test_serve_versions import _migrate_from_0001
+
+    with create_engine(pg_url).begin() as conn:  # a fresh schema: the other test migrated this one
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    _migrate_from_0001(pg_url, tmp_path / "model")

@@ -189,6 +189,9 @@ def monitor(
     said = (f"drift detected in {', '.join(s['drifted_features']) or 'the predictions'}" if s["drift_detected"]
             else "no drift detected")
     _console().print(f"{s['n_rows']} rows, {s['n_windows']} window(s): {said}; wrote {files['dashboard']}")
+    for col, values in s["unseen_categories"].items():
+        shown = ", ".join(f"{v!r} ({n} rows)" for v, n in list(values.items())[:5])
+        _console().print(f"column {col!r}: categories never seen in training, scored as missing: {shown}")
 
 
 @app.command()
@@ -360,13 +363,15 @@ def version() -> None:
 
 
 def _add_subcommands() -> None:
-    from pmed.cli import imaging, omics, pgx, prs, timeseries
+    from pmed.cli import federated, imaging, omics, pgx, privacy, prs, timeseries
 
     app.add_typer(prs.app, name="prs")
     app.add_typer(pgx.app, name="pgx")
     app.add_typer(timeseries.app, name="timeseries")
     app.add_typer(imaging.app, name="imaging")
     app.add_typer(omics.app, name="omics")
+    app.add_typer(privacy.app, name="privacy")
+    app.add_typer(federated.app, name="federated")
     from pmed.serve import cli as serve  # imports no web package until `pmed serve` runs
 
     app.add_typer(serve.app, name="serve")

@@ -32,7 +32,9 @@ def _suffix(path: Path) -> str:
 # An exponent of ten or more digits overflows the C int in pandas' float parser (pandas-dev/pandas
 # #63089: read_csv and to_numeric crash the interpreter with a segmentation fault). No real value
 # needs one, so such text is refused before pandas sees it.
-_HUGE_EXPONENT = re.compile(rb"[0-9.][eE][+-]?[0-9]{10,}")
+# A field only, not the middle of a word: a hexadecimal pseudonym ("psn-f744e6473016701277a5")
+# is text that pandas never parses as a number.
+_HUGE_EXPONENT = re.compile(rb"(?:^|[,\t;| \"'])([+-]?[0-9]*\.?[0-9]+[eE][+-]?[0-9]{10,})", re.MULTILINE)
 
 
 def check_number_text(data: bytes, *, file: str | Path | None = None) -> None:
@@ -40,8 +42,9 @@ def check_number_text(data: bytes, *, file: str | Path | None = None) -> None:
     m = _HUGE_EXPONENT.search(data)
     if m is None:
         return
-    line = data.count(b"\n", 0, m.start()) + 1
-    col = m.start() - (data.rfind(b"\n", 0, m.start()) + 1) + 2
+    start = m.start(1)
+    line = data.count(b"\n", 0, start) + 1
+    col = start - (data.rfind(b"\n", 0, start) + 1) + 1
     raise InputError("a number has an exponent of ten or more digits, which no measurement needs",
                      file=file, where=f"line {line}, column {col}",
                      fix="correct the value (e.g. 1.5e3, not 1.5e4000000000)")

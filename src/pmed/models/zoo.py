@@ -226,6 +226,12 @@ from pmed.survival.models import register_survival_families  # noqa: E402
 
 register_survival_families()
 
+# dp_logistic, dp_mlp (binary, differentially private): diffprivlib, PyTorch and Opacus are
+# imported only when a model is fitted
+from pmed.privacy.dp import register_privacy_families  # noqa: E402
+
+register_privacy_families()
+
 
 def make_model(
     family: str,

@@ -40,6 +40,7 @@ class MonitorResult(DomainResult):
         return {"drift_detected": bool(self.drift.get("drift_detected")),
                 "drifted_features": list(self.drift.get("drifted_features", [])),
                 "n_rows": self.drift.get("n_rows"), "n_windows": len(self.windows),
+                "unseen_categories": dict(self.drift.get("unseen_categories") or {}),
                 "windows_with_drift": [w["window"] for w in self.windows if w["drift"].get("drift_detected")]}
 
     def feature_table(self) -> pd.DataFrame:
@@ -106,22 +107,95 @@ class MonitorResult(DomainResult):
             created=self.provenance.get("created"))
 
 
-def _read_new(data, *, outcome: str | None, time_col: str | None) -> tuple[pd.DataFrame, pd.Series | None,
+def _read_new(data, *, outcome: str | None, time_col: str | None, id: str) -> tuple[pd.DataFrame, pd.Series | None,
                                                                            pd.Series | None, str | None]:
-    from pmed.io import read_table
+    from pmed.errors import InputError
+    from pmed.io.tables import read_raw_table
 
     source = None
     if not isinstance(data, pd.DataFrame):
         source = str(data)
-        data = read_table(data)
+        # read as written (text for a CSV, Parquet's own types): the model's schema checks and
+        # converts it once, in new_patient_features — a million rows are not to be read twice
+        data = read_raw_table(data, dtype=object, what="new data file")
+        if len(data) == 0:
+            raise InputError(f"the file has a header ({len(data.columns)} columns) but no rows", file=source,
+                             fix="check that the right file was given and that it was written completely")
+        for col in (outcome, time_col):  # numbers written as text: numbers (a time order, a 0/1 outcome)
+            if col is not None and col in data.columns and data[col].dtype == object:
+                num = pd.to_numeric(data[col], errors="coerce")
+                if num.notna().sum() == data[col].notna().sum() and num.notna().any():
+                    data[col] = num
     df = data.reset_index() if data.index.name is not None else data.copy()
     missing = [c for c in (outcome, time_col) if c is not None and c not in df.columns]
     if missing:
-        raise ValidationError([f"column {shorten(c)!r} not found in the new data" for c in missing], file=source,
+        raise ValidationError([f"column {shorten(c)} not found in the new data" for c in missing], file=source,
                               fix="name the outcome (--outcome) and time (--time-col) columns as in the file")
     y = df.pop(outcome) if outcome else None
     t = df.pop(time_col) if time_col else None
     return df, y, t, source
+
+
+def _set_aside_unseen_categories(df: pd.DataFrame, schema) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Values of category columns the model never saw, replaced by missing for scoring.
+
+    A deployed model meets a new ward code or a new assay name: monitoring must report it, not
+    stop. Such a value is scored as missing (what the model does with a patient whose value is
+    unknown) and kept, per column, as a series (the value where unseen, else missing) so that
+    the drift report counts the new categories. A column declared not nullable is left as it is:
+    its schema refuses the value with the allowed categories listed. ``df`` (run_monitor's own
+    copy of the new data) is changed in place.
+    """
+    out, unseen = df, {}
+    for name, spec in schema.columns.items():
+        if spec.type != "category" or name not in df.columns or not spec.nullable:
+            continue
+        s = df[name]
+        cats = list(spec.categories or ())
+        known = {str(c) for c in cats}
+        # as the schema reads a category (pmed.schema): the value itself, or its text stripped;
+        # each distinct value is looked at once
+        codes, uniq = pd.factorize(s.to_numpy(dtype=object), use_na_sentinel=True)
+        text = [str(v).strip() for v in uniq]
+        new = np.array([not (v in cats or t in known) for v, t in zip(uniq, text, strict=True)] + [False])
+        bad = new[codes]
+        if bad.any():
+            ids = df[schema.id].astype(str).str.strip() if schema.id in df.columns else df.index.astype(str)
+            shown = np.array(text + [None], dtype=object)[np.where(bad, codes, -1)]
+            unseen[name] = pd.Series(shown, index=pd.Index(ids, name=schema.id))
+            out[name] = s.where(~bad, None)
+    return out, unseen
+
+
+def _counts(raw: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in raw.dropna().value_counts().items()}
+
+
+def _labels(times: pd.Series, window, *, source: str | None, time_col: str | None) -> pd.Series:
+    """:func:`window_labels`, with a time that does not parse named by file, column and line."""
+    from pmed.monitor.drift import window_labels
+
+    try:
+        return window_labels(times, window)
+    except ValidationError as e:
+        if source is None:
+            raise
+        from pmed.errors import format_rows
+        from pmed.monitor.drift import _is_numeric
+
+        ts = times.reset_index(drop=True)
+        if _is_numeric(ts):
+            bad = ~np.isfinite(pd.to_numeric(ts, errors="coerce").to_numpy(dtype=float))
+        else:
+            bad = pd.to_datetime(ts, errors="coerce", utc=True, format="mixed").isna().to_numpy()
+        if not bad.any():
+            raise
+        text = Path(source).name.lower().removesuffix(".gz").endswith((".csv", ".tsv", ".txt"))
+        # a text table's line: after its one header line; a Parquet file has rows, counted from 1
+        where = f"lines {format_rows(np.flatnonzero(bad) + 2)}" if text else f"rows {format_rows(np.flatnonzero(bad) + 1)}"
+        raise ValidationError([f"column {shorten(time_col)}: {int(bad.sum())} of {len(ts)} times are missing or "
+                               f"do not parse, at {where}"], file=source,
+                              fix=e.fix or "give every row a date, e.g. '2024-03-15'") from None
 
 
 def run_monitor(
@@ -170,7 +244,11 @@ def run_monitor(
     -------
     MonitorResult
         ``.write(out)`` writes ``drift.json``, ``features.csv``, ``windows.csv``,
-        ``dashboard.html`` and ``plots/``.
+        ``dashboard.html`` and ``plots/``. Values of a category column never seen in
+        training are not an error: they are scored as missing, counted by the drift tests
+        (``new_categories`` of the feature) and listed in ``drift["unseen_categories"]``
+        (column → value → rows). A window too small for a metric says ``insufficient`` with
+        the reason instead of numbers.
 
     Raises
     ------
@@ -178,9 +256,9 @@ def run_monitor(
         A bundle without reference summaries (trained before they existed): retrain it.
     ValidationError
         New data lacking model columns, an outcome with labels other than the training ones,
-        a time column that does not parse.
+        a time column that does not parse (file, column and lines named).
     """
-    from pmed.monitor.drift import drift_report, performance_by_window, window_labels
+    from pmed.monitor.drift import drift_report, performance_by_window
     from pmed.study import load_bundle
     from pmed.study.predict import new_patient_features
 
@@ -193,30 +271,41 @@ def run_monitor(
         raise OptionError("give --time-col and --window together (or neither, for one window)",
                           where="--window" if window is None else "--time-col",
                           fix="e.g. --time-col admitted --window month")
-    df, y_raw, t, source = _read_new(data, outcome=outcome, time_col=time_col)
+    schema = bundle.input_schema()
+    df, y_raw, t, source = _read_new(data, outcome=outcome, time_col=time_col, id=schema.id)
+    df, unseen = _set_aside_unseen_categories(df, schema)
     X = new_patient_features(bundle, df, blocks=blocks)
     pred = bundle.predict(X, source=source)
     col = "probability" if bundle.task == "binary" else "prediction" if bundle.task == "continuous" else "risk"
     p = pred[col].to_numpy(dtype=float)
-    labels = (window_labels(t.set_axis(X.index), window) if t is not None
+    labels = (_labels(t.set_axis(X.index), window, source=source, time_col=time_col) if t is not None
               else pd.Series("all", index=X.index, dtype=object))
     y = None
     if y_raw is not None:
         if bundle.task != "binary":
             raise OptionError("performance monitoring is for binary models here", where="--outcome",
                               fix="leave out --outcome for drift only")
-        from pmed.study.run import encode_target
+        from pmed.study.run import check_target_labels, encode_target
 
+        check_target_labels(y_raw, bundle.manifest.get("target_labels"), source=source)
         y = encode_target(y_raw.set_axis(X.index), task="binary", positive=bundle.manifest.get("positive"),
                           source=source)
     features = [c for c in ref["columns"] if c in X.columns]
-    overall = drift_report(ref, X[features], predictions=p, alpha=alpha, psi_threshold=psi_threshold)
-    val = (bundle.manifest.get("metrics") or {}).get("metrics") or {}
+    X_drift = X[features].copy(deep=False)  # its own columns: the unseen categories go in here, not into X
+    for name, raw in unseen.items():  # drift sees what arrived; the model saw it as missing
+        if name in X_drift.columns:
+            X_drift[name] = X_drift[name].astype(object).where(X_drift[name].notna(),
+                                                               raw.reindex(X.index).astype(object))
+    overall = drift_report(ref, X_drift, predictions=p, alpha=alpha, psi_threshold=psi_threshold)
+    overall["unseen_categories"] = {name: _counts(raw) for name, raw in unseen.items()}
+    # the validation values: the manifest's metrics, and the out-of-fold calibration the reference keeps
+    val = {**((bundle.manifest.get("metrics") or {}).get("metrics") or {}), **(ref.get("metrics") or {})}
     windows = []
     for w in pd.unique(labels):
         rows = np.flatnonzero((labels == w).to_numpy())
-        entry = {"window": str(w), "drift": drift_report(ref, X[features].iloc[rows], predictions=p[rows],
-                                                         alpha=alpha, psi_threshold=psi_threshold)}
+        whole = len(rows) == len(X_drift)  # one window of every row (no --time-col): the overall report
+        entry = {"window": str(w), "drift": overall if whole else drift_report(
+            ref, X_drift.iloc[rows], predictions=p[rows], alpha=alpha, psi_threshold=psi_threshold)}
         if y is not None:
             yy = y.iloc[rows].to_numpy(dtype=float)
             ok = ~np.isnan(yy)
@@ -227,7 +316,8 @@ def run_monitor(
     m = bundle.manifest
     model_info = {"name": (m.get("model") or {}).get("name"), "task": m.get("task"), "target": m.get("target"),
                   "pipeline_sha256": m.get("pipeline_sha256"), "path": str(bundle.path),
-                  "validation": {k: val[k] for k in ("auroc", "auprc", "brier") if k in val}}
+                  "validation": {k: val[k] for k in ("auroc", "auprc", "brier", "calibration_in_the_large",
+                                                     "calibration_slope") if k in val}}
     prov = make_provenance("monitor", inputs={"data": source, "model": str(bundle.path)},
                            options={"outcome": outcome, "time_col": time_col, "window": window, "alpha": alpha,
                                     "psi_threshold": psi_threshold, "n_boot": n_boot, "seed": seed})

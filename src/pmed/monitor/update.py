@@ -403,7 +403,7 @@ def update_bundle(
     from pmed.schema import ColumnSpec
     from pmed.study.bundle import SUMS_NAME, _sha256, load_bundle, save_bundle
     from pmed.study.predict import new_patient_features
-    from pmed.study.run import _reference_values, encode_target
+    from pmed.study.run import _reference_values, check_target_labels, encode_target
 
     _check_options(strategy, holdout_fraction, alpha, n_boot, seed, time_col, window)
     if not isinstance(outcome, str) or not outcome:
@@ -419,8 +419,9 @@ def update_bundle(
     parent_path = Path(bundle.path).resolve()
     m = bundle.manifest
 
-    df, y_raw, t, source = _read_new(data, outcome=outcome, time_col=time_col)
+    df, y_raw, t, source = _read_new(data, outcome=outcome, time_col=time_col, id=bundle.input_schema().id)
     X_all = new_patient_features(bundle, df, blocks=blocks)
+    check_target_labels(y_raw, m.get("target_labels"), source=source)
     y_all = encode_target(y_raw.set_axis(X_all.index), task="binary", positive=m.get("positive"), source=source)
     keep = y_all.notna().to_numpy()
     X_raw, y = X_all.loc[keep], y_all.to_numpy(dtype=float)[keep]
@@ -497,6 +498,7 @@ def update_bundle(
         # what pmed monitor compares later patients with: the population the candidate was made on
         "reference": reference_summaries(X_upd, predictions=p_new_upd, task="binary", metrics=held_metrics),
         "positive": m.get("positive"),
+        "target_labels": m.get("target_labels"),
     }
     treatment = None
     if bundle.treatment_model is not None:

@@ -46,7 +46,14 @@ from pmed.serve.db import (
 )
 from pmed.serve.middleware import AuditMiddleware, RateLimiter
 from pmed.serve.problems import PROBLEM_JSON, install_handlers
-from pmed.serve.registry import BundleCache, RowCache, register_bundle, register_folder
+from pmed.serve.registry import (
+    BundleCache,
+    RowCache,
+    list_versions,
+    register_bundle,
+    register_folder,
+    serve_version,
+)
 
 __all__ = ["create_app", "app_from_env", "ENV_PREFIX"]
 
@@ -302,8 +309,26 @@ def _router(app: FastAPI, engine: Engine, cache: BundleCache, limiter: RateLimit
         if not is_dir:
             raise InputError("no such folder on the server", where="path",
                              fix="give the bundle folder (DIR/model written by 'pmed run')")
-        m = register_bundle(engine, path, name=body.name, user=who.user)
+        v = register_bundle(engine, path, name=body.name, user=who.user, serve=body.serve)
+        request.state.model, request.state.model_sha256 = v.name, v.sha256
+        _, serving = list_versions(engine, v.name)
+        cache.rows.forget(v.name)
+        return _version_as_model(v, serving)
+
+    @r.get("/api/models/{name}/versions", response_model=list[S.VersionOut], tags=["models"],
+           responses=_problem_responses(401, 404, 429))
+    def versions(name: str, who: Any_) -> list:
+        """Every bundle registered under this name, oldest first, and which one serves."""
+        rows, serving = list_versions(engine, name)
+        return [_version_out(v, serving) for v in rows]
+
+    @r.post("/api/models/{name}/serve", response_model=S.ModelOut, tags=["models"],
+            responses=_problem_responses(400, 401, 403, 404, 409, 422, 429))
+    def serve(name: str, body: S.ServeRequest, request: Request, who: Admin) -> dict:
+        """Serve another version of this model from now on: a promotion by hand, or a rollback."""
+        m = serve_version(engine, name, body.version, user=who.user)
         request.state.model, request.state.model_sha256 = m.name, m.sha256
+        cache.rows.forget(name)
         return _model_out(m)
 
     predict_responses = _problem_responses(400, 401, 404, 409, 413, 415, 422, 429)
@@ -354,7 +379,8 @@ def _router(app: FastAPI, engine: Engine, cache: BundleCache, limiter: RateLimit
                                             model_sha256=model.sha256, rows=rows)]
         if as_fhir:
             return JSONResponse(doc, media_type=FHIR_JSON)
-        return {"model": model.name, "model_sha256": model.sha256, "prediction_id": pid, "predictions": out}
+        return {"model": model.name, "model_sha256": model.sha256, "model_version": model.version,
+                "prediction_id": pid, "predictions": out}
 
     @r.get("/api/predictions/{prediction_id}/report", response_class=HTMLResponse, tags=["predictions"],
            responses=_problem_responses(401, 404, 409, 429))
@@ -370,9 +396,11 @@ def _router(app: FastAPI, engine: Engine, cache: BundleCache, limiter: RateLimit
             raise NotFoundError("no stored prediction with this id")
         model, bundle = cache.get(engine, p.model)
         request.state.model, request.state.model_sha256 = model.name, model.sha256
-        if model.sha256 != p.model_sha256:
-            raise BundleError(f"model {model.name!r} was re-registered since this prediction; its report "
-                              "cannot be rendered with the model that made it", fix="predict again")
+        if model.sha256 != p.model_sha256:  # another version serves now: the one that made it renders it
+            bundle = cache.version(engine, p.model, p.model_sha256)
+            if bundle is None:
+                raise BundleError(f"the version of model {model.name!r} that made this prediction is no longer on "
+                                  "disk as registered; its report cannot be rendered with it", fix="predict again")
         if index >= len(p.rows):
             raise NotFoundError(f"this prediction has {len(p.rows)} patient(s); index {index} is not one",
                                 where="index")
@@ -404,8 +432,19 @@ def _router(app: FastAPI, engine: Engine, cache: BundleCache, limiter: RateLimit
 
 
 def _model_out(m) -> dict:
-    out = {k: getattr(m, k) for k in ("name", "task", "target", "sha256", "path", "metrics", "registered_by")}
-    return out | {"registered_at": as_utc(m.registered_at)}
+    out = {k: getattr(m, k) for k in ("name", "task", "target", "sha256", "path", "metrics", "registered_by",
+                                      "version")}
+    return out | {"registered_at": as_utc(m.registered_at), "serving": True}
+
+
+def _version_out(v, serving: int | None) -> dict:
+    out = {k: getattr(v, k) for k in ("version", "path", "sha256", "parent_sha256", "decision", "metrics",
+                                      "registered_by")}
+    return out | {"registered_at": as_utc(v.registered_at), "serving": v.version == serving}
+
+
+def _version_as_model(v, serving: int | None) -> dict:
+    return _version_out(v, serving) | {"name": v.name, "task": v.task, "target": v.target}
 
 
 def _patients(body: bytes, ctype: str, bundle) -> tuple[list[dict], pd.DataFrame, pd.DataFrame | None]:

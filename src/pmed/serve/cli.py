@@ -109,3 +109,35 @@ def token_create(
     token = create_token(db, role=role, user=user, days=days)
     typer.echo(f"token for {user!r} ({role}), expires in {days:g} days; store it now, it is not shown again:")
     typer.echo(token)
+
+
+@app.command("versions")
+def versions(
+    name: Annotated[str, typer.Argument(help="the model's name (as GET /api/models lists it)")],
+    db: Annotated[str, typer.Option("--db", help="database URL (as for pmed serve)")] = DEFAULT_DB,
+) -> None:
+    """The versions registered under a model's name, and which one serves."""
+    _require_serve()
+    from pmed.serve.db import prepare_database
+    from pmed.serve.registry import list_versions
+
+    rows, serving = list_versions(prepare_database(db), name)
+    for v in rows:
+        mark = "serving" if v.version == serving else (v.decision or "registered")
+        typer.echo(f"{v.version:>3}  {mark:<10} {v.sha256[:12]}  {v.path}")
+
+
+@app.command("use")
+def use(
+    name: Annotated[str, typer.Argument(help="the model's name")],
+    version: Annotated[int, typer.Option("--version", help="the version to serve from now on", min=1)],
+    db: Annotated[str, typer.Option("--db", help="database URL (as for pmed serve)")] = DEFAULT_DB,
+) -> None:
+    """Serve another version of a model (a promotion by hand, or a rollback); running workers follow
+    within a second."""
+    _require_serve()
+    from pmed.serve.db import prepare_database
+    from pmed.serve.registry import serve_version
+
+    m = serve_version(prepare_database(db), name, version, user="cli")
+    typer.echo(f"{m.name} now serves version {m.version} ({m.sha256[:12]}, {m.path})")

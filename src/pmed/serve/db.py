@@ -7,8 +7,13 @@ any clinical record store (access control, encryption at rest, backups under the
 Tables
 ------
 models
-    Registered bundles: name, path, SHA-256 of the bundle's ``SHA256SUMS``, task, target, the
-    validation metrics of the manifest, when and by whom registered.
+    What each name serves now: the bundle's path, SHA-256 of its ``SHA256SUMS``, task, target,
+    the validation metrics of the manifest, its ``version``, when and by whom registered.
+model_versions
+    Every bundle ever registered under a name: version (1, 2, … in order of registration),
+    path, SHA-256, the SHA-256 of the bundle it was updated from (``pmed update``), the
+    decision of its ``promotion.json``, when and by whom registered. Rolling back is serving
+    an earlier version (:func:`pmed.serve.registry.serve_version`).
 tokens
     Bearer tokens, only as their SHA-256: user, role (``clinician`` or ``admin``), created,
     expires.
@@ -27,12 +32,23 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, Engine, Integer, String, Text, create_engine, event, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from pmed.errors import OptionError
 
-__all__ = ["Base", "Model", "Token", "Audit", "Prediction", "ROLES", "make_engine", "upgrade",
+__all__ = ["Base", "Model", "ModelVersion", "Token", "Audit", "Prediction", "ROLES", "make_engine", "upgrade",
            "prepare_database", "create_token", "first_run_token", "find_token", "hash_token", "utcnow"]
 
 #: The roles a token may have: clinicians predict and read; admins also register models and read the audit.
@@ -64,6 +80,26 @@ class Model(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
     path: Mapped[str] = mapped_column(Text, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    task: Mapped[str] = mapped_column(String(32), nullable=False)
+    target: Mapped[str | None] = mapped_column(String(200))
+    metrics: Mapped[dict | None] = mapped_column(JSON)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    registered_by: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int | None] = mapped_column(Integer)
+
+
+class ModelVersion(Base):
+    """A bundle registered under a model's name: one of its versions (serving or not)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    path: Mapped[str] = mapped_column(Text, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    parent_sha256: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[str | None] = mapped_column(String(32))
     task: Mapped[str] = mapped_column(String(32), nullable=False)
     target: Mapped[str | None] = mapped_column(String(200))
     metrics: Mapped[dict | None] = mapped_column(JSON)

@@ -41,13 +41,39 @@ class ModelOut(BaseModel):
     metrics: dict[str, Any] | None = Field(description="the validation metrics of the bundle's manifest")
     registered_at: datetime
     registered_by: str | None
+    version: int | None = Field(None, description="the bundle's version under this name (1, 2, …)")
+    serving: bool = Field(True, description="whether this version answers the name's predictions")
+    decision: str | None = Field(None, description="its promotion.json's decision (pmed update): promoted or "
+                                                   "candidate")
+
+
+class VersionOut(BaseModel):
+    """One version of a model: a bundle registered under its name."""
+
+    version: int
+    serving: bool
+    path: str
+    sha256: str
+    parent_sha256: str | None = Field(description="SHA-256 of the bundle it was updated from (pmed update)")
+    decision: str | None = Field(description="its promotion.json's decision: promoted or candidate")
+    metrics: dict[str, Any] | None
+    registered_at: datetime
+    registered_by: str | None
 
 
 class RegisterRequest(BaseModel):
     """A bundle folder on the server to verify and register."""
 
-    path: str = Field(description="the bundle folder (DIR/model written by 'pmed run')")
+    path: str = Field(description="the bundle folder (DIR/model written by 'pmed run' or 'pmed update')")
     name: str | None = Field(None, description="name to serve it under (default: the study's name)")
+    serve: bool | None = Field(None, description="serve it at once (default: a new name, a bundle retrained "
+                                                 "in place, or an update whose promotion.json says promoted)")
+
+
+class ServeRequest(BaseModel):
+    """Which version of a model answers from now on (a rollback names an earlier one)."""
+
+    version: int = Field(ge=1)
 
 
 class PredictRequest(BaseModel):
@@ -88,6 +114,7 @@ class PatientPrediction(BaseModel):
 class PredictResponse(BaseModel):
     model: str
     model_sha256: str
+    model_version: int | None = Field(None, description="the version of the model that answered")
     prediction_id: str = Field(description="GET /api/predictions/{id}/report renders a patient's report")
     predictions: list[PatientPrediction]
 

@@ -51,12 +51,16 @@ def new_patient_features(
     else:
         source = str(patients)
         df = read_table(patients, schema=schema)
-    cohort = Cohort(df, schema=schema)
     needed = dict(bundle.manifest.get("blocks", {}))
     given = dict(blocks or {})
     missing = [n for n in needed if n not in given]
-    if missing and inline and not given:
-        return cohort.features(["patients"])
+    if not needed or (missing and inline and not given):
+        # the patient table alone: what Cohort(df).features(["patients"]) gives, without its
+        # copies of a table that is already this function's own (a million rows: seconds each)
+        from pmed.cohort import _model_ready
+
+        return _model_ready(df, copy=False)
+    cohort = Cohort(df, schema=schema)
     if missing:
         raise ValidationError(
             [f"the model needs block(s) {', '.join(missing)} for these patients"],

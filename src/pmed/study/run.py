@@ -14,8 +14,10 @@ Outputs written to ``DIR`` (each file atomically; see ``docs/outputs.md``):
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -125,6 +127,41 @@ def encode_target(y: pd.Series, *, task: str, positive=None, source: str | None 
     return out.astype(float)
 
 
+def target_labels(y_raw: pd.Series, y: pd.Series) -> dict[str, Any]:
+    """The training outcome's two values, as written (``{"negative": …, "positive": …}``), so
+    that later outcomes can be checked against them (:func:`check_target_labels`)."""
+    def first(code: float):
+        v = y_raw[(y == code).to_numpy()].dropna()
+        if not len(v):
+            return None
+        v = v.iloc[0]
+        return v.item() if isinstance(v, np.generic) else v
+
+    return {"negative": first(0.0), "positive": first(1.0)}
+
+
+def check_target_labels(y: pd.Series, labels: Mapping | None, *, source: str | None = None) -> None:
+    """Refuse an outcome whose values are not the two seen in training (``labels`` from the
+    bundle's manifest; nothing is checked for a bundle that predates them).
+
+    Raises
+    ------
+    pmed.errors.ValidationError
+        Naming the values never seen in training and the training's two.
+    """
+    known = [v for v in (labels or {}).values() if v is not None]
+    if not known:
+        return
+    vals = pd.unique(y.dropna().astype("object"))
+    other = [v for v in vals if not any(_same(v, k) for k in known)]
+    if other:
+        shown = ", ".join(map(shorten, other[:6])) + (" …" if len(other) > 6 else "")
+        raise ValidationError(
+            [f"outcome {y.name!r} has values never seen in training: {shown} (training: "
+             f"{shorten(labels.get('positive'))} = event, {shorten(labels.get('negative'))} = no event)"],
+            file=source, fix="recode the outcome to the training's two values (missing values are skipped)")
+
+
 def _same(a, b) -> bool:
     return str(a).strip().lower() in {str(b).strip().lower(), {"true": "1", "false": "0"}.get(str(b).lower(), "")} or (
         isinstance(a, (int, float, np.number, bool)) and isinstance(b, (int, float, bool)) and float(a) == float(b))
@@ -155,6 +192,18 @@ def _text_columns(estimator) -> tuple[str, ...]:
         return ()
     col = getattr(model, "image_column_", None)
     return (col,) if col else ()
+
+
+def _reference_metrics(metrics: dict, oof: pd.DataFrame, task: str) -> dict:
+    """The validation metrics that monitoring compares later windows with; for a binary model
+    with its out-of-fold calibration (intercept and slope, as per window in pmed monitor)."""
+    if task != "binary":
+        return metrics
+    from pmed.evaluate.calibration import calibration_metrics
+
+    cal = calibration_metrics(oof["outcome"].to_numpy(dtype=float), oof["prediction"].to_numpy(dtype=float),
+                              n_boot=0)
+    return {**metrics, **{k: cal[k] for k in ("calibration_in_the_large", "calibration_slope")}}
 
 
 def _reference_values(X: pd.DataFrame, text: tuple[str, ...] = ()) -> dict:
@@ -437,6 +486,9 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
         final = build(sel_spec, X)
         sel_family, sel_params = sel_spec.family, sel_spec.params
     final.fit(X, y.astype(int) if task == "binary" else y)
+    from pmed.privacy.dp import privacy_budget
+
+    privacy = privacy_budget(final)  # a differentially private family's spent budget, or None
     text = _text_columns(final)
     importance = feature_importance(final, X, y, seed=study.seed)
     reporter.advance(f"refitted {selected} on all {len(X)} patients")
@@ -481,8 +533,11 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
                "population_predictions": np.quantile(sel_oof["prediction"], np.linspace(0, 1, 101)).tolist(),
                # what pmed monitor compares new patients with: summaries only, no patient rows
                "reference": reference_summaries(X, predictions=sel_oof["prediction"].to_numpy(), task=task,
-                                                metrics=results[selected]["metrics"]),
+                                                metrics=_reference_metrics(results[selected]["metrics"], sel_oof,
+                                                                           task)),
                "positive": study.target.positive,
+               **({"privacy": privacy} if privacy is not None else {}),
+               "target_labels": target_labels(cohort.target(study.target.column).loc[y.index], y),
                **({"image_blocks": {n: {"size": m.size} for n, m in study.fusion.modalities.items() if m.images}}
                   if fusion is not None and selected == fusion["label"] and _image_blocks(study) else {})},
         treatment=_treatment_options(study, cohort, X, y),
@@ -563,6 +618,7 @@ def _clinical_evaluation(study: Study, cohort: Cohort, X: pd.DataFrame, oof: pd.
         "imbalance": study.imbalance.describe(),
         "selected_model": selected,
         "fingerprint": manifest["training_data"]["fingerprint_sha256"],
+        "privacy": manifest.get("privacy"),
         "versions": {k: v for k, v in manifest["versions"].items() if v},
         "outcome": f"{study.target.column} (event = {study.target.positive if study.target.positive is not None else 1}).",
     }

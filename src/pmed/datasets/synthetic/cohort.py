@@ -198,7 +198,7 @@ def make_synthetic_cohort(
 
 
 def sample_new_patients(
-    cohort: SyntheticCohort, n_new: int = 5
+    cohort: SyntheticCohort, n_new: int = 5, *, outcomes: bool = False, stream: int = 2
 ) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Draw further patients from the generator of ``cohort``, as a clinic would see them.
 
@@ -208,18 +208,27 @@ def sample_new_patients(
         The training cohort (its seed and variants are reused).
     n_new
         Number of new patients, numbered after the cohort's (``P1001`` ... for 1000).
+    outcomes
+        Keep their outcome columns (patients followed up after deployment, as monitoring
+        sees them).
+    stream
+        Which random stream of the cohort's seed draws them (2, the default, gives the demo's
+        new patients; another number gives other patients, independent of those).
 
     Returns
     -------
     patients : pandas.DataFrame
-        Without the outcome columns (:data:`OUTCOME_COLUMNS`); ``drug`` is the drug the
-        generator assigned and may be changed freely.
+        Without the outcome columns (:data:`OUTCOME_COLUMNS`) unless ``outcomes``; ``drug``
+        is the drug the generator assigned and may be changed freely.
     genotypes : numpy.ndarray
         ``(n_variants, n_new, 2)``, in ``cohort.variants`` order.
     truth_table : pandas.DataFrame
         Their true probabilities (``p_response_clopidogrel`` / ``_ticagrelor``, ``p_cad``, ...).
     """
     # A third stream of the cohort's seed: independent of the cohort's patients, reproducible.
-    rng = np.random.default_rng([int(cohort.truth["seed"]), 2])
+    if stream in (0, 1):
+        raise OptionError("stream 0 and 1 draw the cohort itself (its variants and patients)", where="stream",
+                          fix="use 2 (the default) or a larger number")
+    rng = np.random.default_rng([int(cohort.truth["seed"]), int(stream)])
     patients, genotypes, truth_table = _simulate(cohort.variants, n_new, len(cohort.patients), rng)
-    return patients.drop(columns=list(OUTCOME_COLUMNS)), genotypes, truth_table
+    return (patients if outcomes else patients.drop(columns=list(OUTCOME_COLUMNS))), genotypes, truth_table

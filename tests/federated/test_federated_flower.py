@@ -1,0 +1,155 @@
+"""Federated training between real Flower processes (SuperLink + one SuperNode per site) on localhost."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flwr")
+
+from conftest import make_clinical  # noqa: E402
+from pmed.federated import learners as L  # noqa: E402
+from pmed.federated.launcher import FederatedError  # noqa: E402
+from pmed.federated.run import OUTCOME, run_federated, split_sites  # noqa: E402
+
+ROUNDS = 3
+
+
+def _live_flower_pids() -> set[int]:
+    """Live (not zombie) Flower processes on this machine."""
+    pids = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = next(ln for ln in (d / "status").read_text().splitlines() if ln.startswith("State:"))
+        except (OSError, StopIteration):
+            continue
+        if ("flower-super" in cmd or "flwr-" in cmd or "flwr run" in cmd) and "Z" not in state.split()[1]:
+            pids.add(int(d.name))
+    return pids
+
+
+def _study(folder: Path, sizes: dict[str, int], seed: int = 1) -> Path:
+    n = sum(sizes.values())
+    df = make_clinical(n, seed=seed)
+    df["site"] = np.repeat(list(sizes), list(sizes.values()))
+    df.to_csv(folder / "patients.csv", index=False)
+    path = folder / "study.yaml"
+    path.write_text("name: federated\ndata: {patients: patients.csv}\n"
+                    "target: {column: event, task: binary}\nfeatures: {exclude: [sbp]}\nseed: 3\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def federated_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fed")
+    study = _study(folder, {"A": 450, "B": 280, "C": 170})
+    before = _live_flower_pids()
+    res = run_federated(study, site_column="site", rounds=ROUNDS, strategy="fedavg", out=folder / "out",
+                        timeout=240)
+    return study, res, before, folder
+
+
+def test_federated_logistic_close_to_pooled_fit(federated_run):
+    from sklearn.linear_model import LogisticRegression
+
+    from pmed.evaluate.metrics import auroc
+
+    study, res, _, _ = federated_run
+    m = res.metrics
+    assert m["rounds"] == ROUNDS and len(m["history"]) == ROUNDS
+    assert set(m["per_site"]) == {"A", "B", "C"} and m["sites_finished"] == ["A", "B", "C"]
+    for site in m["per_site"].values():
+        assert 0.5 < site["auroc"] < 1 and site["ci_low"] < site["auroc"] < site["ci_high"]
+    # training loss falls round by round
+    losses = [h["train_loss"] for h in m["history"]]
+    assert losses == sorted(losses, reverse=True)
+    # bytes: every round sends the model down and gets one back from each site
+    n_par = m["communication"]["parameters_per_model"]
+    assert m["communication"]["bytes_total"] > 2 * 3 * ROUNDS * n_par * 8
+
+    # a pooled scikit-learn fit on the same training rows, scored on the same held-out rows
+    _, tables = split_sites(study, "site")
+    tr_X, tr_y, te_X, te_y = [], [], [], []
+    for t in tables.values():
+        y = t[OUTCOME].to_numpy()
+        test = L.split_rows(y, 0.3, 3)
+        X = t.drop(columns=[OUTCOME])
+        tr_X.append(X[~test]), tr_y.append(y[~test]), te_X.append(X[test]), te_y.append(y[test])
+    import pandas as pd
+
+    Xtr, Xte = pd.concat(tr_X), pd.concat(te_X)
+    summary = L.site_summary(Xtr, np.concatenate(tr_y))
+    layout = L.build_layout([summary])
+    lr = LogisticRegression(max_iter=2000).fit(L.encode(Xtr, layout), np.concatenate(tr_y))
+    pooled = auroc(np.concatenate(te_y), lr.predict_proba(L.encode(Xte, layout))[:, 1])
+    fed = m["pooled"]["auroc"]
+    assert m["pooled"]["n_test"] == len(Xte)
+    assert abs(fed - pooled) < 0.03, (fed, pooled)
+
+
+def test_outputs_and_no_patient_values_in_logs(federated_run):
+    study, res, _, folder = federated_run
+    out = folder / "out"
+    metrics = json.loads((out / "metrics.json").read_text())
+    model = json.loads((out / "model.json").read_text())
+    assert metrics["per_site"] == res.metrics["per_site"]
+    assert model["layout"]["n_features"] == len(np.asarray(model["params"][0]))
+    logs = list((out / "flower_logs").glob("*.log"))
+    assert {p.stem for p in logs} >= {"superlink", "supernode-A", "supernode-B", "supernode-C", "flwr_run"}
+    text = "\n".join(p.read_text(errors="replace") for p in logs)
+    assert "round 3/3" in text
+    ids = make_clinical(900, seed=1)["patient_id"]
+    assert not any(i in text for i in ids)
+    # the per-site files (patient rows) do not outlive the run
+    assert not [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("pmed-federated-*")
+                if (p / "site_0").exists()]
+
+
+def test_no_flower_process_left(federated_run):
+    _, _, before, _ = federated_run
+    assert _live_flower_pids() <= before
+
+
+def test_small_site_refused(tmp_path):
+    study = _study(tmp_path, {"A": 200, "B": 150, "tiny": 12})
+    before = _live_flower_pids()
+    with pytest.raises(FederatedError, match=r"fewer than 20 patients: tiny \(12\)"):
+        run_federated(study, site_column="site", rounds=2)
+    assert _live_flower_pids() <= before
+
+
+def test_cli_refuses_dp_and_unknown_strategy(tmp_path):
+    from typer.testing import CliRunner
+
+    from pmed.cli.federated import app
+    from pmed.errors import OptionError
+
+    study = _study(tmp_path, {"A": 100, "B": 100})
+    runner = CliRunner()
+    r = runner.invoke(app, ["run", str(study), "--site-column", "site", "--strategy", "fedsgd"])
+    assert r.exit_code == 2 and "fedsgd" in r.output
+    r = runner.invoke(app, ["run", str(study), "--site-column", "site", "--dp-epsilon", "1"])
+    assert isinstance(r.exception, OptionError) and "not available yet" in str(r.exception)
+    r = runner.invoke(app, ["run", "--help"])
+    for opt in ("--site-column", "--rounds", "--strategy", "--dp-epsilon", "--out", "--superlink"):
+        assert opt in r.output
+
+
+@pytest.mark.slow
+def test_site_dropping_out_mid_run(tmp_path):
+    study = _study(tmp_path, {"A": 300, "B": 250, "C": 200})
+    before = _live_flower_pids()
+    res = run_federated(study, site_column="site", rounds=3, round_timeout=20, timeout=300,
+                        _crash="C:2")  # site C's process dies from round 2 on
+    assert res.metrics["sites_finished"] == ["A", "B"]
+    assert any("C dropped out" in w for w in res.metrics["warnings"])
+    assert set(res.metrics["per_site"]) == {"A", "B"}
+    assert "dropped out" in res.summary()
+    assert _live_flower_pids() <= before
