@@ -125,30 +125,99 @@ def test_small_site_refused(tmp_path):
     assert _live_flower_pids() <= before
 
 
-def test_cli_refuses_dp_and_unknown_strategy(tmp_path):
+def test_cli_options_and_refusals(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
+    import pmed.federated.run as run_mod
     from pmed.cli.federated import app
-    from pmed.errors import OptionError
 
     study = _study(tmp_path, {"A": 100, "B": 100})
     runner = CliRunner()
     r = runner.invoke(app, ["run", str(study), "--site-column", "site", "--strategy", "fedsgd"])
     assert r.exit_code == 2 and "fedsgd" in r.output
-    r = runner.invoke(app, ["run", str(study), "--site-column", "site", "--dp-epsilon", "1"])
-    assert isinstance(r.exception, OptionError) and "not available yet" in str(r.exception)
+    r = runner.invoke(app, ["run", str(study), "--site-column", "site", "--dp-epsilon", "0"])
+    assert r.exit_code == 2
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake(study_path, **kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(run_mod, "run_federated", fake)  # the options reach run_federated; no Flower run
+    r = runner.invoke(app, ["run", str(study), "--site-column", "site", "--dp-epsilon", "2", "--dp-clip", "0.5"])
+    assert isinstance(r.exception, Stop)
+    assert seen["dp_epsilon"] == 2.0 and seen["dp_clip"] == 0.5 and seen["dp_delta"] == 1e-5
     r = runner.invoke(app, ["run", "--help"])
-    for opt in ("--site-column", "--rounds", "--strategy", "--dp-epsilon", "--out", "--superlink"):
+    for opt in ("--site-column", "--rounds", "--strategy", "--dp-epsilon", "--dp-delta", "--dp-clip", "--out",
+                "--superlink"):
         assert opt in r.output
 
 
+def test_dp_accounting():
+    from pmed.errors import OptionError
+    from pmed.federated.privacy import epsilon_spent, noise_multiplier_for
+
+    z = noise_multiplier_for(2.0, 1e-5, 10)
+    eps = epsilon_spent(z, 10, 1e-5)
+    assert 1.9 < eps <= 2.0
+    assert noise_multiplier_for(1.0, 1e-5, 10) > z  # a smaller budget needs more noise
+    assert noise_multiplier_for(2.0, 1e-5, 40) > z  # and so do more rounds
+    assert epsilon_spent(z, 5, 1e-5) < eps
+    with pytest.raises(OptionError, match="dp-epsilon"):
+        noise_multiplier_for(0.0, 1e-5, 10)
+
+
+def test_dp_strategy_clips_and_adds_noise(monkeypatch):
+    """Flower's server-side clipping wrapper as the ServerApp builds it, on three sites' replies."""
+    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from pmed.federated.flower_app import _strategy
+
+    monkeypatch.setattr(TaskIdentity, "_run_id", 1)  # a Message outside a run needs these
+    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
+
+    base = {"strategy": "fedavg", "proximal-mu": 0.0}
+    plain, dp = _strategy(base, 3)
+    assert dp is None and plain.weighted_by_key == "num-examples"
+    strategy, dp = _strategy({**base, "dp-noise-multiplier": 0.6, "dp-clip": 1.0}, 3)
+    assert dp is strategy and dp.strategy.weighted_by_key == "unit-weight"
+    p = 20_000
+    dp.current_arrays = ArrayRecord([np.zeros(p), np.zeros(1)])
+    # norms 424, 424 and 0.014: the first two are clipped to 1 (a zero update would make Flower 1.42's
+    # clipping divide by zero)
+    ups = [np.full(p, 3.0), np.full(p, 3.0), np.full(p, 1e-4)]
+    replies = [Message(RecordDict({"arrays": ArrayRecord([u, np.zeros(1)]),
+                                   "metrics": MetricRecord({"num-examples": n, "unit-weight": 1, "train-loss": 0.1})}),
+                       dst_node_id=i + 1, message_type="train")
+               for i, (u, n) in enumerate(zip(ups, (10, 10, 1000), strict=True))]
+    arrays, _ = strategy.aggregate_train(1, replies)
+    w = arrays.to_numpy_ndarrays()[0]
+    expected = (2 / np.sqrt(p) + 1e-4) / 3  # equal weights: the large third site does not dominate
+    sd = 0.6 * 1.0 / 3
+    assert abs(w.mean() - expected) < 5 * sd / np.sqrt(p)
+    assert abs(w.std() - sd) < 0.03 * sd
+
+
 @pytest.mark.slow
-def test_site_dropping_out_mid_run(tmp_path):
+def test_site_dropping_out_mid_run_with_dp(tmp_path):
     study = _study(tmp_path, {"A": 300, "B": 250, "C": 200})
     before = _live_flower_pids()
     res = run_federated(study, site_column="site", rounds=3, round_timeout=20, timeout=300,
-                        _crash="C:2")  # site C's process dies from round 2 on
+                        _crash="C:2",  # site C's process dies from round 2 on
+                        dp_epsilon=30.0, dp_clip=5.0)  # and the run is differentially private
     assert res.metrics["sites_finished"] == ["A", "B"]
+    dp = res.metrics["dp"]
+    assert dp["rounds_accounted"] == 3 and 29 < dp["epsilon_spent"] <= 30 and dp["noise_multiplier"] > 0
+    # the noise follows the sites still in: 3 at the start, 2 in the last round
+    assert dp["noise_sd_on_average"] == pytest.approx(dp["noise_multiplier"] * 5.0 / 3)
+    assert dp["noise_sd_last_round"] == pytest.approx(dp["noise_multiplier"] * 5.0 / 2)
+    assert "differential privacy (per site): epsilon" in res.summary()
+    assert any("differential privacy" in e for e in res.metrics["events"])
     assert any("C dropped out" in w for w in res.metrics["warnings"])
     assert set(res.metrics["per_site"]) == {"A", "B"}
     assert "dropped out" in res.summary()

@@ -33,6 +33,18 @@ def _address(value: str | None) -> str | None:
     return value
 
 
+def _positive(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"must be > 0, not {value}")
+    return value
+
+
+def _probability(value: float) -> float:
+    if not 0 < value < 1:
+        raise typer.BadParameter(f"must be in (0, 1), not {value}")
+    return value
+
+
 @app.command()
 def run(
     study: Annotated[Path, typer.Argument(help="study file (YAML); its table is split by --site-column",
@@ -43,8 +55,14 @@ def run(
                                         max=10_000)] = 20,
     strategy: Annotated[str, typer.Option("--strategy", help="aggregation strategy (Flower's FedAvg or "
                                                              "FedProx)", **choice("fedavg", "fedprox"))] = "fedavg",
-    dp_epsilon: Annotated[float | None, typer.Option("--dp-epsilon", help="differential privacy budget "
-                                                     "(not available yet: refused)")] = None,
+    dp_epsilon: Annotated[float | None, typer.Option("--dp-epsilon", help="site-level differential privacy "
+                                                     "budget of the training rounds (Flower's server-side "
+                                                     "clipping + Gaussian noise, RDP accountant)",
+                                                     callback=_positive)] = None,
+    dp_delta: Annotated[float, typer.Option("--dp-delta", help="with --dp-epsilon: the delta of (epsilon, delta), "
+                                            "in (0, 1)", callback=_probability)] = 1e-5,
+    dp_clip: Annotated[float, typer.Option("--dp-clip", help="with --dp-epsilon: L2 norm each site's update "
+                                           "is clipped to", callback=_positive)] = 1.0,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="output folder: metrics.json, model.json, "
                                              "flower_logs/", file_okay=False)] = None,
     superlink: Annotated[str | None, typer.Option("--superlink", help="HOST:PORT of an existing SuperLink "
@@ -72,7 +90,7 @@ def run(
 
     err = console(stderr=True)
     res = run_federated(study, site_column=site_column, rounds=rounds, strategy=strategy, model=model,
-                        dp_epsilon=dp_epsilon, out=out, superlink=superlink, n_sites=sites,
+                        dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_clip=dp_clip, out=out, superlink=superlink, n_sites=sites,
                         local_steps=local_steps, proximal_mu=proximal_mu, timeout=timeout,
                         round_timeout=round_timeout, on_event=lambda s: err.print(escape(s), soft_wrap=True))
     console().print(escape(res.summary()), soft_wrap=True)

@@ -9,6 +9,6 @@ from __future__ import annotations
 from pmed._lazy import lazy_attributes
 
 __all__, __getattr__, __dir__ = lazy_attributes(__name__, {
-    "run": ["run_federated", "predict", "FederatedResult"],
+    "run": ["run_federated", "run_sites", "predict", "FederatedResult"],
     "launcher": ["FederatedError"],
 })

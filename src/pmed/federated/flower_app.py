@@ -8,7 +8,10 @@ starts the ServerApp, each ``flower-supernode`` runs the ClientApp against *its 
    and its row count; sites below :data:`~pmed.federated.learners.MIN_SITE_PATIENTS` refuse.
 2. ``train`` × ``num-rounds``: each site takes the global parameters, makes ``local-steps``
    gradient steps on its training rows (FedProx adds the proximal term) and returns its
-   parameters, which Flower's ``FedAvg``/``FedProx`` average weighted by row count.
+   parameters, which Flower's ``FedAvg``/``FedProx`` average weighted by row count. With
+   ``dp-noise-multiplier`` > 0 the strategy is wrapped in Flower's server-side fixed-clipping DP
+   (updates clipped to ``dp-clip``, equal weights, Gaussian noise; :mod:`pmed.federated.privacy`).
+   With ``record-rounds`` the global parameters after each round go into the result file.
 3. ``evaluate``: each site scores its held-out rows with the final model and returns AUROC with
    DeLong's CI (numbers about the site, never a row).
 
@@ -33,7 +36,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import FedAvg, FedProx
+from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, FedProx
 
 from pmed.federated import learners as L
 
@@ -121,7 +124,9 @@ def _train(msg: Message, context: Context) -> Message:
         loss = float(-np.mean(y[~test] * np.log(p + 1e-12) + (1 - y[~test]) * np.log(1 - p + 1e-12)))
         return Message(RecordDict({
             "arrays": ArrayRecord(new),
-            "metrics": MetricRecord({"num-examples": int((~test).sum()), "train-loss": loss}),
+            # unit-weight: the equal weights of a differentially private run (see _strategy)
+            "metrics": MetricRecord({"num-examples": int((~test).sum()), "unit-weight": 1,
+                                     "train-loss": loss}),
             "pmed": ConfigRecord({"site": site}),
         }), reply_to=msg)
     except Exception as e:  # noqa: BLE001
@@ -267,7 +272,10 @@ def _main(grid: Grid, context: Context) -> None:
             os.replace(out_file + ".tmp", out_file)
         except OSError:
             pass  # a remote SuperLink cannot write into the caller's folder: the log line carries it
-    log(INFO, "%s %s", RESULT_TAG, text)
+    # the log line leaves out the per-round parameters (record-rounds; they can be long): the
+    # out-file written above carries them in local mode
+    line = L.dumps({k: v for k, v in result.items() if k != "round_params"}) if "round_params" in result else text
+    log(INFO, "%s %s", RESULT_TAG, line)
 
 
 def _coordinate(co: _Coordinator, cfg) -> dict[str, Any]:
@@ -298,7 +306,12 @@ def _coordinate(co: _Coordinator, cfg) -> dict[str, Any]:
     # 2. training rounds with Flower's strategy doing the weighted averaging
     model, strategy_name = str(cfg["model"]), str(cfg["strategy"])
     mu = float(cfg["proximal-mu"])
-    strategy = FedProx(proximal_mu=mu) if strategy_name == "fedprox" else FedAvg()
+    strategy, dp = _strategy(cfg, len(active))
+    if dp is not None:
+        co.say(f"differential privacy: each site's update clipped to norm {dp.clipping_norm:g}, Gaussian noise "
+               f"(multiplier {dp.noise_multiplier:.4g}) added to the equally weighted average")
+    record = bool(cfg.get("record-rounds", False))
+    round_params = []
     params = L.init_params(model, layout["n_features"], hidden=int(cfg["hidden"]), seed=int(cfg["seed"]))
     arrays = ArrayRecord(params)
     layout_text = L.dumps(layout)
@@ -311,10 +324,15 @@ def _coordinate(co: _Coordinator, cfg) -> dict[str, Any]:
                              "proximal-mu": mu if strategy_name == "fedprox" else 0.0})
         ok = co.exchange(active, "train", RecordDict({"arrays": arrays, "config": conf}), f"round {rnd}")
         active = co.drop_missing(active, ok, f"round {rnd}")
+        if dp is not None:
+            dp.current_arrays = arrays  # Flower clips each site's update relative to these
+            dp.num_sampled_clients = len(ok)  # the noise is scaled to the average taken
         agg_arrays, agg_metrics = strategy.aggregate_train(rnd, list(ok.values()))
         if agg_arrays is None:
             raise FederatedRunError(f"round {rnd}: no site returned an update")
         arrays = agg_arrays
+        if record:
+            round_params.append(L.params_to_json(arrays.to_numpy_ndarrays()))
         loss = float(agg_metrics["train-loss"]) if agg_metrics and "train-loss" in agg_metrics else None
         history.append({"round": rnd, "sites": [co.sites[n] for n in active], "train_loss": loss})
         co.say(f"round {rnd}/{n_rounds}: {len(ok)} site(s), weighted train log-loss {loss:.4f}")
@@ -342,4 +360,27 @@ def _coordinate(co: _Coordinator, cfg) -> dict[str, Any]:
                           "counted": "payload bytes of the records (arrays as float64, config/metric text); "
                                      "HTTP/protocol overhead not included"},
         "events": co.events,
+        "dp": None if dp is None else {"noise_multiplier": dp.noise_multiplier, "clipping_norm": dp.clipping_norm,
+                                       "noise_sd_last_round": dp.noise_multiplier * dp.clipping_norm
+                                       / dp.num_sampled_clients,
+                                       "weights": "equal (unit-weight), as the sensitivity assumes"},
+        **({"round_params": round_params} if record else {}),
     }
+
+
+def _strategy(cfg, n_sites: int):
+    """Flower's FedAvg/FedProx; with ``dp-noise-multiplier`` > 0 wrapped in Flower's server-side
+    fixed-clipping DP (each site's update clipped to ``dp-clip``, Gaussian noise of SD
+    ``multiplier·clip/n_sites`` added to the average). The DP average weights sites equally: the
+    noise is calibrated to one site changing the average by at most ``clip/n_sites``, which a
+    row-count weighting would not bound."""
+    mu = float(cfg["proximal-mu"])
+    z = float(cfg.get("dp-noise-multiplier", 0.0))
+    key = "unit-weight" if z > 0 else "num-examples"
+    base = (FedProx(proximal_mu=mu, weighted_by_key=key) if str(cfg["strategy"]) == "fedprox"
+            else FedAvg(weighted_by_key=key))
+    if z <= 0:
+        return base, None
+    dp = DifferentialPrivacyServerSideFixedClipping(base, noise_multiplier=z, clipping_norm=float(cfg["dp-clip"]),
+                                                    num_sampled_clients=n_sites)
+    return dp, dp

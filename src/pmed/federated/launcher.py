@@ -232,7 +232,7 @@ class Deployment:
                     on_line(buf.split("pmed:", 1)[1].strip())
             sel.close()
             self.stop("flwr-run")  # the stream ends when the run does; do not wait on it
-        if result is None and out_file.exists():
+        if out_file.exists():  # local mode: the whole result (the log line leaves out per-round parameters)
             result = json.loads(out_file.read_text())
         if result is None:
             raise FederatedError(

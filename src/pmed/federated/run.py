@@ -27,7 +27,7 @@ from pmed.errors import OptionError
 from pmed.federated import learners as L
 from pmed.federated.launcher import Deployment, FederatedError, app_dir
 
-__all__ = ["FederatedResult", "run_federated", "predict", "split_sites", "STRATEGIES", "MODELS"]
+__all__ = ["FederatedResult", "run_federated", "run_sites", "predict", "split_sites", "STRATEGIES", "MODELS"]
 
 STRATEGIES = ("fedavg", "fedprox")
 MODELS = ("logistic", "mlp")
@@ -39,6 +39,8 @@ class FederatedResult:
     metrics: dict[str, Any]
     model: dict[str, Any]
     out: Path | None
+    #: the global parameters after each round (``record_rounds=True``, local mode), else None
+    round_params: list | None = None
 
     def summary(self) -> str:
         m = self.metrics
@@ -52,6 +54,10 @@ class FederatedResult:
             p = m["pooled"]
             lines.append(f"  all sites: AUROC {p['auroc']:.3f} [{p['ci_low']:.3f}, {p['ci_high']:.3f}] "
                          f"on {p['n_test']} held-out patients")
+        if m.get("dp"):
+            d = m["dp"]
+            lines.append(f"  differential privacy (per site): epsilon {d['epsilon_spent']:.3g} at delta {d['delta']:g} "
+                         f"(noise multiplier {d['noise_multiplier']:.3g}, clipping norm {d['clipping_norm']:g})")
         lines += [f"  note: {e}" for e in m.get("warnings", [])]
         return "\n".join(lines)
 
@@ -120,6 +126,8 @@ def run_federated(
     strategy: str = "fedavg",
     model: str = "logistic",
     dp_epsilon: float | None = None,
+    dp_delta: float = 1e-5,
+    dp_clip: float = 1.0,
     out: str | Path | None = None,
     superlink: str | None = None,
     n_sites: int | None = None,
@@ -133,6 +141,7 @@ def run_federated(
     timeout: float = 900.0,
     round_timeout: float = 120.0,
     min_sites: int = 2,
+    record_rounds: bool = False,
     on_event: Callable[[str], None] | None = None,
     _crash: str | None = None,
 ) -> FederatedResult:
@@ -142,14 +151,66 @@ def run_federated(
     mode also the AUROC over all held-out rows), the global model (shared encoding +
     parameters, usable with :func:`predict`) and, when ``out`` is given, the folder holding
     ``metrics.json``, ``model.json`` and the Flower processes' logs.
+
+    ``dp_epsilon``: site-level differential privacy of the training rounds (:mod:`pmed.federated.
+    privacy`: Flower's server-side fixed clipping of each site's update to ``dp_clip``, Gaussian
+    noise set by Opacus' RDP accountant for ``dp_epsilon`` at ``dp_delta`` over ``rounds``).
+    ``record_rounds``: keep the global parameters after every round (local mode:
+    ``FederatedResult.round_params``, and ``round_params.json`` under ``out``).
     """
+    _check(strategy, model, rounds)
+    if superlink is None:
+        if not site_column:
+            raise OptionError("--site-column is needed to split the study into sites (or give --superlink)")
+        study, tables = split_sites(study_path, site_column)
+        return run_sites(tables, target=str(study.target.column), rounds=rounds, strategy=strategy, model=model,
+                         dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_clip=dp_clip, out=out,
+                         local_steps=local_steps, lr=lr, l2=l2, proximal_mu=proximal_mu, hidden=hidden,
+                         test_fraction=test_fraction, seed=study.seed if seed is None else seed,
+                         timeout=timeout, round_timeout=round_timeout, min_sites=min_sites,
+                         record_rounds=record_rounds, on_event=on_event, _crash=_crash)
+    from pmed.study.spec import load_study
+
+    study = load_study(study_path)
+    if not n_sites or n_sites < 1:
+        raise OptionError("--superlink needs --sites N: how many sites' SuperNodes to wait for")
+    exclude = [c for c in [study.data.id, site_column, *study.data.outcomes, *study.features.exclude,
+                           study.evaluation.group] if c]
+    return _run({}, n_sites=int(n_sites), outcome=str(study.target.column), exclude=exclude,
+                target=str(study.target.column), superlink=superlink, rounds=rounds, strategy=strategy,
+                model=model, dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_clip=dp_clip, out=out,
+                local_steps=local_steps, lr=lr, l2=l2, proximal_mu=proximal_mu, hidden=hidden,
+                test_fraction=test_fraction, seed=study.seed if seed is None else seed, timeout=timeout,
+                round_timeout=round_timeout, min_sites=min_sites, record_rounds=record_rounds,
+                on_event=on_event, _crash=_crash)
+
+
+def run_sites(tables: dict[str, pd.DataFrame], *, target: str = "outcome", outcome: str = OUTCOME,
+              **options: Any) -> FederatedResult:
+    """Local mode on tables already split by site: ``{site name: feature columns + outcome column}``.
+
+    ``outcome`` names the 0/1 outcome column of every table; every other column is a feature.
+    Each site's table goes only to that site's SuperNode (a file in a private working folder).
+    ``options`` are :func:`run_federated`'s (``rounds``, ``strategy``, ``model``, ``seed`` …).
+    """
+    _check(options.get("strategy", "fedavg"), options.get("model", "logistic"), options.get("rounds", 20))
+    if len(tables) < 2:
+        raise FederatedError(f"{len(tables)} site(s); federated training needs at least 2")
+    for name, t in tables.items():
+        if outcome not in t.columns:
+            raise OptionError(f"site {name}'s table has no outcome column {outcome!r}")
+    if outcome != OUTCOME:
+        tables = {k: t.rename(columns={outcome: OUTCOME}) for k, t in tables.items()}
+    options.setdefault("seed", 0)
+    return _run(tables, n_sites=len(tables), outcome=OUTCOME, exclude=[], target=target, superlink=None,
+                **options)
+
+
+def _check(strategy: str, model: str, rounds: int) -> None:
     if strategy not in STRATEGIES:
         raise OptionError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     if model not in MODELS:
         raise OptionError(f"--model must be one of {', '.join(MODELS)}, not {model!r}")
-    if dp_epsilon is not None:
-        raise OptionError("--dp-epsilon: differential privacy for federated runs is not available yet",
-                          fix="leave --dp-epsilon out (see docs/federated.md, 'Not yet')")
     if rounds < 1 or rounds > 10_000:
         raise OptionError(f"--rounds must be in 1..10000, not {rounds}")
     try:
@@ -159,30 +220,30 @@ def run_federated(
 
         raise MissingDependencyError("flwr", extra="federated", feature="federated training") from None
 
-    tables: dict[str, pd.DataFrame] = {}
-    if superlink is None:
-        if not site_column:
-            raise OptionError("--site-column is needed to split the study into sites (or give --superlink)")
-        study, tables = split_sites(study_path, site_column)
-        n_sites = len(tables)
-        exclude: list[str] = []
-    else:
-        from pmed.study.spec import load_study
 
-        study = load_study(study_path)
-        if not n_sites or n_sites < 1:
-            raise OptionError("--superlink needs --sites N: how many sites' SuperNodes to wait for")
-        exclude = [c for c in [study.data.id, site_column, *study.data.outcomes, *study.features.exclude,
-                               study.evaluation.group] if c]
-    seed = study.seed if seed is None else seed
+def _run(tables: dict[str, pd.DataFrame], *, n_sites: int, outcome: str, exclude: list[str], target: str,
+         superlink: str | None, rounds: int = 20, strategy: str = "fedavg", model: str = "logistic",
+         dp_epsilon: float | None = None, dp_delta: float = 1e-5, dp_clip: float = 1.0,
+         out: str | Path | None = None, local_steps: int = 10, lr: float = 0.5, l2: float = 1e-3,
+         proximal_mu: float = 0.1, hidden: int = 16, test_fraction: float = 0.3, seed: int = 0,
+         timeout: float = 900.0, round_timeout: float = 120.0, min_sites: int = 2,
+         record_rounds: bool = False, on_event: Callable[[str], None] | None = None,
+         _crash: str | None = None) -> FederatedResult:
+    noise = 0.0
+    if dp_epsilon is not None:
+        from pmed.federated.privacy import noise_multiplier_for
+
+        if not dp_clip > 0:
+            raise OptionError(f"--dp-clip must be > 0, not {dp_clip}")
+        noise = noise_multiplier_for(dp_epsilon, dp_delta, rounds)
     run_config = {
         "num-sites": int(n_sites), "min-sites": int(min(min_sites, n_sites)), "num-rounds": int(rounds),
         "strategy": strategy, "proximal-mu": float(proximal_mu), "model": model,
         "local-steps": int(local_steps), "lr": float(lr), "l2": float(l2), "hidden": int(hidden),
-        "seed": int(seed), "test-fraction": float(test_fraction),
-        "outcome": OUTCOME if superlink is None else str(study.target.column),
+        "seed": int(seed), "test-fraction": float(test_fraction), "outcome": outcome,
         "exclude": json.dumps(exclude), "round-timeout": float(round_timeout),
-        "connect-timeout": float(min(120.0, timeout)), "out-file": "",
+        "connect-timeout": float(min(120.0, timeout)), "out-file": "", "record-rounds": bool(record_rounds),
+        "dp-noise-multiplier": float(noise), "dp-clip": float(dp_clip),
     }
 
     work = Path(tempfile.mkdtemp(prefix="pmed-federated-"))  # 0700: the site files are patient data
@@ -205,21 +266,31 @@ def run_federated(
             result = dep.run_app(app, timeout=timeout, on_line=on_event)
         logs = {n: p for n, p in dep.logs.items()}
         metrics = _metrics(result, tables, run_config, seed, test_fraction)
+        if dp_epsilon is not None:
+            from pmed.federated.privacy import dp_record
+
+            metrics["dp"] = dp_record(dp_epsilon, dp_delta, dp_clip, rounds, noise, len(result["history"]),
+                                      len(result["sites"]))
+            # the server's own account: the SD it added in the last round (n = the sites still in)
+            metrics["dp"]["noise_sd_last_round"] = (result.get("dp") or {}).get("noise_sd_last_round")
         metrics["seconds_total"] = round(time.monotonic() - t0, 2)
-        model_doc = {"format": "pmed.federated.model", "model": model, "target": str(study.target.column),
+        model_doc = {"format": "pmed.federated.model", "model": model, "target": target,
                      "layout": result["layout"], "params": result["params"],
                      "hidden": hidden if model == "mlp" else None}
+        round_params = result.get("round_params")
         out_path = None
         if out is not None:
             out_path = Path(out)
             out_path.mkdir(parents=True, exist_ok=True)
             (out_path / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=True))
             (out_path / "model.json").write_text(json.dumps(model_doc))
+            if round_params is not None:
+                (out_path / "round_params.json").write_text(json.dumps(round_params))
             (out_path / "flower_logs").mkdir(exist_ok=True)
             for p in logs.values():
                 if p.exists():
                     shutil.copy(p, out_path / "flower_logs" / p.name)
-        return FederatedResult(metrics=metrics, model=model_doc, out=out_path)
+        return FederatedResult(metrics=metrics, model=model_doc, out=out_path, round_params=round_params)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

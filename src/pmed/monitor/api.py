@@ -126,7 +126,10 @@ def _read_new(data, *, outcome: str | None, time_col: str | None, id: str) -> tu
                 num = pd.to_numeric(data[col], errors="coerce")
                 if num.notna().sum() == data[col].notna().sum() and num.notna().any():
                     data[col] = num
-    df = data.reset_index() if data.index.name is not None else data.copy()
+    if data.index.name is not None:
+        df = data.reset_index()
+    else:  # a caller's table is copied (it is changed below); a file's is this function's own
+        df = data.copy() if source is None else data
     missing = [c for c in (outcome, time_col) if c is not None and c not in df.columns]
     if missing:
         raise ValidationError([f"column {shorten(c)} not found in the new data" for c in missing], file=source,

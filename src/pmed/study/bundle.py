@@ -315,7 +315,7 @@ class ModelBundle:
         if problems:
             raise ValidationError(problems, file=source,
                                   fix="provide every column of the training data (see manifest.json 'features')")
-        X = X[self.feature_names]
+        # column by column, without selecting them first (a copy of the whole table)
         specs = self.manifest.get("feature_specs", {})
         out = {}
 
@@ -376,7 +376,8 @@ class ModelBundle:
         if problems:
             raise ValidationError(problems, file=source,
                                   fix="correct these values; the model refuses inputs outside its schema")
-        return pd.DataFrame(out, index=X.index)
+        # every column above is a new array, or X's own categorical unchanged: no second copy
+        return pd.DataFrame(out, index=X.index, copy=False)
 
     def predict(self, X: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
         """Predictions for the rows of ``X``.
