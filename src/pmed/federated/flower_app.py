@@ -90,6 +90,16 @@ def _maybe_crash(site: str, server_round: int) -> None:
             os._exit(3)
 
 
+def _round_inputs(msg: Message, context: Context):
+    """What a training or evaluation round works on: the site, its rows, which of them are held
+    out, the shared encoding and the global parameters sent this round."""
+    cfg = msg.content["config"]
+    site = str(context.node_config.get("site", "?"))
+    _maybe_crash(site, int(cfg["server-round"]))
+    site, X, y, test = _site_data(context, cfg)
+    return site, X, y, test, json.loads(str(cfg["layout"])), msg.content["arrays"].to_numpy_ndarrays()
+
+
 client_app = ClientApp()
 
 
@@ -112,11 +122,8 @@ def _train(msg: Message, context: Context) -> Message:
     site = str(context.node_config.get("site", "?"))
     try:
         cfg = msg.content["config"]
-        _maybe_crash(site, int(cfg["server-round"]))
-        site, X, y, test = _site_data(context, cfg)
-        layout = json.loads(str(cfg["layout"]))
+        site, X, y, test, layout, params = _round_inputs(msg, context)
         Z = L.encode(X[~test], layout)
-        params = msg.content["arrays"].to_numpy_ndarrays()
         mu = float(cfg.get("proximal-mu", 0.0))
         new = L.local_train(params, Z, y[~test], steps=int(cfg["local-steps"]), lr=float(cfg["lr"]),
                             l2=float(cfg["l2"]), mu=mu)
@@ -139,11 +146,7 @@ def _evaluate(msg: Message, context: Context) -> Message:
     try:
         from pmed.evaluate.discrimination import delong_auc
 
-        cfg = msg.content["config"]
-        _maybe_crash(site, int(cfg["server-round"]))
-        site, X, y, test = _site_data(context, cfg)
-        layout = json.loads(str(cfg["layout"]))
-        params = msg.content["arrays"].to_numpy_ndarrays()
+        site, X, y, test, layout, params = _round_inputs(msg, context)
         p = L.predict_proba(params, L.encode(X[test], layout))
         yt = y[test]
         out = {"site": site, "n_test": int(len(yt)), "n_test_events": int(yt.sum()),

@@ -552,32 +552,31 @@ def privacy_budget(estimator: Any) -> dict | None:
 
 
 # ---------------------------------------------------------------------- registry
-def _params_epsilon(family: str, params: Mapping[str, Any]) -> None:
-    try:
-        check_epsilon(params.get("epsilon"))
-    except OptionError as e:
-        raise StudyError(f"model family {family!r}: {e.message}", where="key models[].params.epsilon",
-                         fix=e.fix) from None
+#: The keyword options of each family's estimator, named in the fix of a study's unknown option.
+_OPTIONS = {
+    "dp_logistic": "epsilon, data_norm, C, max_iter, tol, random_state",
+    "dp_mlp": "epsilon, delta, hidden_layer_sizes, max_grad_norm, epochs, batch_size, learning_rate, optimizer, "
+              "accountant, secure_mode, device, n_jobs, random_state",
+}
 
 
-def _dp_logistic_factory(*, task: str, params: Mapping[str, Any], seed: int, X: Any) -> DPLogisticClassifier:
-    # the study's seed is not used for the noise: see the module's "Noise seeds"
-    _params_epsilon("dp_logistic", params)
-    try:
-        return DPLogisticClassifier(**params)
-    except TypeError as e:
-        raise StudyError(f"model family 'dp_logistic': {e}", where="key models[].params",
-                         fix="use epsilon, data_norm, C, max_iter, tol, random_state") from None
+def _factory(family: str, cls: type):
+    """The registry's factory of ``family``: ``cls(**params)``, a study's bad budget or unknown
+    option refused as a :class:`~pmed.errors.StudyError` before anything is fitted. The study's
+    seed is not passed on: see the module's "Noise seeds"."""
+    def factory(*, task: str, params: Mapping[str, Any], seed: int, X: Any):
+        try:
+            check_epsilon(params.get("epsilon"))
+        except OptionError as e:
+            raise StudyError(f"model family {family!r}: {e.message}", where="key models[].params.epsilon",
+                             fix=e.fix) from None
+        try:
+            return cls(**params)
+        except TypeError as e:
+            raise StudyError(f"model family {family!r}: {e}", where="key models[].params",
+                             fix=f"use {_OPTIONS[family]}") from None
 
-
-def _dp_mlp_factory(*, task: str, params: Mapping[str, Any], seed: int, X: Any) -> DPMLPClassifier:
-    _params_epsilon("dp_mlp", params)
-    try:
-        return DPMLPClassifier(**params)
-    except TypeError as e:
-        raise StudyError(f"model family 'dp_mlp': {e}", where="key models[].params",
-                         fix="use epsilon, delta, hidden_layer_sizes, max_grad_norm, epochs, batch_size, "
-                             "learning_rate, optimizer, accountant, secure_mode, device, n_jobs, random_state") from None
+    return factory
 
 
 def register_privacy_families() -> None:
@@ -585,7 +584,8 @@ def register_privacy_families() -> None:
     from pmed.models.registry import register_model, registered_families
 
     known = registered_families()
-    factories = {"dp_logistic": _dp_logistic_factory, "dp_mlp": _dp_mlp_factory}
+    factories = {"dp_logistic": _factory("dp_logistic", DPLogisticClassifier),
+                 "dp_mlp": _factory("dp_mlp", DPMLPClassifier)}
     for family, description in DP_FAMILIES.items():
         if family not in known:
             register_model(family, factories[family], description=description, tasks=("binary",))
