@@ -31,8 +31,11 @@ demo: $(VENV)/.installed-demo
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests requirements $(wildcard benchmarks)
 
+# Two pytest workers (the CI machine's two cores); a test file runs whole on one worker, so its
+# module fixtures are built once. PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # Resolve the newest versions (holding requirements/pins.in), install them and run the tests:
 # commit requirements/*.txt when they pass.

@@ -4,7 +4,7 @@ Usage (the Makefile runs these with the venv's Python; only the standard library
 
     python requirements/lock.py refresh        # newest versions -> requirements/{dev,demo}.txt
     python requirements/lock.py install dev    # install .[dev] at the locked versions, exactly
-    python requirements/lock.py install demo   # install .[genomics,imaging,omics,survival] at the locked versions
+    python requirements/lock.py install demo   # install the demo's extras at the locked versions
     python requirements/lock.py check dev      # compare the running environment with the lock
 
 The locks are resolved by pip itself (``pip install --dry-run --report``) with the same index
@@ -37,7 +37,7 @@ PINS = HERE / "pins.in"
 # Each locked set: the extras of pmed it installs. `make test` uses dev, `make demo` demo.
 SETS: dict[str, tuple[str, ...]] = {
     "dev": ("dev",),
-    "demo": ("genomics", "imaging", "omics", "survival", "effects", "serve"),
+    "demo": ("genomics", "imaging", "omics", "survival", "effects", "serve", "privacy"),
 }
 # The dev lock is resolved first; the other sets are resolved under it.
 ORDER = ("dev", "demo")

@@ -123,3 +123,19 @@ def write_trial(folder: Path, *, treated: str = "new", control: str = "old", eff
                  "subgroups: [marker]}\n")
     (folder / "study.yaml").write_text(text + extra)
     return folder / "study.yaml"
+
+
+# The longest test files first. `make test` runs pytest-xdist with --dist loadfile (a file runs
+# whole on one worker): a long file handed out last keeps one worker busy while the other idles
+# (the demo alone takes about 3 minutes), so these start at once and the short files fill in.
+_LONG_FIRST = ("tests/test_demo.py", "tests/federated/", "tests/effects/test_survival_effects.py",
+               "tests/spatial/test_spatial_api.py", "tests/bad_inputs/test_bad_omics.py",
+               "tests/survival/test_surv_intervals.py", "tests/study/test_run_atomic.py",
+               "tests/effects/test_options.py", "tests/effects/test_effects.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        return next((i for i, p in enumerate(_LONG_FIRST) if item.nodeid.startswith(p)), len(_LONG_FIRST))
+
+    items.sort(key=rank)  # stable: the order inside each file and among the rest is kept

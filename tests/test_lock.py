@@ -58,7 +58,8 @@ def test_demo_lock_holds_what_the_demo_runs() -> None:
     demo = lock.read_lock(lock.lock_path("demo"))
     needs = {"econml": "treatment effects", "cyvcf2": "VCF genotypes", "torch": "the lesion CNN",
              "monai": "the lesion CNN", "scanpy": "single-cell", "lifelines": "survival", "scikit-survival":
-             "survival", "fastapi": "serving", "uvicorn": "serving", "sqlalchemy": "serving", "alembic": "serving"}
+             "survival", "fastapi": "serving", "uvicorn": "serving", "sqlalchemy": "serving", "alembic": "serving",
+             "diffprivlib": "the differentially private model"}
     missing = {k: v for k, v in needs.items() if lock.normalize(k) not in demo}
     assert not missing, f"requirements/demo.txt lacks {missing}: add the extra to SETS['demo'] and run `make lock`"
 

@@ -46,6 +46,7 @@ STANDARD_BLOCKS = (
     "image_embedding",
     "omics",
     "timeseries",
+    "spatial",  # spatial transcriptomics: compartment shares, tumour-immune interface
 )
 
 
@@ -436,6 +437,7 @@ BLOCK_READERS: dict[str, str | Callable[[Path], Block | None]] = {
     "imaging": "pmed.imaging.api:read_block",
     "omics": "pmed.omics.api:read_block",
     "timeseries": "pmed.timeseries.api:read_block",
+    "spatial": "pmed.spatial.api:read_block",
 }
 
 

@@ -16,7 +16,7 @@ from pmed.federated import learners as L  # noqa: E402
 from pmed.federated.launcher import FederatedError  # noqa: E402
 from pmed.federated.run import OUTCOME, run_federated, split_sites  # noqa: E402
 
-ROUNDS = 3
+ROUNDS = 2  # every round of secure aggregation is four message exchanges (~25 s here)
 
 
 def _live_flower_pids() -> set[int]:
@@ -52,7 +52,7 @@ def federated_run(tmp_path_factory):
     study = _study(folder, {"A": 450, "B": 280, "C": 170})
     before = _live_flower_pids()
     res = run_federated(study, site_column="site", rounds=ROUNDS, strategy="fedavg", out=folder / "out",
-                        timeout=240)
+                        timeout=300, secure_aggregation=True, record_rounds=True)
     return study, res, before, folder
 
 
@@ -104,12 +104,47 @@ def test_outputs_and_no_patient_values_in_logs(federated_run):
     logs = list((out / "flower_logs").glob("*.log"))
     assert {p.stem for p in logs} >= {"superlink", "supernode-A", "supernode-B", "supernode-C", "flwr_run"}
     text = "\n".join(p.read_text(errors="replace") for p in logs)
-    assert "round 3/3" in text
+    assert f"round {ROUNDS}/{ROUNDS}" in text and "Secure aggregation completed" in text
     ids = make_clinical(900, seed=1)["patient_id"]
     assert not any(i in text for i in ids)
     # the per-site files (patient rows) do not outlive the run
     assert not [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("pmed-federated-*")
                 if (p / "site_0").exists()]
+
+
+def test_secure_aggregation_equals_fedavg_replayed_here(federated_run):
+    """SecAgg+ between the processes gives FedAvg's weighted average, up to its quantization."""
+    study, res, _, _ = federated_run
+    assert res.metrics["secure_aggregation"]["rounds"] == ROUNDS
+    _, tables = split_sites(study, "site")
+    sites = []
+    for t in tables.values():
+        y = t[OUTCOME].to_numpy().astype(int)
+        test = L.split_rows(y, 0.3, 3)
+        sites.append((t.drop(columns=[OUTCOME])[~test], y[~test]))
+    layout = L.build_layout([L.site_summary(X, y) for X, y in sites])
+    assert layout == res.model["layout"]
+    params = L.init_params("logistic", layout["n_features"], seed=3)
+    for rnd in range(ROUNDS):
+        updates = [L.local_train(params, L.encode(X, layout), y, steps=10, lr=0.5, l2=1e-3) for X, y in sites]
+        n = np.array([len(y) for _, y in sites], dtype=float)
+        params = [sum(w * u[k] for w, u in zip(n / n.sum(), updates, strict=True)) for k in range(len(params))]
+        got = L.params_from_json(res.round_params[rnd])
+        # 2^22 quantization levels over +/-16, and the weights quantized as well
+        for a, b in zip(params, got, strict=True):
+            np.testing.assert_allclose(b, a, atol=1e-4)
+        assert max(float(np.max(np.abs(a))) for a in params) > 0.01  # the model moved
+
+
+def test_secure_aggregation_refusals(tmp_path):
+    from pmed.errors import OptionError
+
+    study = _study(tmp_path, {"A": 100, "B": 100, "C": 100})
+    with pytest.raises(OptionError, match="cannot be combined"):
+        run_federated(study, site_column="site", rounds=2, secure_aggregation=True, dp_epsilon=1.0)
+    two = _study(tmp_path, {"A": 150, "B": 150})
+    with pytest.raises(OptionError, match="at least 3 sites"):
+        run_federated(two, site_column="site", rounds=2, secure_aggregation=True)
 
 
 def test_no_flower_process_left(federated_run):
@@ -150,9 +185,12 @@ def test_cli_options_and_refusals(tmp_path, monkeypatch):
     r = runner.invoke(app, ["run", str(study), "--site-column", "site", "--dp-epsilon", "2", "--dp-clip", "0.5"])
     assert isinstance(r.exception, Stop)
     assert seen["dp_epsilon"] == 2.0 and seen["dp_clip"] == 0.5 and seen["dp_delta"] == 1e-5
+    assert seen["secure_aggregation"] is False
+    r = runner.invoke(app, ["run", str(study), "--site-column", "site", "--secure-aggregation"])
+    assert isinstance(r.exception, Stop) and seen["secure_aggregation"] is True
     r = runner.invoke(app, ["run", "--help"])
     for opt in ("--site-column", "--rounds", "--strategy", "--dp-epsilon", "--dp-delta", "--dp-clip", "--out",
-                "--superlink"):
+                "--superlink", "--secure-aggregation"):
         assert opt in r.output
 
 
@@ -221,4 +259,40 @@ def test_site_dropping_out_mid_run_with_dp(tmp_path):
     assert any("C dropped out" in w for w in res.metrics["warnings"])
     assert set(res.metrics["per_site"]) == {"A", "B"}
     assert "dropped out" in res.summary()
+    assert _live_flower_pids() <= before
+
+
+@pytest.mark.slow
+def test_remote_mode_against_separately_started_superlink_and_supernodes(tmp_path):
+    """docs/federated.md's 'Sites on other machines': a SuperLink and one SuperNode per site started
+    on their own (here on localhost), each SuperNode given only its site's file; ``pmed federated
+    run --superlink HOST:PORT --sites 3`` then reads only the study file and gets the result back
+    through Flower's log stream."""
+    from typer.testing import CliRunner
+
+    from pmed.cli.federated import app
+    from pmed.federated.launcher import Deployment
+
+    study = _study(tmp_path, {"A": 300, "B": 250, "C": 200})
+    df = make_clinical(750, seed=1)
+    df["site"] = np.repeat(["A", "B", "C"], [300, 250, 200])
+    before = _live_flower_pids()
+    with Deployment(tmp_path / "coordinator") as sites:
+        address = sites.start_superlink()
+        for name, rows in df.groupby("site"):
+            path = tmp_path / f"{name}.parquet"
+            rows.drop(columns=["site"]).to_parquet(path, index=False)  # ids, sbp: left out by the study
+            sites.start_supernode(f"supernode-{name}", {"site": name, "data-path": str(path)})
+        r = CliRunner().invoke(app, ["run", str(study), "--superlink", address, "--sites", "3", "--rounds", "2",
+                                     "--out", str(tmp_path / "out"), "--timeout", "200"])
+        assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["sites_finished"] == ["A", "B", "C"] and len(m["history"]) == 2
+    assert "pooled" not in m  # the rows are at the sites: no AUROC over all of them here
+    for site in m["per_site"].values():
+        assert 0.5 < site["auroc"] < 1
+    model = json.loads((tmp_path / "out" / "model.json").read_text())
+    names = {c["name"] for c in model["layout"]["numeric"]} | {c["name"] for c in model["layout"]["categorical"]}
+    assert names.isdisjoint({"patient_id", "sbp", "event"})  # the study's exclusions held at the sites
+    assert "site A: AUROC" in r.output
     assert _live_flower_pids() <= before

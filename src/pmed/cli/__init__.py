@@ -30,7 +30,7 @@ import typer.main
 
 from pmed.cli._common import console as _console
 from pmed.cli._common import progress as _progress
-from pmed.cli._params import SEED_MAX, bounded, choice, table_out
+from pmed.cli._params import SEED_MAX, bounded, choice, finite, table_out
 from pmed.errors import PmedError
 from pmed.progress import RichReporter as _RichReporter
 
@@ -207,7 +207,7 @@ def update(
     time_col: Annotated[str | None, typer.Option("--time-col", help="date column that orders the rows")] = None,
     window: Annotated[str | None, typer.Option("--window", help="month, week or N rows: the last window is "
                                                                 "held out for the decision")] = None,
-    holdout_fraction: Annotated[float, typer.Option("--holdout-fraction", min=0.05, max=0.9,
+    holdout_fraction: Annotated[float, typer.Option("--holdout-fraction", min=0.05, max=0.9, callback=finite(),
                                                     help="without a time column: the last share of rows held out")] = 0.3,
     block: Annotated[list[str] | None, typer.Option("--block", "-b", help="NAME=FILE for modality blocks",
                                                     callback=_checked_blocks)] = None,
@@ -363,13 +363,14 @@ def version() -> None:
 
 
 def _add_subcommands() -> None:
-    from pmed.cli import federated, imaging, omics, pgx, privacy, prs, timeseries
+    from pmed.cli import federated, imaging, omics, pgx, privacy, prs, spatial, timeseries
 
     app.add_typer(prs.app, name="prs")
     app.add_typer(pgx.app, name="pgx")
     app.add_typer(timeseries.app, name="timeseries")
     app.add_typer(imaging.app, name="imaging")
     app.add_typer(omics.app, name="omics")
+    app.add_typer(spatial.app, name="spatial")
     app.add_typer(privacy.app, name="privacy")
     app.add_typer(federated.app, name="federated")
     from pmed.serve import cli as serve  # imports no web package until `pmed serve` runs

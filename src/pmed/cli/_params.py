@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-__all__ = ["choice", "bounded", "table_out", "SEED_MAX"]
+__all__ = ["choice", "bounded", "finite", "table_out", "SEED_MAX"]
 
 #: Largest seed every random generator pmed drives accepts (NumPy's legacy and scikit-learn's).
 SEED_MAX = 2**32 - 1
@@ -74,6 +74,19 @@ def choice(*values: str, case_sensitive: bool = False) -> dict[str, Any]:
 
     check.choices = tuple(values)  # type: ignore[attr-defined]  # read by tests/test_cli_usage.py
     return {"callback": check, "metavar": "[" + "|".join(values) + "]"}
+
+
+def finite(check: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:
+    """A ``callback`` refusing ``nan``/``inf`` (they parse as floats and slip past typer's
+    ``min=``/``max=``), then applying ``check`` (such as :func:`bounded`)."""
+    import math
+
+    def callback(value: Any) -> Any:
+        if value is not None and not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a finite number.")
+        return check(value) if check is not None else value
+
+    return callback
 
 
 def bounded(*, gt: float | None = None, lt: float | None = None) -> Callable[[Any], Any]:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pmed.cli._params import choice
+from pmed.cli._params import choice, finite
 
 __all__ = ["app"]
 
@@ -63,6 +63,9 @@ def run(
                                             "in (0, 1)", callback=_probability)] = 1e-5,
     dp_clip: Annotated[float, typer.Option("--dp-clip", help="with --dp-epsilon: L2 norm each site's update "
                                            "is clipped to", callback=_positive)] = 1.0,
+    secure_aggregation: Annotated[bool, typer.Option("--secure-aggregation", help="Flower's SecAgg+: the "
+                                                     "server sees only the sum of the sites' masked updates "
+                                                     "(3 sites or more; not with --dp-epsilon)")] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="output folder: metrics.json, model.json, "
                                              "flower_logs/", file_okay=False)] = None,
     superlink: Annotated[str | None, typer.Option("--superlink", help="HOST:PORT of an existing SuperLink "
@@ -76,11 +79,11 @@ def run(
     local_steps: Annotated[int, typer.Option("--local-steps", help="gradient steps per site per round",
                                              min=1, max=10_000)] = 10,
     proximal_mu: Annotated[float, typer.Option("--proximal-mu", help="FedProx proximal weight",
-                                               min=0.0)] = 0.1,
+                                               min=0.0, callback=finite())] = 0.1,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds the whole run may take",
-                                           min=10.0)] = 900.0,
+                                           min=10.0, callback=finite())] = 900.0,
     round_timeout: Annotated[float, typer.Option("--round-timeout", help="seconds to wait for a site in "
-                                                 "a round before it counts as dropped out", min=5.0)] = 120.0,
+                                                 "a round before it counts as dropped out", min=5.0, callback=finite())] = 120.0,
 ) -> None:
     """Train across sites with Flower; print per-site AUROC (DeLong 95% CI) on held-out rows."""
     from rich.markup import escape
@@ -90,7 +93,8 @@ def run(
 
     err = console(stderr=True)
     res = run_federated(study, site_column=site_column, rounds=rounds, strategy=strategy, model=model,
-                        dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_clip=dp_clip, out=out, superlink=superlink, n_sites=sites,
+                        dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_clip=dp_clip,
+                        secure_aggregation=secure_aggregation, out=out, superlink=superlink, n_sites=sites,
                         local_steps=local_steps, proximal_mu=proximal_mu, timeout=timeout,
                         round_timeout=round_timeout, on_event=lambda s: err.print(escape(s), soft_wrap=True))
     console().print(escape(res.summary()), soft_wrap=True)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pmed.cli._params import bounded, choice
+from pmed.cli._params import bounded, choice, finite
 
 __all__ = ["app"]
 
@@ -19,19 +19,6 @@ app = typer.Typer(help="Single-cell and bulk omics: QC, batch correction, cluste
 @app.callback()
 def _group() -> None:
     """Single-cell and bulk omics."""
-
-
-def _finite(check=None):
-    """A ``callback`` refusing ``nan``/``inf`` (which parse as floats and slip past ``min=``/``max=``),
-    then applying ``check`` (such as :func:`pmed.cli._params.bounded`)."""
-    import math
-
-    def callback(value):
-        if value is not None and not math.isfinite(value):
-            raise typer.BadParameter(f"{value} is not a finite number.")
-        return check(value) if check is not None else value
-
-    return callback
 
 
 def _split(v: str | None) -> list[str] | None:
@@ -46,7 +33,7 @@ def pipeline(
     label_key: Annotated[str | None, typer.Option("--label-key", help="known cell types (for metrics)")] = None,
     method: Annotated[str, typer.Option(help="harmony, combat, scanorama, bbknn or none",
                                         **choice("harmony", "combat", "scanorama", "bbknn", "none"))] = "harmony",
-    resolution: Annotated[float, typer.Option(help="Leiden resolution (> 0)", callback=_finite(bounded(gt=0)))] = 0.6,
+    resolution: Annotated[float, typer.Option(help="Leiden resolution (> 0)", callback=finite(bounded(gt=0)))] = 0.6,
     markers: Annotated[str, typer.Option(help="marker set: 'pbmc' or a JSON/YAML/CSV file")] = "pbmc",
     cell_types: Annotated[str | None, typer.Option(help="comma-separated types expected (subset of markers)")] = None,
     metadata: Annotated[Path | None, typer.Option(help="table joined onto the cells (first column = key)", exists=True)] = None,
@@ -63,7 +50,7 @@ def pipeline(
     n_comps: Annotated[int, typer.Option(help="principal components", min=1)] = 30,
     min_genes: Annotated[int, typer.Option(help="QC: fewest genes per cell", min=0)] = 50,
     max_pct_mt: Annotated[float, typer.Option(help="QC: highest mitochondrial percent", min=0, max=100,
-                                              callback=_finite())] = 20.0,
+                                              callback=finite())] = 20.0,
     doublets: Annotated[bool, typer.Option(help="flag doublets with scrublet")] = True,
     remove_doublets: Annotated[bool, typer.Option(help="drop predicted doublets")] = False,
     plots: Annotated[bool, typer.Option(help="write figures")] = True,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pmed.cli._params import choice
+from pmed.cli._params import choice, finite
 
 __all__ = ["app"]
 
@@ -34,7 +34,8 @@ def score(
     scorefile: Annotated[list[Path], typer.Option(
         "--scorefile", "-s", help="PGS Catalog or plink2-style scoring file (repeatable)", exists=True)],
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder", file_okay=False)] = Path("prs-out"),
-    min_overlap: Annotated[float, typer.Option(help="smallest fraction of a score's variants that must match", min=0, max=1)] = 0.75,
+    min_overlap: Annotated[float, typer.Option(help="smallest fraction of a score's variants that must match", min=0, max=1,
+                                                   callback=finite())] = 0.75,
     keep_ambiguous: Annotated[bool, typer.Option(help="keep strand-ambiguous (A/T, C/G) variants")] = False,
     keep_multiallelic: Annotated[bool, typer.Option(help="keep matches at multi-allelic sites")] = False,
     keep_first_match: Annotated[bool, typer.Option(help="of duplicated score rows, keep the first")] = False,

@@ -90,14 +90,23 @@ def _maybe_crash(site: str, server_round: int) -> None:
             os._exit(3)
 
 
-def _round_inputs(msg: Message, context: Context):
+def _round_inputs(cfg, params: list[np.ndarray], context: Context):
     """What a training or evaluation round works on: the site, its rows, which of them are held
     out, the shared encoding and the global parameters sent this round."""
-    cfg = msg.content["config"]
     site = str(context.node_config.get("site", "?"))
     _maybe_crash(site, int(cfg["server-round"]))
     site, X, y, test = _site_data(context, cfg)
-    return site, X, y, test, json.loads(str(cfg["layout"])), msg.content["arrays"].to_numpy_ndarrays()
+    return site, X, y, test, json.loads(str(cfg["layout"])), params
+
+
+def _secagg_when_asked(msg: Message, context: Context, call_next):
+    """Flower's SecAgg+ client mod on the rounds that carry its stage record (plain rounds pass)."""
+    from flwr.client.mod import secaggplus_mod
+    from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+
+    if RECORD_KEY_CONFIGS in msg.content.config_records:
+        return secaggplus_mod(msg, context, call_next)
+    return call_next(msg, context)
 
 
 client_app = ClientApp()
@@ -117,27 +126,56 @@ def _query(msg: Message, context: Context) -> Message:
         return _fail(msg, site, e)
 
 
-@client_app.train()
+@client_app.train(mods=[_secagg_when_asked])
 def _train(msg: Message, context: Context) -> Message:
     site = str(context.node_config.get("site", "?"))
+    # under secure aggregation the round arrives in Flower's legacy FitIns form (the SecAgg+
+    # workflow speaks it) and the answer must be a FitRes, which the mod masks before it leaves
+    legacy = "fitins.config" in msg.content.config_records
     try:
-        cfg = msg.content["config"]
-        site, X, y, test, layout, params = _round_inputs(msg, context)
+        if legacy:
+            import flwr.compat.common.recorddict_compat as compat
+            from flwr.common import parameters_to_ndarrays
+
+            fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
+            cfg, params = fitins.config, parameters_to_ndarrays(fitins.parameters)
+        else:
+            cfg, params = msg.content["config"], msg.content["arrays"].to_numpy_ndarrays()
+        site, X, y, test, layout, params = _round_inputs(cfg, params, context)
         Z = L.encode(X[~test], layout)
         mu = float(cfg.get("proximal-mu", 0.0))
         new = L.local_train(params, Z, y[~test], steps=int(cfg["local-steps"]), lr=float(cfg["lr"]),
                             l2=float(cfg["l2"]), mu=mu)
         p = L.predict_proba(new, Z)
         loss = float(-np.mean(y[~test] * np.log(p + 1e-12) + (1 - y[~test]) * np.log(1 - p + 1e-12)))
+        n = int((~test).sum())
+        if legacy:
+            return _masked_answer(msg, cfg, site, new, n, loss)
         return Message(RecordDict({
             "arrays": ArrayRecord(new),
             # unit-weight: the equal weights of a differentially private run (see _strategy)
-            "metrics": MetricRecord({"num-examples": int((~test).sum()), "unit-weight": 1,
-                                     "train-loss": loss}),
+            "metrics": MetricRecord({"num-examples": n, "unit-weight": 1, "train-loss": loss}),
             "pmed": ConfigRecord({"site": site}),
         }), reply_to=msg)
     except Exception as e:  # noqa: BLE001
+        if legacy:
+            raise  # Flower reports the site as failed; SecAgg+ goes on without it (its text stays here)
         return _fail(msg, site, e)
+
+
+def _masked_answer(msg: Message, cfg, site: str, new: list[np.ndarray], n: int, loss: float) -> Message:
+    import flwr.compat.common.recorddict_compat as compat
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
+
+    # SecAgg+ quantizes within +/- the clipping range and would clip larger values silently
+    limit = float(cfg["secagg-clip"])
+    big = max(float(np.max(np.abs(a))) for a in new)
+    if big > limit:
+        raise SiteError(f"site {site}: a parameter reached {big:.3g}, beyond the secure-aggregation "
+                        f"range +/-{limit:g}; raise --l2 or lower --lr")
+    res = FitRes(status=Status(code=Code.OK, message=""), parameters=ndarrays_to_parameters(new),
+                 num_examples=n, metrics={"train-loss": loss})
+    return Message(compat.fitres_to_recorddict(res, keep_input=True), reply_to=msg)
 
 
 @client_app.evaluate()
@@ -146,7 +184,8 @@ def _evaluate(msg: Message, context: Context) -> Message:
     try:
         from pmed.evaluate.discrimination import delong_auc
 
-        site, X, y, test, layout, params = _round_inputs(msg, context)
+        site, X, y, test, layout, params = _round_inputs(msg.content["config"],
+                                                         msg.content["arrays"].to_numpy_ndarrays(), context)
         p = L.predict_proba(params, L.encode(X[test], layout))
         yt = y[test]
         out = {"site": site, "n_test": int(len(yt)), "n_test_events": int(yt.sum()),
@@ -259,7 +298,7 @@ def _main(grid: Grid, context: Context) -> None:
     t0 = time.monotonic()
     co = _Coordinator(grid, cfg)
     try:
-        result = _coordinate(co, cfg)
+        result = _coordinate(co, cfg, context)
         result["seconds"] = round(time.monotonic() - t0, 2)
     except Exception as e:  # noqa: BLE001 - every failure becomes one clear line for pmed
         msg = str(e) if isinstance(e, FederatedRunError) else f"{type(e).__name__}: {e}"
@@ -281,7 +320,7 @@ def _main(grid: Grid, context: Context) -> None:
     log(INFO, "%s %s", RESULT_TAG, line)
 
 
-def _coordinate(co: _Coordinator, cfg) -> dict[str, Any]:
+def _coordinate(co: _Coordinator, cfg, context: Context) -> dict[str, Any]:
     n_sites = int(cfg["num-sites"])
     nodes = co.wait_for_nodes(n_sites, float(cfg["connect-timeout"]))
     base = {k: cfg[k] for k in ("outcome", "exclude", "test-fraction", "seed")}
@@ -313,6 +352,11 @@ def _coordinate(co: _Coordinator, cfg) -> dict[str, Any]:
     if dp is not None:
         co.say(f"differential privacy: each site's update clipped to norm {dp.clipping_norm:g}, Gaussian noise "
                f"(multiplier {dp.noise_multiplier:.4g}) added to the equally weighted average")
+    secure = None
+    if bool(cfg.get("secure-aggregation", False)):
+        secure = _SecureRounds(co, context, cfg, sum(summaries[n]["n"] for n in active))
+        co.say(f"secure aggregation (Flower's SecAgg+): the server sees only the sum of the sites' masked "
+               f"updates; {secure.threshold_note(len(active))}")
     record = bool(cfg.get("record-rounds", False))
     round_params = []
     params = L.init_params(model, layout["n_features"], hidden=int(cfg["hidden"]), seed=int(cfg["seed"]))
@@ -325,12 +369,17 @@ def _coordinate(co: _Coordinator, cfg) -> dict[str, Any]:
                              "local-steps": int(cfg["local-steps"]), "lr": float(cfg["lr"]),
                              "l2": float(cfg["l2"]),
                              "proximal-mu": mu if strategy_name == "fedprox" else 0.0})
-        ok = co.exchange(active, "train", RecordDict({"arrays": arrays, "config": conf}), f"round {rnd}")
-        active = co.drop_missing(active, ok, f"round {rnd}")
-        if dp is not None:
-            dp.current_arrays = arrays  # Flower clips each site's update relative to these
-            dp.num_sampled_clients = len(ok)  # the noise is scaled to the average taken
-        agg_arrays, agg_metrics = strategy.aggregate_train(rnd, list(ok.values()))
+        if secure is not None:
+            done, agg_arrays, agg_metrics = secure.round(rnd, active, arrays, conf)
+            active = co.drop_missing(active, done, f"round {rnd}")
+            ok = done
+        else:
+            ok = co.exchange(active, "train", RecordDict({"arrays": arrays, "config": conf}), f"round {rnd}")
+            active = co.drop_missing(active, ok, f"round {rnd}")
+            if dp is not None:
+                dp.current_arrays = arrays  # Flower clips each site's update relative to these
+                dp.num_sampled_clients = len(ok)  # the noise is scaled to the average taken
+            agg_arrays, agg_metrics = strategy.aggregate_train(rnd, list(ok.values()))
         if agg_arrays is None:
             raise FederatedRunError(f"round {rnd}: no site returned an update")
         arrays = agg_arrays
@@ -363,12 +412,116 @@ def _coordinate(co: _Coordinator, cfg) -> dict[str, Any]:
                           "counted": "payload bytes of the records (arrays as float64, config/metric text); "
                                      "HTTP/protocol overhead not included"},
         "events": co.events,
+        "secure_aggregation": None if secure is None else secure.record(),
         "dp": None if dp is None else {"noise_multiplier": dp.noise_multiplier, "clipping_norm": dp.clipping_norm,
                                        "noise_sd_last_round": dp.noise_multiplier * dp.clipping_norm
                                        / dp.num_sampled_clients,
                                        "weights": "equal (unit-weight), as the sensitivity assumes"},
         **({"round_params": round_params} if record else {}),
     }
+
+
+class _CountingGrid:
+    """The Grid as the SecAgg+ workflow sees it: counting the payload bytes and messages it sends,
+    and polling for the answers as :meth:`_Coordinator._send_and_receive` does."""
+
+    def __init__(self, grid: Grid, co: _Coordinator) -> None:
+        self._grid, self._co = grid, co
+
+    def __getattr__(self, name: str):
+        return getattr(self._grid, name)
+
+    def send_and_receive(self, messages, *, timeout=None):
+        messages = list(messages)
+        self._co.messages += len(messages)
+        self._co.bytes_down += sum(_payload_bytes(m.content) for m in messages)
+        # the Coordinator's polling: Grid.send_and_receive waits 3 s between pulls, four stages a round
+        replies = self._co._send_and_receive(messages, float(timeout if timeout is not None
+                                                             else self._co.cfg["round-timeout"]))
+        self._co.bytes_up += sum(_payload_bytes(r.content) for r in replies if not r.has_error())
+        return replies
+
+
+class _SecureRounds:
+    """Training rounds through Flower's SecAgg+ workflow (``flwr.server.workflow``).
+
+    Each site masks its quantized, row-count-weighted update with pairwise masks agreed with its
+    neighbours and a private mask whose seed it secret-shares; the server only ever holds the sum,
+    from which it takes the weighted average. The workflow is written for Flower's legacy
+    strategy API, so a ``LegacyContext`` with a legacy ``FedAvg`` carries it; a site that drops
+    out mid-round is unmasked from its neighbours' shares while ``threshold`` of them answer.
+    """
+
+    def __init__(self, co: _Coordinator, context: Context, cfg, total_rows: int) -> None:
+        from flwr.server import ServerConfig
+        from flwr.server.client_manager import SimpleClientManager
+        from flwr.server.compat.legacy_context import LegacyContext
+        from flwr.server.strategy import FedAvg as LegacyFedAvg
+        from flwr.server.workflow import SecAggPlusWorkflow
+
+        self.co, self.run_id = co, context.run_id
+        self.clip = float(cfg["secagg-clip"])
+        outer = self
+
+        class _Strategy(LegacyFedAvg):
+            def aggregate_fit(self, server_round, results, failures):
+                outer.answered = [proxy.node_id for proxy, _ in results]
+                return super().aggregate_fit(server_round, results, failures)
+
+        def loss_mean(metrics):
+            n = sum(k for k, _ in metrics)
+            return {"train-loss": sum(k * float(m["train-loss"]) for k, m in metrics) / max(n, 1)}
+
+        self.strategy = _Strategy(fraction_fit=1.0, fraction_evaluate=0.0, accept_failures=True,
+                                  fit_metrics_aggregation_fn=loss_mean)
+        self.manager = SimpleClientManager()
+        self.context = LegacyContext(context, config=ServerConfig(num_rounds=int(cfg["num-rounds"])),
+                                     strategy=self.strategy, client_manager=self.manager)
+        self.workflow = SecAggPlusWorkflow(
+            num_shares=1.0, reconstruction_threshold=0.5,  # every other site a neighbour; half must answer
+            max_weight=float(max(total_rows, 1)),  # row-count weights scaled into [0, 1]
+            clipping_range=self.clip, timeout=float(cfg["round-timeout"]))
+        self.grid = _CountingGrid(co.grid, co)
+        self.proxies: dict[int, Any] = {}
+        self.rounds = 0
+
+    def threshold_note(self, n: int) -> str:
+        k = max(round(0.5 * n), 2)
+        return f"{k} of {n} sites must answer a round for its sum to be unmasked"
+
+    def round(self, rnd: int, active: list[int], arrays: ArrayRecord, conf: ConfigRecord):
+        from flwr.server.compat.grid_client_proxy import GridClientProxy
+        from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD
+        from flwr.server.workflow.constant import Key as WorkflowKey
+
+        for nid in list(self.proxies):
+            if nid not in active:
+                self.manager.unregister(self.proxies.pop(nid))
+        for nid in active:
+            if nid not in self.proxies:
+                self.proxies[nid] = GridClientProxy(nid, self.co.grid, self.run_id)
+                self.manager.register(self.proxies[nid])
+        self.strategy.min_fit_clients = self.strategy.min_available_clients = len(active)
+        fit_config = {**dict(conf), "secagg-clip": self.clip}
+        self.strategy.on_fit_config_fn = lambda _round: fit_config
+        state = self.context.state
+        state.config_records[MAIN_CONFIGS_RECORD] = ConfigRecord({WorkflowKey.CURRENT_ROUND: rnd})
+        state.array_records[MAIN_PARAMS_RECORD] = arrays
+        self.answered = None
+        self.workflow(self.grid, self.context)
+        if self.answered is None:
+            raise FederatedRunError(f"round {rnd}: secure aggregation halted (fewer sites answered than "
+                                    f"the {self.threshold_note(len(active))}); the run stops")
+        self.rounds += 1
+        new = state.array_records[MAIN_PARAMS_RECORD]
+        metrics = self.context.history.metrics_distributed_fit.get("train-loss", [])
+        loss = {"train-loss": metrics[-1][1]} if metrics else None
+        return {nid: True for nid in self.answered}, ArrayRecord(new.to_numpy_ndarrays()), loss
+
+    def record(self) -> dict[str, Any]:
+        return {"protocol": "SecAgg+ (Flower SecAggPlusWorkflow / secaggplus_mod)", "rounds": self.rounds,
+                "clipping_range": self.clip, "reconstruction_threshold": 0.5,
+                "note": "parameters are quantized to 2^22 levels over +/- clipping_range before masking"}
 
 
 def _strategy(cfg, n_sites: int):

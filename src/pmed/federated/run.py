@@ -26,6 +26,7 @@ import pandas as pd
 from pmed.errors import OptionError
 from pmed.federated import learners as L
 from pmed.federated.launcher import Deployment, FederatedError, app_dir
+from pmed.io._atomic import write_text_atomic
 
 __all__ = ["FederatedResult", "run_federated", "run_sites", "predict", "split_sites", "STRATEGIES", "MODELS"]
 
@@ -142,6 +143,8 @@ def run_federated(
     round_timeout: float = 120.0,
     min_sites: int = 2,
     record_rounds: bool = False,
+    secure_aggregation: bool = False,
+    secagg_clip: float = 16.0,
     on_event: Callable[[str], None] | None = None,
     _crash: str | None = None,
 ) -> FederatedResult:
@@ -157,6 +160,9 @@ def run_federated(
     noise set by Opacus' RDP accountant for ``dp_epsilon`` at ``dp_delta`` over ``rounds``).
     ``record_rounds``: keep the global parameters after every round (local mode:
     ``FederatedResult.round_params``, and ``round_params.json`` under ``out``).
+    ``secure_aggregation``: the training rounds go through Flower's SecAgg+ (the server sees only
+    the sum of masked, quantized updates; parameters must stay within ``±secagg_clip``). It
+    cannot be combined with ``dp_epsilon``, whose server-side clipping needs each site's update.
     """
     _check(strategy, model, rounds)
     if superlink is None:
@@ -168,7 +174,8 @@ def run_federated(
                          local_steps=local_steps, lr=lr, l2=l2, proximal_mu=proximal_mu, hidden=hidden,
                          test_fraction=test_fraction, seed=study.seed if seed is None else seed,
                          timeout=timeout, round_timeout=round_timeout, min_sites=min_sites,
-                         record_rounds=record_rounds, on_event=on_event, _crash=_crash)
+                         record_rounds=record_rounds, secure_aggregation=secure_aggregation,
+                         secagg_clip=secagg_clip, on_event=on_event, _crash=_crash)
     from pmed.study.spec import load_study
 
     study = load_study(study_path)
@@ -182,7 +189,8 @@ def run_federated(
                 local_steps=local_steps, lr=lr, l2=l2, proximal_mu=proximal_mu, hidden=hidden,
                 test_fraction=test_fraction, seed=study.seed if seed is None else seed, timeout=timeout,
                 round_timeout=round_timeout, min_sites=min_sites, record_rounds=record_rounds,
-                on_event=on_event, _crash=_crash)
+                secure_aggregation=secure_aggregation, secagg_clip=secagg_clip, on_event=on_event,
+                _crash=_crash)
 
 
 def run_sites(tables: dict[str, pd.DataFrame], *, target: str = "outcome", outcome: str = OUTCOME,
@@ -227,8 +235,17 @@ def _run(tables: dict[str, pd.DataFrame], *, n_sites: int, outcome: str, exclude
          out: str | Path | None = None, local_steps: int = 10, lr: float = 0.5, l2: float = 1e-3,
          proximal_mu: float = 0.1, hidden: int = 16, test_fraction: float = 0.3, seed: int = 0,
          timeout: float = 900.0, round_timeout: float = 120.0, min_sites: int = 2,
-         record_rounds: bool = False, on_event: Callable[[str], None] | None = None,
-         _crash: str | None = None) -> FederatedResult:
+         record_rounds: bool = False, secure_aggregation: bool = False, secagg_clip: float = 16.0,
+         on_event: Callable[[str], None] | None = None, _crash: str | None = None) -> FederatedResult:
+    if secure_aggregation and dp_epsilon is not None:
+        raise OptionError("--secure-aggregation and --dp-epsilon cannot be combined: Flower's server-side DP "
+                          "clips each site's update, which secure aggregation hides from the server; "
+                          "choose one")
+    if secure_aggregation and n_sites < 3:
+        raise OptionError(f"--secure-aggregation needs at least 3 sites ({n_sites} given): with two, each "
+                          "site could subtract its own update from the sum and read the other's")
+    if not secagg_clip > 0:
+        raise OptionError(f"the secure-aggregation clipping range must be > 0, not {secagg_clip}")
     noise = 0.0
     if dp_epsilon is not None:
         from pmed.federated.privacy import noise_multiplier_for
@@ -244,6 +261,7 @@ def _run(tables: dict[str, pd.DataFrame], *, n_sites: int, outcome: str, exclude
         "exclude": json.dumps(exclude), "round-timeout": float(round_timeout),
         "connect-timeout": float(min(120.0, timeout)), "out-file": "", "record-rounds": bool(record_rounds),
         "dp-noise-multiplier": float(noise), "dp-clip": float(dp_clip),
+        "secure-aggregation": bool(secure_aggregation), "secagg-clip": float(secagg_clip),
     }
 
     work = Path(tempfile.mkdtemp(prefix="pmed-federated-"))  # 0700: the site files are patient data
@@ -282,10 +300,10 @@ def _run(tables: dict[str, pd.DataFrame], *, n_sites: int, outcome: str, exclude
         if out is not None:
             out_path = Path(out)
             out_path.mkdir(parents=True, exist_ok=True)
-            (out_path / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=True))
-            (out_path / "model.json").write_text(json.dumps(model_doc))
+            write_text_atomic(out_path / "metrics.json", json.dumps(metrics, indent=2, allow_nan=True))
+            write_text_atomic(out_path / "model.json", json.dumps(model_doc))
             if round_params is not None:
-                (out_path / "round_params.json").write_text(json.dumps(round_params))
+                write_text_atomic(out_path / "round_params.json", json.dumps(round_params))
             (out_path / "flower_logs").mkdir(exist_ok=True)
             for p in logs.values():
                 if p.exists():
@@ -302,6 +320,7 @@ def _metrics(result: dict, tables: dict[str, pd.DataFrame], cfg: dict, seed: int
     metrics = {k: result[k] for k in ("model", "strategy", "proximal_mu", "rounds", "local_steps", "lr", "l2",
                                       "sites", "sites_finished", "per_site", "history", "communication",
                                       "events")}
+    metrics["secure_aggregation"] = result.get("secure_aggregation")
     metrics["warnings"] = warnings
     metrics["seconds_flower_run"] = result.get("seconds")
     if tables:  # local mode: the AUROC over every site's held-out rows, from the same split
