@@ -125,13 +125,15 @@ def write_trial(folder: Path, *, treated: str = "new", control: str = "old", eff
     return folder / "study.yaml"
 
 
-# The longest test files first. `make test` runs pytest-xdist with --dist loadfile (a file runs
-# whole on one worker): a long file handed out last keeps one worker busy while the other idles
-# (the demo alone takes about 3 minutes), so these start at once and the short files fill in.
+# The longest test files first. `make test` runs pytest-xdist with --dist loadfile
+# --no-loadscope-reorder (a file runs whole on one worker, files handed out in this order): a
+# long file handed out last keeps one worker busy while the other idles (the demo alone takes
+# about 3 minutes), so these start at once and the short files fill in.
 _LONG_FIRST = ("tests/test_demo.py", "tests/federated/", "tests/effects/test_survival_effects.py",
-               "tests/spatial/test_spatial_api.py", "tests/bad_inputs/test_bad_omics.py",
-               "tests/survival/test_surv_intervals.py", "tests/study/test_run_atomic.py",
-               "tests/effects/test_options.py", "tests/effects/test_effects.py")
+               "tests/effects/test_options.py", "tests/bad_inputs/test_bad_omics.py",
+               "tests/study/test_run_atomic.py", "tests/survival/test_surv_intervals.py",
+               "tests/effects/test_effects.py", "tests/datasets/test_gdsc_study.py",
+               "tests/study/test_fusion_study.py", "tests/test_examples.py", "tests/spatial/test_spatial_api.py")
 
 
 def pytest_collection_modifyitems(config, items):
