@@ -124,20 +124,3 @@ def write_trial(folder: Path, *, treated: str = "new", control: str = "old", eff
     (folder / "study.yaml").write_text(text + extra)
     return folder / "study.yaml"
 
-
-# The longest test files first. `make test` runs pytest-xdist with --dist loadfile
-# --no-loadscope-reorder (a file runs whole on one worker, files handed out in this order): a
-# long file handed out last keeps one worker busy while the other idles (the demo alone takes
-# about 3 minutes), so these start at once and the short files fill in.
-_LONG_FIRST = ("tests/test_demo.py", "tests/federated/", "tests/effects/test_survival_effects.py",
-               "tests/effects/test_options.py", "tests/bad_inputs/test_bad_omics.py",
-               "tests/study/test_run_atomic.py", "tests/survival/test_surv_intervals.py",
-               "tests/effects/test_effects.py", "tests/datasets/test_gdsc_study.py",
-               "tests/study/test_fusion_study.py", "tests/test_examples.py", "tests/spatial/test_spatial_api.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item) -> int:
-        return next((i for i, p in enumerate(_LONG_FIRST) if item.nodeid.startswith(p)), len(_LONG_FIRST))
-
-    items.sort(key=rank)  # stable: the order inside each file and among the rest is kept
