@@ -124,3 +124,21 @@ def write_trial(folder: Path, *, treated: str = "new", control: str = "old", eff
     (folder / "study.yaml").write_text(text + extra)
     return folder / "study.yaml"
 
+
+
+class ProgressRecorder:
+    """A :class:`pmed.progress.Reporter` that keeps what it was told: each ``start`` (total,
+    description), the steps advanced and the step labels."""
+
+    def __init__(self) -> None:
+        self.starts: list[tuple] = []
+        self.steps = 0
+        self.labels: list[str] = []
+
+    def start(self, total, description=""):
+        self.starts.append((total, description))
+
+    def advance(self, description=None, n=1):
+        self.steps += n
+        if description:
+            self.labels.append(description)

@@ -10,9 +10,13 @@ Every ``run_<domain>`` function and :func:`pmed.study.run_study` take ``progress
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TextIO, runtime_checkable
 
-__all__ = ["Reporter", "Silent", "RichReporter", "as_reporter"]
+__all__ = ["Reporter", "Silent", "RichReporter", "LineProgress", "as_reporter"]
 
 
 @runtime_checkable
@@ -56,21 +60,134 @@ class RichReporter:
         self.progress.update(self.task, advance=n, **kw)
 
 
+@dataclass
+class _LineTask:
+    name: str  # the task, as started (start and done lines)
+    description: str  # its current step (progress lines)
+    total: float | None
+    completed: float = 0.0
+    started: float = 0.0
+    last_line: float = 0.0
+    finished: bool = False
+
+
+class LineProgress:
+    """Progress as plain lines, for a standard error that is no terminal (a log file, CI).
+
+    The subset of :class:`rich.progress.Progress` that :class:`RichReporter` uses, so the
+    CLI's bars become log lines where a bar cannot be drawn: a line when a task starts, one at
+    most every ``interval`` seconds with the share done, the time so far and an estimate of the
+    time left, and one when it ends.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.clock = clock
+        self.tasks: list[_LineTask] = []
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:  # an interrupted or failed job says so itself; no "done" after it
+            for i in range(len(self.tasks)):
+                self._finish(i)
+
+    def start(self) -> None:  # rich's Progress API
+        pass
+
+    def stop(self) -> None:
+        self.__exit__(None, None, None)
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.stream or sys.stderr, flush=True)
+
+    def add_task(self, description: str, total: float | None = None, **_) -> int:
+        for i in range(len(self.tasks)):  # a new stage: the previous one is over
+            self._finish(i)
+        now = self.clock()
+        self.tasks.append(_LineTask(description, description, total, started=now, last_line=now))
+        self._say(f"{description}: started" + (f" ({_count(total)} steps)" if total else ""))
+        return len(self.tasks) - 1
+
+    def update(self, task_id: int, *, advance: float | None = None, completed: float | None = None,
+               description: str | None = None, **_) -> None:
+        t = self.tasks[task_id]
+        if description:
+            t.description = description
+        if completed is not None:
+            t.completed = completed
+        if advance:
+            t.completed += advance
+        if t.total is not None and t.completed >= t.total:
+            self._finish(task_id)
+            return
+        now = self.clock()
+        if now - t.last_line >= self.interval:
+            t.last_line = now
+            step = f" ({t.description})" if t.description != t.name else ""
+            self._say(f"{t.name}: {self._state(t, now)}{step}")
+
+    def _state(self, t: _LineTask, now: float) -> str:
+        elapsed = now - t.started
+        if not t.total:
+            return f"{_count(t.completed)} done, {_duration(elapsed)}"
+        share = t.completed / t.total
+        left = f", about {_duration(elapsed * (1 - share) / share)} left" if share > 0 else ""
+        return (f"{share:.0%} ({_count(t.completed)}/{_count(t.total)}), "
+                f"{_duration(elapsed)}{left}")
+
+    def _finish(self, task_id: int) -> None:
+        t = self.tasks[task_id]
+        if not t.finished:
+            t.finished = True
+            self._say(f"{t.name}: done in {_duration(self.clock() - t.started)}")
+
+
+def _count(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:,.1f}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
+
+
+def bar_columns():
+    """The columns of every pmed bar: what, bar, count, time so far, estimated time left."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return (TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn())
+
+
+def new_display(console=None):
+    """A transient rich bar on a terminal, plain :class:`LineProgress` lines elsewhere."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = console or Console(stderr=True, highlight=False)
+    if not console.is_terminal:
+        return LineProgress(console.file)
+    return Progress(*bar_columns(), console=console, transient=True)
+
+
 class _OwnBar(RichReporter):
     """``progress=True`` in the API: a bar on stderr that closes when the job ends."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        p = Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
-                     TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        p = new_display()
         p.start()
         super().__init__(p)
 

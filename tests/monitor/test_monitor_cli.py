@@ -70,6 +70,19 @@ def test_clean_months_raise_no_alarm_and_a_new_assay_is_caught_in_its_first_mont
     assert table.loc["crp", "drift_detected"] and table.loc["crp", "psi"] > 0.2
 
 
+def test_progress_goes_through_reading_scoring_drift_and_each_window(bundle):
+    from conftest import ProgressRecorder
+    from pmed.monitor import run_monitor
+
+    rec = ProgressRecorder()
+    run_monitor(bundle, _new(), outcome="event", time_col="seen", window="month", n_boot=20, progress=rec)
+    assert rec.starts == [(2, "reading and scoring"), (4, "drift and performance")] and rec.steps == 6
+    assert rec.labels[-3:] == ["window 2026-01", "window 2026-02", "window 2026-03"]
+    rec = ProgressRecorder()  # one window of every row, no outcome: the overall drift is the only step
+    run_monitor(bundle, _new(), progress=rec)
+    assert rec.starts[-1] == (1, "drift and performance") and rec.steps == 3
+
+
 def test_bad_monitoring_inputs_say_what_to_fix(bundle, tmp_path):
     from pmed.monitor import run_monitor
 

@@ -39,6 +39,19 @@ def test_spatial_domains_recover_known_regions_better_than_plain_clustering():
         assert named[region].idxmax() == region
 
 
+def test_progress_names_each_stage_and_reaches_its_total():
+    from conftest import ProgressRecorder
+
+    rec = ProgressRecorder()
+    res = run_spatial(synthetic_section(n_rows=12, n_cols=12, seed=4), sample="S", n_domains=3, plots=False,
+                      progress=rec)
+    assert rec.starts == [(7, "spatial domains")] and rec.steps == 7
+    assert rec.labels == [f"section S: {k}" for k in
+                          ("read", "graph", "svg", "embedding", "domains", "comparison", "features")]
+    assert set(res.sections["S"].timings) == {"read", "graph", "svg", "embedding", "domains", "comparison",
+                                              "features"}
+
+
 def test_image_features_join_the_expression_as_a_third_part():
     from sklearn.metrics import adjusted_rand_score
 
@@ -170,6 +183,8 @@ def test_cli_domains_and_deconvolve(tmp_path, capsys):
                             "--n-domains", "3", "--no-plots", "--sample", "P7"])
     assert r.exit_code == 0, r.output
     assert "spatially variable genes" in r.output and "contiguity" in r.output
+    # no terminal here: progress comes as plain lines on stderr
+    assert "spatial domains: started (7 steps)" in r.stderr and "spatial domains: done in" in r.stderr
     feats = pd.read_csv(tmp_path / "dom" / "patient_features.csv")
     assert feats["patient_id"].tolist() == ["P7"]
     dom = pd.read_csv(tmp_path / "dom" / "domains.csv")

@@ -75,13 +75,17 @@ def _checked_blocks(items: list[str] | None) -> list[str] | None:
 def run(
     study: Annotated[Path, typer.Argument(help="study YAML file", exists=True)],
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder", file_okay=False)] = Path("pmed-out"),
+    scheduler: Annotated[str | None, typer.Option(
+        help="fit the cross-validation splits on Dask: 'local' (a LocalCluster) or a scheduler address "
+             "tcp://host:8786; the results are the same (docs/scale.md)")] = None,
+    workers: Annotated[int, typer.Option(help="worker processes of --scheduler local", min=1)] = 2,
 ) -> None:
     """Train and cross-validate every candidate model of a study; keep the best."""
     from pmed.study import run_study
     from pmed.study.report import print_study_summary
 
     with _progress() as p:
-        result = run_study(study, out, reporter=_RichReporter(p))
+        result = run_study(study, out, reporter=_RichReporter(p), scheduler=scheduler, n_workers=workers)
     print_study_summary(result, _console())
 
 
@@ -182,8 +186,10 @@ def monitor(
     """Drift of new patients against a bundle's training summaries, and its performance per window."""
     from pmed.monitor import run_monitor
 
-    res = run_monitor(model, data, outcome=outcome, time_col=time_col, window=_window(window),
-                      blocks=_parse_blocks(block), alpha=alpha, psi_threshold=psi_threshold)
+    with _progress() as p:
+        res = run_monitor(model, data, outcome=outcome, time_col=time_col, window=_window(window),
+                          blocks=_parse_blocks(block), alpha=alpha, psi_threshold=psi_threshold,
+                          progress=_RichReporter(p))
     files = res.write(out)
     s = res.summary()
     said = (f"drift detected in {', '.join(s['drifted_features']) or 'the predictions'}" if s["drift_detected"]

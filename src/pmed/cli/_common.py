@@ -18,11 +18,12 @@ def console(stderr: bool = False):
 
 
 def progress():
-    """A transient rich progress display on stderr (one line per task)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """The progress display on stderr: a transient rich bar per task with the time so far and
+    the estimated time left on a terminal, plain lines (:class:`pmed.progress.LineProgress`)
+    when stderr is a log file or a pipe."""
+    from pmed.progress import new_display
 
-    return Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console(stderr=True), transient=True)
+    return new_display(console(stderr=True))
 
 
 @contextlib.contextmanager

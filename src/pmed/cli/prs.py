@@ -17,13 +17,13 @@ app = typer.Typer(help="Polygenic scores: PGS Catalog scoring files × PLINK/VCF
 
 def _scheduler(value: str | None) -> str | None:
     """``local`` or a scheduler address, checked while the command line is parsed."""
-    import re
+    from pmed.errors import OptionError
+    from pmed.scale import check_scheduler
 
-    if value is None or value == "local" or re.fullmatch(
-            r"[a-z][a-z0-9+.-]*://\S+|[\w.-]+:\d+", value):
-        return value
-    shown = value if len(value) <= 40 else value[:40] + "…"
-    raise typer.BadParameter(f"{shown!r} is neither 'local' nor an address such as tcp://host:8786.")
+    try:
+        return None if value is None else check_scheduler(value)
+    except OptionError as e:
+        raise typer.BadParameter(e.message) from None
 
 
 @app.command()

@@ -52,12 +52,13 @@ def domains(
     """Tissue domains (spatially aware, compared with plain clustering), SVGs and patient features."""
     from rich.markup import escape
 
-    from pmed.cli._common import console
+    from pmed.cli._common import console, progress_bar
     from pmed.spatial import run_spatial
 
-    res = run_spatial(input, sample=sample, n_domains=n_domains, lambda_=spatial_weight, hops=hops, svg=svg,
-                      cell_type_key=cell_type_key, reference=reference, label_key=label_key, plots=plots,
-                      seed=seed)
+    with progress_bar() as bar:
+        res = run_spatial(input, sample=sample, n_domains=n_domains, lambda_=spatial_weight, hops=hops,
+                          svg=svg, cell_type_key=cell_type_key, reference=reference, label_key=label_key,
+                          plots=plots, seed=seed, progress=bar)
     files = res.write(out)
     con = console()
     for name, sec in res.sections.items():
@@ -91,10 +92,12 @@ def deconvolve(
     """Cell-type proportions of each spot from a labelled single-cell reference."""
     from rich.markup import escape
 
-    from pmed.cli._common import console
+    from pmed.cli._common import console, progress_bar
     from pmed.spatial import run_deconvolution
 
-    res = run_deconvolution(spots, reference, label_key=label_key, method=method, min_cells=min_cells)
+    with progress_bar() as bar:
+        res = run_deconvolution(spots, reference, label_key=label_key, method=method, min_cells=min_cells,
+                                progress=bar)
     res.write(out)
     mean = res.proportions.mean().sort_values(ascending=False)
     console().print(f"{len(res.proportions)} spots, {res.proportions.shape[1]} cell types; mean proportions: "

@@ -82,7 +82,14 @@ def out_of_fold_predictions(
 ) -> pd.DataFrame:
     """Fit a fresh clone of ``pipeline`` on each training split and predict its test split.
 
-    ``on_fold(repeat, fold, fitted_estimator)`` is called after each split.
+    The splits are fitted through :class:`joblib.Parallel` with its defaults: one after the
+    other in this process, unless a ``joblib.parallel_config`` says otherwise — inside
+    ``joblib.parallel_config(backend="dask")`` (``pmed run --scheduler``, see
+    :mod:`pmed.scale`) each split is a task on the Dask cluster's workers. The results do not
+    depend on where the fits ran.
+
+    ``on_fold(repeat, fold, fitted_estimator)`` is called after each split, in the order of
+    ``splits``, in this process.
 
     Returns
     -------
@@ -90,14 +97,15 @@ def out_of_fold_predictions(
         One row per (repeat, patient): ``patient_id, repeat, fold, outcome, prediction`` where
         prediction is P(outcome = 1) for binary targets and the predicted value otherwise.
     """
+    from sklearn.utils.parallel import Parallel, delayed
+
     rows = []
     yv = np.asarray(y, dtype=float)
-    for r, f, tr, te in splits:
-        est = clone(pipeline).fit(X.iloc[tr], yv[tr] if task != "binary" else yv[tr].astype(int))
-        if task == "binary":
-            pred = est.predict_proba(X.iloc[te])[:, 1]
-        else:
-            pred = est.predict(X.iloc[te])
+    here = _where()
+    # the results come back in the order of the splits, each as soon as it and those before are done
+    fitted = Parallel(return_as="generator")(
+        delayed(_fit_predict)(pipeline, X, yv, tr, te, task, here) for _, _, tr, te in splits)
+    for (r, f, _, te), (est, pred) in zip(splits, fitted, strict=True):
         rows.append(pd.DataFrame({
             "patient_id": X.index[te], "repeat": r, "fold": f,
             "outcome": yv[te], "prediction": pred,
@@ -106,6 +114,38 @@ def out_of_fold_predictions(
             on_fold(r, f, est)  # progress bars, or collecting each fold's fitted estimator
     return pd.concat(rows, ignore_index=True).sort_values(["repeat", "patient_id"], kind="mergesort",
                                                            ignore_index=True)
+
+
+def _where() -> tuple[str, int, int]:
+    """This machine, process and thread."""
+    import os
+    import socket
+    import threading
+
+    return socket.gethostname(), os.getpid(), threading.get_ident()
+
+
+def _fit_predict(pipeline: Pipeline, X: pd.DataFrame, yv: np.ndarray, tr: np.ndarray, te: np.ndarray,
+                 task: str, caller: tuple[str, int, int] | None = None) -> tuple[object, np.ndarray]:
+    """One split: a fresh clone of ``pipeline`` fitted on ``tr``, and its predictions of ``te``.
+
+    Run anywhere but in ``caller`` (the process and thread that asked for it: a Dask worker, a
+    joblib worker), the split is one unit of parallel work, so joblib work inside the fit (a
+    forest's trees, an inner grid search) runs in that worker, one task after the other: joblib's
+    Dask backend would otherwise send each of them to the cluster as a task of its own, even with
+    ``n_jobs=1``. The numbers do not change, only where they are computed.
+    """
+    if caller is not None and caller != _where():
+        from joblib import parallel_config
+
+        with parallel_config(backend="sequential"):
+            return _fit_predict(pipeline, X, yv, tr, te, task)
+    est = clone(pipeline).fit(X.iloc[tr], yv[tr] if task != "binary" else yv[tr].astype(int))
+    if task == "binary":
+        pred = est.predict_proba(X.iloc[te])[:, 1]
+    else:
+        pred = est.predict(X.iloc[te])
+    return est, pred
 
 
 def cv_metrics(

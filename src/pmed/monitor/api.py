@@ -11,6 +11,7 @@ import pandas as pd
 
 from pmed.cohort import Block
 from pmed.errors import BundleError, OptionError, ValidationError, shorten
+from pmed.progress import Reporter, as_reporter
 from pmed.result import DomainResult, make_provenance
 
 __all__ = ["MonitorResult", "run_monitor"]
@@ -213,6 +214,7 @@ def run_monitor(
     psi_threshold: float = 0.2,
     n_boot: int = 200,
     seed: int = 0,
+    progress: Reporter | bool | None = None,
 ) -> MonitorResult:
     """Compare new patients with what a bundle was trained on: drift, and performance when the
     outcomes have arrived.
@@ -242,6 +244,9 @@ def run_monitor(
         ``psi_threshold``, Cramér's V ≥ 0.1, or missingness changed by ≥ 10 points).
     n_boot, seed
         Bootstrap resamples and seed of the performance CIs.
+    progress
+        ``True`` for a progress bar, or a :class:`pmed.progress.Reporter` (reading and scoring,
+        then the overall drift and each window); silent by default.
 
     Returns
     -------
@@ -275,10 +280,15 @@ def run_monitor(
                           where="--window" if window is None else "--time-col",
                           fix="e.g. --time-col admitted --window month")
     schema = bundle.input_schema()
+    reporter = as_reporter(progress)
+    reporter.start(2, "reading and scoring")
+    reporter.advance("reading the new patients", n=0)
     df, y_raw, t, source = _read_new(data, outcome=outcome, time_col=time_col, id=schema.id)
     df, unseen = _set_aside_unseen_categories(df, schema)
+    reporter.advance("features and predictions")
     X = new_patient_features(bundle, df, blocks=blocks)
     pred = bundle.predict(X, source=source)
+    reporter.advance()
     col = "probability" if bundle.task == "binary" else "prediction" if bundle.task == "continuous" else "risk"
     p = pred[col].to_numpy(dtype=float)
     labels = (_labels(t.set_axis(X.index), window, source=source, time_col=time_col) if t is not None
@@ -299,14 +309,22 @@ def run_monitor(
         if name in X_drift.columns:
             X_drift[name] = X_drift[name].astype(object).where(X_drift[name].notna(),
                                                                raw.reindex(X.index).astype(object))
+    windows_of = pd.unique(labels)
+    # one window of every row without outcomes is the overall report itself: no step of its own
+    own_steps = len(windows_of) > 1 or y is not None
+    reporter.start(1 + len(windows_of) * own_steps, "drift and performance")
+    reporter.advance("drift of every feature", n=0)
     overall = drift_report(ref, X_drift, predictions=p, alpha=alpha, psi_threshold=psi_threshold)
+    reporter.advance()
     overall["unseen_categories"] = {name: _counts(raw) for name, raw in unseen.items()}
     # the validation values: the manifest's metrics, and the out-of-fold calibration the reference keeps
     val = {**((bundle.manifest.get("metrics") or {}).get("metrics") or {}), **(ref.get("metrics") or {})}
     windows = []
-    for w in pd.unique(labels):
+    for w in windows_of:
         rows = np.flatnonzero((labels == w).to_numpy())
         whole = len(rows) == len(X_drift)  # one window of every row (no --time-col): the overall report
+        if own_steps:
+            reporter.advance(f"window {w}", n=0)
         entry = {"window": str(w), "drift": overall if whole else drift_report(
             ref, X_drift.iloc[rows], predictions=p[rows], alpha=alpha, psi_threshold=psi_threshold)}
         if y is not None:
@@ -315,6 +333,8 @@ def run_monitor(
             entry["performance"] = performance_by_window(yy[ok], p[rows][ok], reference_metrics=val,
                                                          n_boot=n_boot, seed=seed)[0]
         windows.append(entry)
+        if own_steps:
+            reporter.advance()
     scores = pd.DataFrame({"prediction": p, "window": labels.to_numpy()}, index=X.index)
     m = bundle.manifest
     model_info = {"name": (m.get("model") or {}).get("name"), "task": m.get("task"), "target": m.get("target"),

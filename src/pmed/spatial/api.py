@@ -13,6 +13,7 @@ of the spots when a labelled reference is given, and compute the patient-level f
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import pandas as pd
 
 from pmed.cohort import Block
 from pmed.errors import InputError, OptionError, require
+from pmed.progress import Reporter, as_reporter
 from pmed.result import PROVENANCE_FILE, DomainResult, make_provenance
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -174,6 +176,30 @@ def _qc(adata: anndata.AnnData) -> None:
     sc.pp.calculate_qc_metrics(adata, qc_vars=["mt"], percent_top=None, log1p=False, inplace=True)
 
 
+class _Steps:
+    """Times each stage of one section (``timings``) and shows it on the progress reporter."""
+
+    def __init__(self, reporter: Reporter, section: str) -> None:
+        self.reporter, self.section = reporter, section
+        self.timings: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
+
+    def begin(self, key: str) -> None:
+        self.reporter.advance(f"section {self.section}: {key}", n=0)
+        self._current = (key, time.perf_counter())
+
+    def end(self) -> None:
+        key, t0 = self._current
+        self.timings[key] = time.perf_counter() - t0
+        self.reporter.advance(n=1)
+
+    @contextlib.contextmanager
+    def __call__(self, key: str):
+        self.begin(key)
+        yield
+        self.end()
+
+
 def run_spatial(
     inputs: Any,
     *,
@@ -188,6 +214,7 @@ def run_spatial(
     compare: bool = True,
     plots: bool = True,
     seed: int = 0,
+    progress: Reporter | bool | None = None,
 ) -> SpatialResult:
     """Spatial domains, spatially variable genes, cell-type maps and patient features of sections.
 
@@ -217,6 +244,9 @@ def run_spatial(
         Draw the domain maps over the H&E image when :meth:`~SpatialResult.write` runs.
     seed
         Seeds the PCA, k-means and permutations.
+    progress
+        ``True`` for a progress bar, or a :class:`pmed.progress.Reporter` (one step per stage of
+        each section); silent by default.
     """
     require("anndata", extra="omics", feature="spatial omics")
     require("scanpy", extra="omics", feature="spatial omics")
@@ -245,30 +275,31 @@ def run_spatial(
     results: dict[str, SectionResult] = {}
     rows = {}
     paths = []
+    reporter = as_reporter(progress)
+    per_section = 6 + bool(svg) + (ref is not None)
+    reporter.start(per_section * len(sections), "spatial domains")
     for name, section in sections.items():
-        t: dict[str, float] = {}
-        t0 = time.perf_counter()
-        adata, path = _read(section)
+        step = _Steps(reporter, name)
+        t = step.timings
+        with step("read"):
+            adata, path = _read(section)
         if path:
             paths.append(path)
-        t["read"] = time.perf_counter() - t0
         _qc(adata)
-        t0 = time.perf_counter()
-        spatial_neighbors(adata)
-        t["graph"] = time.perf_counter() - t0
+        with step("graph"):
+            spatial_neighbors(adata)
         table = None
         if svg:
             from pmed.spatial.stats import morans_i
 
-            t0 = time.perf_counter()
-            table = morans_i(adata, seed=seed)
-            t["svg"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        Z = expression_embedding(adata, seed=seed)
-        t["embedding"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        labels, _ = spatial_domains(adata, n_domains=n_domains, lambda_=lambda_, hops=hops, embedding=Z, seed=seed)
-        t["domains"] = time.perf_counter() - t0
+            with step("svg"):
+                table = morans_i(adata, seed=seed)
+        with step("embedding"):
+            Z = expression_embedding(adata, seed=seed)
+        with step("domains"):
+            labels, _ = spatial_domains(adata, n_domains=n_domains, lambda_=lambda_, hops=hops, embedding=Z,
+                                        seed=seed)
+        step.begin("comparison")
         flat, _ = spatial_domains(adata, n_domains=n_domains, lambda_=0.0, embedding=Z, seed=seed)
         adata.obs["spatial_domain"] = labels
         adata.obs["nonspatial_domain"] = flat
@@ -285,6 +316,7 @@ def run_spatial(
             metrics["spatial"]["seed_stability_ari"] = float(adjusted_rand_score(labels, again))
             metrics["nonspatial"]["seed_stability_ari"] = float(adjusted_rand_score(flat, flat1))
             metrics["agreement_spatial_nonspatial_ari"] = float(adjusted_rand_score(labels, flat))
+        step.end()
         if cell_type_key is not None:
             if cell_type_key not in adata.obs.columns:
                 raise OptionError(f"cell_type_key {cell_type_key!r} is not a column of section {name}'s obs "
@@ -298,9 +330,8 @@ def run_spatial(
         if ref is not None:
             from pmed.spatial.deconvolve import deconvolve
 
-            t0 = time.perf_counter()
-            props = deconvolve(adata, ref, label_key=label_key)
-            t["deconvolution"] = time.perf_counter() - t0
+            with step("deconvolution"):
+                props = deconvolve(adata, ref, label_key=label_key)
             kinds = compartments_of_cells(np.asarray(props.columns))
             immune = props.loc[:, kinds == "immune"].sum(axis=1).to_numpy()
         else:
@@ -308,9 +339,8 @@ def run_spatial(
 
             scores = _marker_scores(adata, {"immune": COMPARTMENT_MARKERS["immune"]})
             immune = scores["immune"].to_numpy() if "immune" in scores else None
-        t0 = time.perf_counter()
-        feats = section_features(adata, comp, immune_score=immune, seed=seed)
-        t["features"] = time.perf_counter() - t0
+        with step("features"):
+            feats = section_features(adata, comp, immune_score=immune, seed=seed)
         feats["n_spots" if "array_row" in adata.obs.columns else "n_cells"] = int(adata.n_obs)
         rows[name] = feats
         results[name] = SectionResult(sample=name, adata=adata, svg=table, domain_table=dtable, metrics=metrics,
@@ -375,7 +405,7 @@ class DeconvolutionResult(DomainResult):
 
 
 def run_deconvolution(spots: Any, reference: Any, *, label_key: str, method: str = "poisson",
-                      min_cells: int = 10) -> DeconvolutionResult:
+                      min_cells: int = 10, progress: Reporter | bool | None = None) -> DeconvolutionResult:
     """Cell-type proportions of each spot from a labelled reference (``pmed spatial deconvolve``).
 
     Parameters
@@ -388,13 +418,20 @@ def run_deconvolution(spots: Any, reference: Any, *, label_key: str, method: str
         The reference's ``obs`` column of cell types.
     method
         ``"poisson"`` (RCTD-style likelihood) or ``"nnls"`` (:func:`pmed.spatial.deconvolve.deconvolve`).
+    progress
+        ``True`` for a progress bar, or a :class:`pmed.progress.Reporter`; silent by default.
     """
     require("anndata", extra="omics", feature="spatial deconvolution")
     from pmed.spatial.deconvolve import deconvolve
 
-    adata, path = _read(spots)
-    ref = _read_reference(reference) if isinstance(reference, (str, Path)) else reference
-    props = deconvolve(adata, ref, label_key=label_key, method=method, min_cells=min_cells)
+    reporter = as_reporter(progress)
+    reporter.start(2, "spatial deconvolution")
+    step = _Steps(reporter, "spots")
+    with step("read"):
+        adata, path = _read(spots)
+        ref = _read_reference(reference) if isinstance(reference, (str, Path)) else reference
+    with step("reference profiles and proportions"):
+        props = deconvolve(adata, ref, label_key=label_key, method=method, min_cells=min_cells)
     prov = make_provenance("spatial-deconvolution",
                            inputs={"spots": path, "reference": str(reference) if isinstance(reference, (str, Path))
                                    else None},

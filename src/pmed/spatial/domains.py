@@ -62,6 +62,9 @@ def expression_embedding(adata: anndata.AnnData, *, n_top_genes: int = 2000, n_p
     sc.pp.highly_variable_genes(a, n_top_genes=n_top, flavor="seurat_v3", subset=True)
     sc.pp.normalize_total(a, target_sum=1e4)
     sc.pp.log1p(a)
+    # scaling zero-centres, which densifies anyway: do it here (spots × ≤ n_top_genes) so scanpy
+    # does not warn on every call
+    a.X = a.X.toarray()
     sc.pp.scale(a, max_value=10)
     n = min(n_pcs, a.n_vars - 1, a.n_obs - 1)
     sc.pp.pca(a, n_comps=n, random_state=seed)

@@ -14,8 +14,10 @@ Outputs written to ``DIR`` (each file atomically; see ``docs/outputs.md``):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +230,8 @@ def run_study(
     *,
     progress: Reporter | bool | None = None,
     reporter: Reporter | None = None,
+    scheduler: str | Any | None = None,
+    n_workers: int = 2,
 ) -> StudyResult:
     """Train and cross-validate every candidate, pick the best, write outputs and the bundle.
 
@@ -246,23 +250,50 @@ def run_study(
         ``True`` for a progress bar, or a :class:`pmed.progress.Reporter`; silent by default.
     reporter
         Older name of ``progress``.
+    scheduler
+        Fit the cross-validation splits of every candidate on a Dask cluster: ``"local"`` (a
+        LocalCluster of ``n_workers`` processes, started and stopped here), a scheduler address
+        (``tcp://head:8786``), or a ``dask.distributed.Client``. The outputs are the same as
+        without it (see ``docs/scale.md``). Default: everything in this process.
+    n_workers
+        Worker processes of the LocalCluster of ``scheduler="local"``.
 
     Returns
     -------
     StudyResult
         With ``out_dir`` and ``bundle_path`` pointing at the final folder.
+
+    Raises
+    ------
+    pmed.errors.InputError
+        When no Dask scheduler answers at ``scheduler``.
+    pmed.errors.MissingDependencyError
+        When ``scheduler`` is given and dask is not installed (extra ``scale``).
     """
     if not isinstance(study, Study):
         study = load_study(study)
     else:
         _check_values(study)
     reporter = as_reporter(progress if progress is not None else reporter)
+    if isinstance(scheduler, str):  # a typo is refused before any work
+        from pmed.scale import check_scheduler
+
+        check_scheduler(scheduler)
     final_dir = Path(out_dir)
     _check_output_folder(final_dir)
     # the swap deletes everything inside out_dir: a study file or data file there would go with it
     check_output_folder(final_dir, owned=lambda _: True, inputs=study_inputs(study), what="study output")
-    with atomic_dir(final_dir) as work:
-        result = _run_into(study, work, reporter)
+    with ExitStack() as stack:
+        on_cluster = None
+        if scheduler is not None:  # the client is made (or refused) before any data is read
+            import joblib
+
+            from pmed.scale import dask_client
+
+            client = stack.enter_context(dask_client(scheduler, n_workers=n_workers))
+            on_cluster = partial(joblib.parallel_config, backend="dask", client=client)
+        with atomic_dir(final_dir) as work:
+            result = _run_into(study, work, reporter, on_cluster=on_cluster)
     result.out_dir = final_dir
     result.bundle_path = final_dir / result.bundle_path.relative_to(work)
     return result
@@ -377,7 +408,10 @@ def model_features(spec, X: pd.DataFrame, cohort: Cohort | None = None) -> pd.Da
     return X[[c for c in X.columns if c in keep]]
 
 
-def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
+def _run_into(study: Study, out_dir: Path, reporter: Reporter, *,
+              on_cluster: Callable[[], AbstractContextManager] | None = None) -> StudyResult:
+    """The whole run, into ``out_dir``; each candidate's cross-validation inside ``on_cluster()``
+    (``joblib.parallel_config(backend="dask", ...)`` with ``--scheduler``), the rest in this process."""
     task, ev = study.target.task, study.evaluation
     if task == "survival":
         from pmed.study.survival import run_survival
@@ -433,8 +467,10 @@ def _run_into(study: Study, out_dir: Path, reporter: Reporter) -> StudyResult:
         Xm = features_of(spec)
         pipe = build(spec, Xm)
         try:
-            oof = out_of_fold_predictions(pipe, Xm, y, splits, task=task,
-                                          on_fold=lambda *_, s=spec: reporter.advance(f"cross-validating {s.label}"))
+            with (on_cluster or nullcontext)():
+                oof = out_of_fold_predictions(
+                    pipe, Xm, y, splits, task=task,
+                    on_fold=lambda *_, s=spec: reporter.advance(f"cross-validating {s.label}"))
         except (ValueError, TypeError) as e:
             raise StudyError(f"model {spec.label!r} failed to fit: {e}", where="key models",
                              fix="check its params against the estimator's documentation") from None

@@ -208,11 +208,12 @@ def test_imputation_from_the_scoring_files_allele_frequency():
     out = score_targets([t], r.matched, ["S"], impute="file")
     # the missing call counts 2 × 0.25 effect alleles; the complete variant as observed
     assert out["SUM"].iloc[3] == pytest.approx(1.0 * 2 * 0.25 + 0.5 * (2 - 1))
-    # dominant coding with a file frequency: P(at least one copy) under Hardy–Weinberg
+    # dominant coding with a file frequency: the frequency p itself, as plink2 imputes
+    # dominant/recessive calls (checked against plink2 in test_prs_missing.py)
     s2 = s.assign(effect_type=pd.Categorical(["dominant", "additive"]))
     r2 = match_variants(s2, t.variants)
     out2 = score_targets([t], r2.matched, ["S"], impute="file")
-    assert out2["SUM"].iloc[3] == pytest.approx(1.0 * (1 - 0.75**2) + 0.5 * 1)
+    assert out2["SUM"].iloc[3] == pytest.approx(1.0 * 0.25 + 0.5 * 1)
     assert out2["SUM"].iloc[2] == pytest.approx(1.0 * 1 + 0.5 * 2)  # dosage 2 → dominant 1
 
 

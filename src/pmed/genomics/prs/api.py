@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -218,11 +217,10 @@ def _check_options(*, min_overlap, impute, dosage_field, block_size, population_
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise OptionError(f"seed={seed!r} must be an integer from 0 to 2**32 - 1",
                           fix="give --seed 0 (or any other non-negative integer)")
-    if scheduler is not None and (not isinstance(scheduler, str) or not (
-            scheduler == "local" or re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+|[\w.-]+:\d+", scheduler))):
-        raise OptionError(f"scheduler={str(scheduler)[:40]!r} is neither 'local' nor an address",
-                          fix="give --scheduler local, or a scheduler address such as "
-                              "tcp://host:8786")
+    if scheduler is not None:
+        from pmed.scale import check_scheduler
+
+        check_scheduler(scheduler if isinstance(scheduler, str) else repr(scheduler))
     if dosage_field not in ("GT", "DS"):
         raise OptionError(f"unknown genotype field {dosage_field!r}",
                           fix="use GT (hardcalls) or DS (dosages)")

@@ -22,7 +22,6 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from pmed.errors import InputError, require
 from pmed.genomics.prs.score import _long_table, block_stats, make_plans, score_block
 from pmed.genomics.prs.targets import Target, open_target
 
@@ -30,21 +29,14 @@ __all__ = ["score_targets_dask", "get_client"]
 
 
 def get_client(scheduler: str, *, n_workers: int = 2):
-    """A Dask client: ``"local"`` starts a LocalCluster (``n_workers`` processes, 1 thread each)."""
-    require("dask", extra="scale", feature="running on a Dask cluster")
-    require("distributed", extra="scale", package="distributed",
-            feature="running on a Dask cluster")
-    from dask.distributed import Client, LocalCluster
+    """A Dask client: ``"local"`` starts a LocalCluster (``n_workers`` processes, 1 thread each).
 
-    if scheduler == "local":
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        return Client(cluster)
-    try:
-        return Client(scheduler, timeout="10s")
-    except (OSError, ValueError, TypeError) as e:  # unreachable, or not an address
-        raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {e}",
-                         fix="start it with 'dask scheduler' and check the address/port") from e
+    Kept for older callers: :func:`pmed.scale.connect`, which it calls, is the one place that
+    makes Dask clients (close with :func:`pmed.scale.close`).
+    """
+    from pmed.scale import connect
+
+    return connect(scheduler, n_workers=n_workers)
 
 
 def _subplan(plan, rows: slice):
@@ -95,9 +87,10 @@ def score_targets_dask(
     sample_chunk
         Samples per task (default: all samples in one chunk).
     """
-    client = scheduler if hasattr(scheduler, "submit") else get_client(str(scheduler), n_workers=n_workers)
-    own = client is not scheduler
-    try:
+    from pmed.scale import dask_client
+
+    with dask_client(scheduler if hasattr(scheduler, "submit") else str(scheduler),
+                     n_workers=n_workers) as client:
         n = targets[0].n_samples
         chunk = sample_chunk or n
         chunks = [slice(s, min(s + chunk, n)) for s in range(0, n, chunk)]
@@ -118,16 +111,10 @@ def score_targets_dask(
                                                 pure=False) for c in chunks] for b in blocks}
                 for b in blocks:
                     parts = client.gather(futs[b.start])
-                    stats[b.start] = tuple(sum(p[i] for p in parts) for i in range(3))
+                    stats[b.start] = tuple(sum(p[i] for p in parts) for i in range(len(parts[0])))
             futures = [(c, client.submit(_score_task, path, dosage_field, subs[b.start], c, impute,
                                          stats[b.start], pure=False))
                        for b in blocks for c in chunks]
             for c, f in futures:
                 total[c] += f.result()
         return _long_table(targets[0].samples, list(scores), total, denom)
-    finally:
-        if own:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()

@@ -6,15 +6,17 @@ For each sample and score (plink2 ``--score`` semantics, checked against plink2 
     DENOM = 2 × number of scored variants      (plink2's DENOM, pgsc_calc's DENOM)
     AVG   = SUM / DENOM
 
-Missing genotypes are mean-imputed from the cohort's allele frequency (plink2's default), from
-the scoring file's ``allelefrequency_effect`` (``impute="file"``), or count as zero
-(``impute="none"``, plink2's ``no-mean-imputation``).
+Missing genotypes are mean-imputed from the cohort's allele frequency p (plink2's default;
+2p for an additive effect, p for a dominant or recessive one, as plink2), from the scoring
+file's ``allelefrequency_effect`` (``impute="file"``), or count as zero (``impute="none"``,
+plink2's ``no-mean-imputation``).
 
 How it is computed: each target file's matched alleles form a plan, a matrix ``A`` (alleles ×
 scores) of ±weights on the ALT dosage plus a constant for effects on the REF allele, so a block
-of ALT dosages ``G`` contributes ``Aᵀ G`` (one BLAS call; weights split in two float32 parts to
-keep double precision). Missing calls are set to 0 in the product and put back afterwards from
-their coordinates, and dominant/recessive pairs are handled apart. A block's result depends only
+of ALT dosages ``G`` contributes ``Aᵀ G`` (one BLAS call: float32 with the weights split in
+three parts for hard calls, exact; float64 for dosages). Missing calls are set to 0 in the
+product and corrected afterwards from where they were (a sparse or a dense 0/1 matrix), and
+dominant/recessive pairs are handled apart. A block's result depends only
 on its own variants and samples, so the same function runs per block locally or per
 (variant block × sample chunk) task on a Dask cluster, and the pieces are summed.
 """
@@ -26,6 +28,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -91,9 +94,12 @@ def make_plans(matched: pd.DataFrame, scores: Sequence[str]) -> list[ScorePlan]:
     kind_idx = _lookup(matched["effect_type"], kinds)
     for f in np.unique(files):
         sel = files == f
-        d = matched.loc[sel]
+        d = matched if sel.all() else matched.loc[sel]
         combined = d["var_idx"].to_numpy(np.int64) * 256 + d["allele_idx"].to_numpy(np.int64)
-        uniq, u = np.unique(combined, return_inverse=True)  # sorted by (var_idx, allele_idx)
+        if np.all(combined[1:] > combined[:-1]):  # one score in file order: already unique, sorted
+            uniq, u = combined, np.arange(len(combined))
+        else:
+            uniq, u = np.unique(combined, return_inverse=True)  # sorted by (var_idx, allele_idx)
         keys = pd.DataFrame({"var_idx": uniq // 256, "allele_idx": uniq % 256})
         s = score_idx[sel]
         n_u, n_s = len(keys), len(scores)
@@ -168,43 +174,115 @@ def _exact_product(A: np.ndarray, G: np.ndarray) -> np.ndarray:
 
 
 class Workspace:
-    """Reusable float32 and mask buffers: blocks are converted into memory already touched,
-    which is several times faster than allocating a fresh array per block."""
+    """Reusable float buffers: blocks are converted into memory already touched, which is
+    several times faster than allocating a fresh array per block."""
 
     def __init__(self) -> None:
-        self._f: dict[str, np.ndarray] = {}
-        self._m: np.ndarray | None = None
+        self._f: dict[tuple[str, type], np.ndarray] = {}
 
-    def floats(self, shape: tuple[int, int], key: str = "G") -> np.ndarray:
-        buf = self._f.get(key)
+    def floats(self, shape: tuple[int, int], key: str = "G", dtype=np.float32) -> np.ndarray:
+        buf = self._f.get((key, dtype))
         if buf is None or buf.size < shape[0] * shape[1]:
-            buf = self._f[key] = np.empty(shape[0] * shape[1], dtype=np.float32)
+            buf = self._f[(key, dtype)] = np.empty(shape[0] * shape[1], dtype=dtype)
         return buf[: shape[0] * shape[1]].reshape(shape)
 
     def mask(self, shape: tuple[int, int]) -> np.ndarray:
-        if self._m is None or self._m.size < shape[0] * shape[1]:
-            self._m = np.empty(shape[0] * shape[1], dtype=bool)
-        return self._m[: shape[0] * shape[1]].reshape(shape)
+        return self.floats(shape, key="mask", dtype=np.bool_)
 
 
-def _prepare(B: np.ndarray, ws: Workspace | None = None):
-    """Float32 dosages with missing calls set to 0, and the missing mask (None when complete).
+#: Above this share of missing calls in a block, they are kept as a dense 0/1 matrix and their
+#: correction is one more exact product; below it, as positions and a sparse correction (which
+#: costs in proportion to the missing calls: cheaper up to about 1.5 %, measured per block).
+DENSE_MISSING = 0.015
 
-    An int8 block is a reader's own buffer: missing codes are zeroed in place.
+
+@dataclass
+class Block:
+    """One block of dosages ready for the products: missing calls set to 0 in ``G``, and where
+    they were: row-major flat positions (sorted), or a dense 0/1 float32 matrix ``M`` when they
+    are many. A complete block has neither."""
+
+    G: np.ndarray  # (rows × samples) float32 hardcalls, or float64 dosages
+    missing: np.ndarray  # flat positions of the missing calls (empty when dense or complete)
+    M: np.ndarray | None = None  # (rows × samples) 1.0 where the call is missing, when dense
+
+    @property
+    def has_missing(self) -> bool:
+        return self.M is not None or len(self.missing) > 0
+
+    @cached_property
+    def indptr(self) -> np.ndarray:
+        """Where each row's missing calls start in :attr:`missing` (CSR row pointers)."""
+        n_rows, n = self.G.shape
+        return np.searchsorted(self.missing, np.arange(n_rows + 1, dtype=np.int64) * n)
+
+    @cached_property
+    def missing_rows(self) -> np.ndarray:
+        """The variant (row) of each missing call."""
+        return np.repeat(np.arange(self.G.shape[0], dtype=np.int64), np.diff(self.indptr))
+
+    @cached_property
+    def missing_cols(self) -> np.ndarray:
+        """The sample (column) of each missing call."""
+        return self.missing - self.missing_rows * self.G.shape[1]
+
+    def missing_per_row(self) -> np.ndarray:
+        if self.M is not None:  # integer sums below 2**24: exact in float32
+            n = self.M.shape[1]
+            ones = np.ones(n, np.float32)
+            return (self.M @ ones).astype(np.int64) if n < 2**24 else self.M.sum(axis=1, dtype=np.int64)
+        return np.diff(self.indptr)
+
+    def missing_in_row(self, r: int) -> np.ndarray:
+        if self.M is not None:
+            return self.M[r] > 0
+        flag = np.zeros(self.G.shape[1], dtype=bool)
+        flag[self.missing_cols[self.indptr[r]: self.indptr[r + 1]]] = True
+        return flag
+
+
+def _prepare(B: np.ndarray, ws: Workspace | None = None) -> Block:
+    """Dosages with missing calls set to 0, and where they were, in a few passes over the block.
+
+    Hardcalls (int8, missing negative) become float32, whose products stay exact (see
+    :func:`_exact_split`); dosages (missing NaN or negative) become float64, which BLAS
+    multiplies in double precision. A float64 block (a reader's own buffer) is used in place.
+    Missing calls are found once; up to :data:`DENSE_MISSING` of the block they are kept as
+    positions (everything that depends on them is then computed from the positions alone),
+    above it as a dense 0/1 matrix.
     """
     ws = ws or Workspace()
+    flag = ws.mask(B.shape)
     if B.dtype == np.int8:
-        miss = np.less(B, 0, out=ws.mask(B.shape))
-        has = bool(miss.any())
-        if has:
-            np.maximum(B, 0, out=B)
+        np.less(B, 0, out=flag)
         G = ws.floats(B.shape)
         G[...] = B
-        return G, (miss if has else None)
-    miss = np.isnan(B)
-    if not miss.any():
-        return B, None
-    return np.where(miss, np.float32(0), B), miss
+    else:
+        np.greater_equal(B, 0, out=flag)  # False for NaN and for pgenlib's -9
+        np.logical_not(flag, out=flag)
+        if B.dtype == np.float64 and B.flags.c_contiguous:
+            G = B
+        else:
+            G = ws.floats(B.shape, dtype=np.float64)
+            G[...] = B
+    n_missing = np.count_nonzero(flag)
+    if n_missing == 0:
+        return Block(G, np.empty(0, np.int64))
+    if n_missing > DENSE_MISSING * flag.size:
+        np.fmax(G, 0, out=G)  # missing (negative or NaN) → 0; dosages are never negative
+        M = ws.floats(B.shape, key="M")
+        M[...] = flag
+        return Block(G, np.empty(0, np.int64), M)
+    missing = np.flatnonzero(flag)
+    G.reshape(-1)[missing] = 0
+    return Block(G, missing)
+
+
+def _product(A: np.ndarray, block: Block) -> np.ndarray:
+    """``Aᵀ G`` (scores × samples) in double precision."""
+    if block.G.dtype == np.float64:
+        return A.T @ block.G
+    return _exact_product(A, block.G)
 
 
 def _nonlinear(plan: ScorePlan, rows: slice):
@@ -213,39 +291,42 @@ def _nonlinear(plan: ScorePlan, rows: slice):
     return r, c
 
 
-def _transform(plan: ScorePlan, rows: slice, r: int, c: int, g: np.ndarray) -> np.ndarray:
+def _transform(plan: ScorePlan, rows: slice, r: int, c: int, block: Block) -> np.ndarray:
+    """The dominant/recessive coding of row ``r`` for score ``c`` (0 where the call is missing)."""
+    g = block.G[r]
     e = g if plan.effect_is_alt[rows][r, c] else 2 - g
-    return np.minimum(e, 1) if plan.kind[rows][r, c] == 1 else np.maximum(e - 1, 0)
+    f = np.minimum(e, 1) if plan.kind[rows][r, c] == 1 else np.maximum(e - 1, 0)
+    return np.where(block.missing_in_row(r), 0, f) if block.has_missing else f
 
 
-def block_stats(plan: ScorePlan, B: np.ndarray, rows: slice, *, _prepared=None,
+def block_stats(plan: ScorePlan, B: np.ndarray, rows: slice, *, _prepared: Block | None = None,
                 ws: Workspace | None = None):
-    """Per allele of the block: Σ ALT dosage and number of called samples, and Σ of the
-    dominant/recessive coding per (allele, score). Summed over sample chunks they give the
-    cohort means used for imputation."""
-    G, miss = _prepared if _prepared is not None else _prepare(B, ws)
-    n_miss = np.count_nonzero(miss, axis=1) if miss is not None else np.zeros(len(G), np.int64)
-    if B.dtype == np.int8:  # B holds the hardcalls with missing zeroed: an exact integer sum
-        alt_sum = B.sum(axis=1, dtype=np.int64).astype(np.float64)
+    """Per allele of the block: Σ ALT dosage and the number of called samples. Summed over
+    sample chunks they give the cohort frequencies used for mean imputation."""
+    block = _prepared if _prepared is not None else _prepare(B, ws)
+    G = block.G
+    n = G.shape[1]
+    if G.dtype == np.float32 and 2 * n < 2**24:  # integer sums below 2**24: exact in float32
+        alt_sum = (G @ np.ones(n, np.float32)).astype(np.float64)
+    elif G.dtype == np.float64:
+        alt_sum = G @ np.ones(n)
     else:
         alt_sum = G.sum(axis=1, dtype=np.float64)
-    n_called = G.shape[1] - n_miss
-    nl_sum = np.zeros((len(G), len(plan.scores)))
-    for r, c in zip(*_nonlinear(plan, rows), strict=True):
-        f = _transform(plan, rows, r, c, G[r])
-        if miss is not None:
-            f = np.where(miss[r], 0, f)
-        nl_sum[r, c] = f.sum(dtype=np.float64)
-    return alt_sum, n_called, nl_sum
+    return alt_sum, n - block.missing_per_row()
 
 
-def imputed_contribution(plan: ScorePlan, rows: slice, mean_alt, mean_nl, impute: str) -> np.ndarray:
-    """Contribution of one missing call to each score, per allele of the block (n_rows × n_s)."""
+def imputed_contribution(plan: ScorePlan, rows: slice, mean_alt, impute: str) -> np.ndarray:
+    """Contribution of one missing call to each score, per allele of the block (n_rows × n_s).
+
+    As plink2 does: an additive effect gets the effect allele's expected dosage 2p, a dominant
+    or recessive one the frequency p itself (plink2 treats those codings as one copy, checked
+    against plink2 in ``tests/genomics/prs/test_prs_missing.py``); p is the cohort's frequency
+    among called samples (``"mean"``) or the file's ``allelefrequency_effect`` (``"file"``).
+    """
     eia, kind = plan.effect_is_alt[rows], plan.kind[rows]
     w, present = plan.weight[rows], plan.present[rows]
     if impute == "mean":
-        e_add = np.where(eia, mean_alt[:, None], 2 - mean_alt[:, None])
-        contrib = np.where(kind == 0, w * e_add, w * mean_nl)
+        two_p = np.where(eia, mean_alt[:, None], 2 - mean_alt[:, None])
     elif impute == "file":
         af = plan.file_af[rows]
         if np.isnan(af[present]).any():
@@ -260,12 +341,12 @@ def imputed_contribution(plan: ScorePlan, rows: slice, mean_alt, mean_nl, impute
                 "value(s) lie outside [0, 1]: they cannot impute a missing call",
                 fix="give frequencies between 0 and 1, or impute from the cohort "
                     "(--impute mean, the default)")
-        nl = np.where(kind == 1, 1 - (1 - af) ** 2, af**2)  # P(≥1 copy), P(2 copies) under HWE
-        contrib = np.where(kind == 0, w * 2 * af, w * nl)
+        two_p = 2 * af
     elif impute == "none":
-        contrib = np.zeros_like(w)
+        two_p = np.zeros_like(w)
     else:
         check_impute(impute)
+    contrib = np.where(kind == 0, w * two_p, w * two_p / 2)
     return np.where(present, np.nan_to_num(contrib), 0.0)
 
 
@@ -273,35 +354,44 @@ def score_block(plan: ScorePlan, B: np.ndarray, rows: slice, *, impute: str = "m
                 stats=None, ws: Workspace | None = None) -> np.ndarray:
     """Scores (n_samples × n_s) contributed by one block of ALT dosages ``B`` (plan rows × samples).
 
-    ``B`` is int8 hardcalls (missing negative) or float32 dosages (NaN missing). ``stats`` are
-    the cohort's :func:`block_stats` for these rows, computed from ``B`` itself when it holds
-    every sample. The constant of REF-allele effects is not included (see :func:`score_targets`).
+    ``B`` is int8 hardcalls (missing negative) or float dosages (NaN or negative missing); it is
+    a reader's buffer, and a C-contiguous float64 block is used in place (its missing calls
+    become 0). ``stats`` are the cohort's :func:`block_stats` for these rows, computed from
+    ``B`` itself when it holds every sample. The constant of REF-allele effects is not included (see :func:`score_targets`).
     """
-    ws = ws or Workspace()
-    G, miss = _prepare(B, ws)
-    partial = _exact_product(plan.A[rows], G)  # (n_s, n); missing calls count as ALT dosage 0
+    block = _prepare(B, ws)
+    partial = _product(plan.A[rows], block)  # (n_s, n); missing calls count as ALT dosage 0
     for r, c in zip(*_nonlinear(plan, rows), strict=True):
-        f = _transform(plan, rows, r, c, G[r])
-        if miss is not None:
-            f = np.where(miss[r], 0, f)
-        partial[c] += plan.weight[rows][r, c] * f
-    if miss is not None:
-        alt_sum, n_called, nl_sum = stats if stats is not None else block_stats(
-            plan, B, rows, _prepared=(G, miss))
+        partial[c] += plan.weight[rows][r, c] * _transform(plan, rows, r, c, block)
+    if block.has_missing:
+        alt_sum, n_called = stats if stats is not None else block_stats(plan, B, rows, _prepared=block)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_alt = alt_sum / n_called
-            mean_nl = nl_sum / n_called[:, None]
-        contrib = imputed_contribution(plan, rows, mean_alt, mean_nl, impute)
+        contrib = imputed_contribution(plan, rows, mean_alt, impute)
         # a missing call entered as ALT dosage 0 (nothing for dominant/recessive pairs) while the
-        # constant 2w of a REF effect is added for every sample: take it back, add the imputed value
+        # constant 2w of a REF effect is added for every sample: take it back, add the imputed
+        # value, from where the missing calls are (see _at_missing)
         kind, eia, present = plan.kind[rows], plan.effect_is_alt[rows], plan.present[rows]
         held = np.where(present & (kind == 0) & ~eia, 2 * plan.weight[rows], 0.0)
-        C = contrib - held
-        hit = np.flatnonzero(miss.any(axis=1))
-        M = ws.floats((len(hit), miss.shape[1]), key="M")
-        M[...] = miss[hit]
-        partial += _exact_product(C[hit], M)
+        partial += _at_missing(block, contrib - held)
     return partial.T
+
+
+def _at_missing(block: Block, C: np.ndarray) -> np.ndarray:
+    """Σ over each sample's missing calls of ``C[row]`` (scores × samples): ``Cᵀ M`` for the
+    0/1 matrix ``M`` of missing calls, dense (an exact product), or sparse (touching only the
+    missing calls)."""
+    if block.M is not None:
+        return _exact_product(C, block.M)
+    n = block.G.shape[1]
+    if C.shape[1] <= 4:  # a few scores: one bincount each beats building a sparse matrix
+        rows, cols = block.missing_rows, block.missing_cols
+        return np.stack([np.bincount(cols, weights=C[rows, s], minlength=n) for s in range(C.shape[1])])
+    from scipy import sparse  # here: importing scipy.sparse costs every run ~10 MB
+
+    M = sparse.csr_matrix((np.ones(len(block.missing)), block.missing_cols, block.indptr),
+                          shape=block.G.shape)
+    return np.asarray(M.T @ C).T
 
 
 def score_targets(
@@ -397,8 +487,9 @@ def _score_rows(target: Target, plan: ScorePlan, part: slice, rows_per_block: in
 
 
 def auto_block_size(n_samples: int) -> int:
-    """Variants per block: about 2.5 million genotypes, so that a block stays in cache."""
-    return int(np.clip(2_500_000 // max(n_samples, 1), 64, EXACT_ROWS))
+    """Variants per block: about 2.5 million genotypes, so that a block stays in cache (and,
+    for few samples, blocks long enough that the per-block work in Python stays small)."""
+    return int(np.clip(2_500_000 // max(n_samples, 1), 64, 4 * EXACT_ROWS))
 
 
 def _long_table(samples: pd.DataFrame, scores: list[str], sums: np.ndarray, denom: np.ndarray) -> pd.DataFrame:

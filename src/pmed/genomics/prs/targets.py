@@ -62,7 +62,8 @@ class Target:
     def n_samples(self) -> int:
         return len(self.samples)
 
-    #: ``int8`` for hardcalls (ALT allele count, negative = missing), ``float32`` for dosages (NaN).
+    #: ``int8`` for hardcalls (ALT allele count, negative = missing), ``float32`` or ``float64``
+    #: for dosages (NaN or negative = missing).
     dtype = np.int8
     #: The value a missing hardcall holds in int8 blocks.
     missing_code = -9
@@ -276,6 +277,8 @@ class PgenTarget(Target):
             self.samples = _read_psam(psam)
         check_unique_samples(self.samples, psam, first_line=1 + _has_header(psam))
         self._open_reader(pvar)
+        if _pgen_may_hold_dosages(self.path):  # imputed data: score the dosages, as plink2 does
+            self.dtype = np.float64
 
     def _read_pvar(self, pvar: Path) -> None:
         lines, skip = _header_lines(pvar)
@@ -356,6 +359,9 @@ class PgenTarget(Target):
         reader = self._reader_for(samples)
         idx = np.ascontiguousarray(var_idx, dtype=np.uint32)
         buf = out[:n]
+        if out.dtype != np.int8:
+            self._read_dosages(reader, idx, np.asarray(allele_idx), buf)
+            return
         if np.all(allele_idx == 1):
             if n and idx[-1] - idx[0] == n - 1:
                 reader.read_range(int(idx[0]), int(idx[-1]) + 1, buf)
@@ -367,6 +373,21 @@ class PgenTarget(Target):
             tmp = np.empty((len(sel), out.shape[1]), dtype=np.int8)
             reader.read_list(idx[sel], tmp, int(k))
             buf[sel] = tmp
+
+    @staticmethod
+    def _read_dosages(reader, idx: np.ndarray, allele_idx: np.ndarray, buf: np.ndarray) -> None:
+        """ALT dosages; a missing call reads as pgenlib's -9 (any negative dosage is missing)."""
+        n = len(idx)
+        if np.all(allele_idx == 1) and n and idx[-1] - idx[0] == n - 1:
+            reader.read_dosages_range(int(idx[0]), int(idx[-1]) + 1, buf)
+        elif np.all(allele_idx == 1):
+            reader.read_dosages_list(idx, buf)
+        else:
+            for k in np.unique(allele_idx):
+                sel = np.flatnonzero(allele_idx == k)
+                tmp = np.empty((len(sel), buf.shape[1]), dtype=buf.dtype)
+                reader.read_dosages_list(idx[sel], tmp, int(k))
+                buf[sel] = tmp
 
     def close(self) -> None:
         self._reader.close()
@@ -452,6 +473,19 @@ class BedTarget(PgenTarget):
             self.samples = _read_fam(fam)
         check_unique_samples(self.samples, fam)
         self._open_reader(bim)
+
+
+def _pgen_may_hold_dosages(path: Path) -> bool:
+    """Whether a .pgen's header allows dosages (8-bit variant record types).
+
+    A plink2 ``.pgen`` (mode 0x10) stores 4-bit record types when no variant carries phase or
+    dosage, and 8-bit ones otherwise (byte 11, bits 0-3 ≥ 4): hardcall-only files keep the fast
+    integer path, files that may hold dosages are read as dosages (a file that only holds
+    phased hardcalls then gives the same values, read more slowly).
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    return len(head) == 12 and head[:2] == b"\x6c\x1b" and head[2] == 0x10 and (head[11] & 0x0F) >= 4
 
 
 # ---------------------------------------------------------------------- VCF / BCF
