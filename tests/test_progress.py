@@ -23,11 +23,21 @@ def test_lines_say_share_time_and_time_left_at_most_every_interval():
         clock.t += 5
         rep.advance(n=50)
     lines = out.getvalue().splitlines()
-    assert lines[0] == "scoring variants: started (200 steps)"
     # after 10 s, 100 of 200 done: about 10 s left
-    assert lines[1] == "scoring variants: 50% (100/200), 10.0 s, about 10.0 s left"
-    assert lines[2] == "scoring variants: done in 20.0 s"
-    assert len(lines) == 3  # nothing between the 10-s marks, nothing after done
+    assert lines[0] == "scoring variants: 50% (100/200), 10.0 s, about 10.0 s left"
+    assert lines[1] == "scoring variants: done in 20.0 s"
+    assert len(lines) == 2  # nothing between the 10-s marks, nothing after done
+
+
+def test_a_short_task_leaves_nothing_so_an_error_stays_one_line():
+    out, clock = io.StringIO(), Clock()
+    with LineProgress(out, interval=10, clock=clock) as p:
+        rep = RichReporter(p)
+        rep.start(5, "reading inputs")
+        clock.t += 3
+        rep.advance(n=5)
+        rep.start(None, "writing")
+    assert out.getvalue() == ""
 
 
 def test_a_new_stage_closes_the_previous_and_unknown_totals_count_steps():
@@ -40,16 +50,25 @@ def test_a_new_stage_closes_the_previous_and_unknown_totals_count_steps():
     clock.t += 70
     rep.start(5, "fitting")
     lines = out.getvalue().splitlines()
-    assert lines[1] == "reading: 3 done, 2.0 s"
+    assert lines == ["reading: 3 done, 2.0 s", "reading: done in 1 min 12 s"]
     rep.advance("fitting fold 2", n=1)  # a step's own label joins the task's lines
     clock.t += 2
     rep.advance(n=1)
     assert out.getvalue().splitlines()[-1] == "fitting: 40% (2/5), 2.0 s, about 3.0 s left (fitting fold 2)"
-    assert lines[2] == "reading: done in 1 min 12 s"
-    assert lines[3] == "fitting: started (5 steps)"
     with p:
         pass
     assert out.getvalue().splitlines()[-1] == "fitting: done in 2.0 s"
+
+
+def test_every_step_with_interval_zero_and_from_the_environment(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setenv("PMED_PROGRESS_INTERVAL", "0")
+    rep = RichReporter(LineProgress(out, clock=Clock()))
+    rep.start(2, "training")
+    rep.advance(n=1)
+    assert out.getvalue().splitlines() == ["training: started (2 steps)", "training: 50% (1/2), 0.0 s, about 0.0 s left"]
+    monkeypatch.setenv("PMED_PROGRESS_INTERVAL", "soon")  # not a number: the default
+    assert LineProgress().interval == 10
 
 
 def test_an_interrupted_job_does_not_print_done():

@@ -69,21 +69,39 @@ class _LineTask:
     started: float = 0.0
     last_line: float = 0.0
     finished: bool = False
+    printed: bool = False  # said anything: then its end is said too
+
+
+#: Seconds between progress lines in logs (``PMED_PROGRESS_INTERVAL``; 0: every step).
+DEFAULT_INTERVAL = 10.0
+
+
+def _interval_from_env() -> float:
+    import os
+
+    try:
+        value = float(os.environ.get("PMED_PROGRESS_INTERVAL", DEFAULT_INTERVAL))
+    except ValueError:
+        return DEFAULT_INTERVAL
+    return value if value >= 0 else DEFAULT_INTERVAL
 
 
 class LineProgress:
     """Progress as plain lines, for a standard error that is no terminal (a log file, CI).
 
     The subset of :class:`rich.progress.Progress` that :class:`RichReporter` uses, so the
-    CLI's bars become log lines where a bar cannot be drawn: a line when a task starts, one at
-    most every ``interval`` seconds with the share done, the time so far and an estimate of the
-    time left, and one when it ends.
+    CLI's bars become log lines where a bar cannot be drawn: at most one line every
+    ``interval`` seconds with the share done, the time so far and an estimate of the time
+    left, and a last one when a task that said anything ends. Like the transient bar, a task
+    shorter than ``interval`` leaves nothing (a failing command still prints its one line of
+    error alone). ``interval`` defaults to ``PMED_PROGRESS_INTERVAL`` (seconds), else 10;
+    with 0 every step is a line, its start included.
     """
 
-    def __init__(self, stream: TextIO | None = None, *, interval: float = 10.0,
+    def __init__(self, stream: TextIO | None = None, *, interval: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream
-        self.interval = interval
+        self.interval = _interval_from_env() if interval is None else interval
         self.clock = clock
         self.tasks: list[_LineTask] = []
 
@@ -108,8 +126,11 @@ class LineProgress:
         for i in range(len(self.tasks)):  # a new stage: the previous one is over
             self._finish(i)
         now = self.clock()
-        self.tasks.append(_LineTask(description, description, total, started=now, last_line=now))
-        self._say(f"{description}: started" + (f" ({_count(total)} steps)" if total else ""))
+        task = _LineTask(description, description, total, started=now, last_line=now)
+        self.tasks.append(task)
+        if self.interval <= 0:
+            task.printed = True
+            self._say(f"{description}: started" + (f" ({_count(total)} steps)" if total else ""))
         return len(self.tasks) - 1
 
     def update(self, task_id: int, *, advance: float | None = None, completed: float | None = None,
@@ -126,7 +147,7 @@ class LineProgress:
             return
         now = self.clock()
         if now - t.last_line >= self.interval:
-            t.last_line = now
+            t.last_line, t.printed = now, True
             step = f" ({t.description})" if t.description != t.name else ""
             self._say(f"{t.name}: {self._state(t, now)}{step}")
 
@@ -143,7 +164,8 @@ class LineProgress:
         t = self.tasks[task_id]
         if not t.finished:
             t.finished = True
-            self._say(f"{t.name}: done in {_duration(self.clock() - t.started)}")
+            if t.printed:
+                self._say(f"{t.name}: done in {_duration(self.clock() - t.started)}")
 
 
 def _count(x: float) -> str:

@@ -168,7 +168,7 @@ def test_merfish_cells_take_their_compartment_from_their_type():
     assert f["n_cells"] == 3177 and f["tumour_immune_interface_mm"] > 0
 
 
-def test_cli_domains_and_deconvolve(tmp_path, capsys):
+def test_cli_domains_and_deconvolve(tmp_path, capsys, monkeypatch):
     from typer.testing import CliRunner
 
     from pmed.cli import app
@@ -179,8 +179,10 @@ def test_cli_domains_and_deconvolve(tmp_path, capsys):
     path = tmp_path / "section.h5ad"
     a.write_h5ad(path)
     runner = CliRunner()
+    monkeypatch.setenv("PMED_PROGRESS_INTERVAL", "0")  # a line per step, however short
     r = runner.invoke(app, ["spatial", "domains", "--input", str(path), "--out", str(tmp_path / "dom"),
                             "--n-domains", "3", "--no-plots", "--sample", "P7"])
+    monkeypatch.delenv("PMED_PROGRESS_INTERVAL")
     assert r.exit_code == 0, r.output
     assert "spatially variable genes" in r.output and "contiguity" in r.output
     # no terminal here: progress comes as plain lines on stderr

@@ -37,10 +37,10 @@ def _cohort(folder: Path, n: int = 3_000, m: int = 40_000) -> tuple[Path, Path]:
 def test_ctrl_c_while_scoring_leaves_nothing_half_written(tmp_path):
     target, sf = _cohort(tmp_path)
     out = tmp_path / "out"
-    # a log, not a terminal: progress comes as lines, the first one tells that scoring began
+    # a log, not a terminal: progress comes as lines (every step here), one tells that scoring began
     cmd = [sys.executable, "-m", "pmed", "prs", "score", "-t", str(target), "-s", str(sf),
            "--out", str(out), "--block-size", "64", "--threads", "1"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PMED_PROGRESS_INTERVAL": "0"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     lines = []
     deadline = time.monotonic() + 60
