@@ -202,7 +202,7 @@ def run_omics(
     seed
         Seed of every random step (doublet simulation, PCA, Harmony, Leiden, UMAP, subsampling).
     n_jobs
-        Threads for numba and processes for PyDESeq2.
+        Threads for numba, and processes for doublet detection (the same scores) and PyDESeq2.
     progress
         ``True`` for a progress bar, or a :class:`pmed.progress.Reporter` (the CLI's bar); one
         step per stage: read, QC, …, markers, patient level.
@@ -286,7 +286,7 @@ def run_omics(
                             umap_before=options.get("umap_before"))
     reporter.start(n_steps + 2, "single-cell pipeline")
     adata, metrics = process(adata, batch_key=batch_key, label_key=label_key, timer=timer,
-                             seed=seed, **options)
+                             seed=seed, n_jobs=n_jobs, **options)
 
     info: dict[str, Any] = {}
     markers = {}

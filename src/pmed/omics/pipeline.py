@@ -121,6 +121,7 @@ def process(
     random_state: int | None = None,
     timer: _Timer | None = None,
     progress: Reporter | bool | None = None,
+    n_jobs: int = 1,
 ) -> tuple[anndata.AnnData, dict[str, Any]]:
     """Run QC, integration, clustering, annotation and metrics on cells in memory.
 
@@ -153,6 +154,8 @@ def process(
     progress
         ``True`` for a progress bar, or a :class:`pmed.progress.Reporter`; one step per stage
         (see :func:`process_steps`). Ignored when ``timer`` is given (its reporter is used).
+    n_jobs
+        Processes for doublet detection (its runs scored side by side; the same scores).
     random_state
         Deprecated alias of ``seed``.
 
@@ -187,7 +190,7 @@ def process(
         adata = filter_cells_genes(adata, min_genes=min_genes, max_pct_mt=max_pct_mt)
     if doublets:
         with timer.step("doublets"):
-            adata = flag_doublets(adata, batch_key=batch_key, seed=seed, remove=remove_doublets)
+            adata = flag_doublets(adata, batch_key=batch_key, seed=seed, remove=remove_doublets, n_jobs=n_jobs)
     with timer.step("normalize_hvg_pca", "normalise, HVG, PCA"):
         normalize_pca(adata, batch_key=batch_key, n_top_genes=n_top_genes, n_comps=n_comps,
                       seed=seed)

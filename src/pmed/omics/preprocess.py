@@ -10,6 +10,7 @@ scaling and PCA.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +133,7 @@ def flag_doublets(
     random_state: int | None = None,
     remove: bool = False,
     max_cells_per_run: int = 2500,
+    n_jobs: int = 1,
 ) -> anndata.AnnData:
     """Flag likely doublets with scrublet (``scanpy.pp.scrublet``), per batch when given.
 
@@ -155,6 +157,10 @@ def flag_doublets(
         Return a copy without the predicted doublets.
     max_cells_per_run
         Largest number of cells scored together (see above).
+    n_jobs
+        Processes that score the runs side by side (joblib). Every run is scored alone, as
+        scanpy scores one batch, with the same seed and one BLAS/numba thread, so the scores
+        do not depend on ``n_jobs``.
     random_state
         Deprecated alias of ``seed``.
 
@@ -163,7 +169,7 @@ def flag_doublets(
     anndata.AnnData
     """
     seed = resolve_seed(seed, random_state, "flag_doublets")
-    sc = require("scanpy", extra="omics")
+    require("scanpy", extra="omics")
 
     qc = dict(adata.uns.get("pmed_qc", {}))
     batches = (adata.obs[batch_key].astype(str).to_numpy() if batch_key
@@ -177,14 +183,11 @@ def flag_doublets(
         runs[idx] = [f"{b}#{k}" for k in part]
     import pandas as pd
 
-    tmp = sc.AnnData(X=adata.layers["counts"].copy(),
-                     obs=pd.DataFrame({"_run": pd.Categorical(runs)}, index=adata.obs_names))
+    counts = sparse.csr_matrix(adata.layers["counts"])
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sc.pp.scrublet(tmp, batch_key="_run", random_state=seed, verbose=False)
-        adata.obs["doublet_score"] = tmp.obs["doublet_score"].to_numpy()
-        adata.obs["predicted_doublet"] = tmp.obs["predicted_doublet"].to_numpy().astype(bool)
+        score, flagged = _scrublet_runs(counts, pd.Categorical(runs), seed=seed, n_jobs=n_jobs)
+        adata.obs["doublet_score"] = score
+        adata.obs["predicted_doublet"] = flagged
         n = int(adata.obs["predicted_doublet"].sum())
         qc["doublets"] = {"method": "scrublet (scanpy.pp.scrublet)", "n_predicted": n,
                           "removed": bool(remove), "n_runs": int(len(set(runs)))}
@@ -200,6 +203,50 @@ def flag_doublets(
         out.uns["pmed_qc"]["n_cells_after_doublets"] = int(out.n_obs)
         return out
     return adata
+
+
+def _scrublet_one_run(X, seed: int):
+    """scrublet on one run's counts, as ``scanpy.pp.scrublet`` scores one batch, on one BLAS and
+    one numba thread: the same floating-point order wherever it runs."""
+    import scanpy as sc
+    from threadpoolctl import threadpool_limits
+
+    one = sc.AnnData(X=X)
+    with warnings.catch_warnings(), threadpool_limits(1), _numba_threads(1):
+        warnings.simplefilter("ignore")
+        sc.pp.scrublet(one, random_state=seed, verbose=False)
+    return one.obs["doublet_score"].to_numpy(), one.obs["predicted_doublet"].to_numpy().astype(bool)
+
+
+@contextlib.contextmanager
+def _numba_threads(n: int):
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - scanpy brings numba
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def _scrublet_runs(counts, runs, *, seed: int, n_jobs: int):
+    """Doublet scores and calls of every run (cells × ...), the runs scored in ``n_jobs``
+    processes (joblib) or one after the other."""
+    from joblib import Parallel, delayed
+
+    codes = np.asarray(runs.codes)
+    order = [idx for idx in (np.flatnonzero(codes == k) for k in range(len(runs.categories))) if len(idx)]
+    parts = Parallel(n_jobs=min(n_jobs, len(order)))(
+        delayed(_scrublet_one_run)(counts[idx], seed) for idx in order)
+    score = np.empty(counts.shape[0])
+    flagged = np.zeros(counts.shape[0], dtype=bool)
+    for idx, (s, f) in zip(order, parts, strict=True):
+        score[idx], flagged[idx] = s, f
+    return score, flagged
 
 
 def normalize_pca(
