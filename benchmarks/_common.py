@@ -23,7 +23,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CORE_PACKAGES", "default_out", "git_state", "results_header", "run_environment"]
+__all__ = ["CORE_PACKAGES", "default_out", "git_state", "results_header", "run_environment", "write_page"]
 
 REPO = Path(__file__).resolve().parents[1]
 #: Packages every results page names; each script adds the ones its numbers depend on.
@@ -159,3 +159,16 @@ def results_header(env: Mapping[str, Any] | None) -> str:
         "written" + (" — **the machine was busy: timings are not representative**" if busy else ""),
         f"- Versions: Python {env.get('python', '?')}, {versions}",
     ])
+
+
+def write_page(result: dict[str, Any], args: Any, env: Mapping[str, Any], render) -> int:
+    """The ending the results scripts share: ``--notes`` read into the result, the page written
+    atomically to ``--page`` (``render(result, env)``, with the environment the result was made
+    in when it carries one). Returns the exit code 0."""
+    from pmed.io import write_text_atomic
+
+    if args.notes is not None:
+        result["notes"] = args.notes.read_text()
+    if args.page is not None:
+        write_text_atomic(args.page, render(result, result.get("env", env)))
+    return 0

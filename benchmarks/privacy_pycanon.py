@@ -59,7 +59,7 @@ from pmed.io.jsonio import to_json
 from pmed.privacy import check_risk, enforce_k_anonymity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
-from _common import default_out, results_header, run_environment  # noqa: E402
+from _common import default_out, results_header, run_environment, write_page  # noqa: E402
 
 SENTINEL = "<missing>"
 #: pycanon's entropy l-diversity and t-closeness loop over classes and values in Python: they are
@@ -464,11 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['id']:32s} k {p['k']}/{q.get('k', 'ERR')}/{p['pandas_k']}  l {p['l']}/{q.get('l', 'ERR')}/"
               f"{p['pandas_l']}  {'ok' if r['k_equal'] and r['l_equal'] else 'DIFF'}  "
               f"pmed {p['seconds']:.3f}s pycanon {q.get('k_seconds', 0) + q.get('l_seconds', 0):.3f}s")
-    if args.notes is not None:
-        result["notes"] = args.notes.read_text()
-    if args.page is not None:
-        write_text_atomic(args.page, render(result, result.get("env", env)))
-    return 0
+    return write_page(result, args, env, render)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from pmed.models.zoo import make_model
 from pmed.privacy.dp import register_privacy_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
-from _common import default_out, results_header, run_environment  # noqa: E402
+from _common import default_out, results_header, run_environment, write_page  # noqa: E402
 
 EPSILONS = (0.1, 0.3, 1.0, 3.0, 10.0)
 HIDDEN = (32,)
@@ -216,11 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {"rows": rows, "n": sizes, "folds": args.folds, "seconds": time.perf_counter() - t0, "env": env}
         args.out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(args.out / "results.json", to_json(result))
-    if args.notes is not None:
-        result["notes"] = args.notes.read_text()
-    if args.page is not None:
-        write_text_atomic(args.page, render(result, result.get("env", env)))
-    return 0
+    return write_page(result, args, env, render)
 
 
 if __name__ == "__main__":

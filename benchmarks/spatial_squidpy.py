@@ -56,7 +56,7 @@ from pmed.spatial.graph import graph_summary, spatial_neighbors
 from pmed.spatial.stats import _expression, co_occurrence, morans_i, neighborhood_enrichment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
-from _common import default_out, results_header, run_environment  # noqa: E402
+from _common import default_out, results_header, run_environment, write_page  # noqa: E402
 
 VISIUM = Path("/work/shared/data/spatial/visium_breast_cancer_blockA1.h5ad")
 MERFISH = Path("/work/shared/data/spatial/merfish_nsclc_chen2024.h5ad")
@@ -92,30 +92,22 @@ def edges(a, key):
     return np.stack([A.row[m], A.col[m]], axis=1)
 
 
-# ---- Visium
-v = ad.read_h5ad(out / "visium.h5ad")
-genes = [str(g) for g in pd.read_csv(out / "visium_genes.csv")["gene"]]
-_, t = best(lambda: sq.gr.spatial_neighbors(v, coord_type="grid", n_neighs=6))
-res["times"]["visium_graph"] = t
-np.save(out / "sq_visium_edges.npy", edges(v, "spatial_connectivities"))
-v.obsp["spatial_connectivities"] = v.obsp["pmed_connectivities"]
-df, t = best(lambda: sq.gr.spatial_autocorr(v, connectivity_key="spatial_connectivities", genes=genes,
-                                            mode="moran", n_perms=None, copy=True, n_jobs=1))
-res["times"]["visium_moran"] = t
-df.to_csv(out / "sq_visium_moran.csv")
+# ---- the graph of each section, then Moran's I on pmed's graph (so only the statistic differs)
+sections = {}
+for name, coord_type in (("visium", "grid"), ("merfish", "generic")):
+    a = sections[name] = ad.read_h5ad(out / f"{name}.h5ad")
+    genes = [str(g) for g in pd.read_csv(out / f"{name}_genes.csv")["gene"]]
+    _, res["times"][f"{name}_graph"] = best(lambda: sq.gr.spatial_neighbors(a, coord_type=coord_type, n_neighs=6))
+    np.save(out / f"sq_{name}_edges.npy", edges(a, "spatial_connectivities"))
+    a.obsp["spatial_connectivities"] = a.obsp["pmed_connectivities"]
+    df, res["times"][f"{name}_moran"] = best(lambda: sq.gr.spatial_autocorr(
+        a, connectivity_key="spatial_connectivities", genes=genes, mode="moran", n_perms=None, copy=True,
+        n_jobs=1))
+    df.to_csv(out / f"sq_{name}_moran.csv")
 
-# ---- MERFISH
-m = ad.read_h5ad(out / "merfish.h5ad")
+# ---- MERFISH cell types: neighbourhood enrichment and co-occurrence
+m = sections["merfish"]
 m.obs["cell_type"] = m.obs["cell_type"].astype("category")
-mgenes = [str(g) for g in pd.read_csv(out / "merfish_genes.csv")["gene"]]
-_, t = best(lambda: sq.gr.spatial_neighbors(m, coord_type="generic", n_neighs=6))
-res["times"]["merfish_graph"] = t
-np.save(out / "sq_merfish_edges.npy", edges(m, "spatial_connectivities"))
-m.obsp["spatial_connectivities"] = m.obsp["pmed_connectivities"]
-df, t = best(lambda: sq.gr.spatial_autocorr(m, connectivity_key="spatial_connectivities", genes=mgenes,
-                                            mode="moran", n_perms=None, copy=True, n_jobs=1))
-res["times"]["merfish_moran"] = t
-df.to_csv(out / "sq_merfish_moran.csv")
 # warm numba up on a small copy, then time
 small = m[:200].copy()
 sq.gr.nhood_enrichment(small, cluster_key="cell_type", n_perms=10, seed=0, copy=True, n_jobs=1,
@@ -407,11 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         write_text_atomic(args.out / "results.json", to_json(result))
     print(json.dumps(result["agreement"], indent=1, default=str))
     print(json.dumps(result["pmed"]["times"], indent=1), json.dumps(result["squidpy"]["times"], indent=1))
-    if args.notes is not None:
-        result["notes"] = args.notes.read_text()
-    if args.page is not None:
-        write_text_atomic(args.page, render(result, result.get("env", env)))
-    return 0
+    return write_page(result, args, env, render)
 
 
 if __name__ == "__main__":

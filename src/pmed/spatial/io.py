@@ -608,10 +608,8 @@ def _cell_ids(df: pd.DataFrame, path: Path, cell_id: str | None, what: str,
                                  "the counts to the cell metadata)")
         return pd.Index([str(i) for i in range(len(df))], dtype=str), None, df
     raw = df[col].map(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
-    if raw.isna().any():
-        i = int(np.flatnonzero(raw.isna().to_numpy())[0])
-        raise InputError(f"{int(raw.isna().sum())} cells have no id", file=path,
-                         where=f"line {i + 2}, column {col!r}", fix="give every cell its id")
+    _refuse_rows(raw.isna(), lambda i: f"{int(raw.isna().sum())} cells have no id", path, col,
+                 "give every cell its id")
     ids = raw.astype(str).str.strip()
     if ids.str.fullmatch(r"-?\d+\.0").all():  # integer ids that went through a float column
         ids = ids.str[:-2]
@@ -624,13 +622,19 @@ def _cell_ids(df: pd.DataFrame, path: Path, cell_id: str | None, what: str,
     ids = ids[keep]
     df = df.loc[keep]
     dup = ids.duplicated()
-    if dup.any():
-        i = int(np.flatnonzero(dup.to_numpy())[0])
-        raise InputError(f"{int(dup.sum())} cell ids repeat an earlier one: "
-                         f"{short_list(ids[dup].unique(), 5)}", file=path,
-                         where=f"line {i + 2}, column {col!r}",
-                         fix="give each cell its own id (or name the id column with cell_id=)")
+    _refuse_rows(dup, lambda i: f"{int(dup.sum())} cell ids repeat an earlier one: "
+                                f"{short_list(ids[dup].unique(), 5)}", path, col,
+                 "give each cell its own id (or name the id column with cell_id=)")
     return pd.Index(ids.to_numpy(), dtype=str), col, df.drop(columns=[col])
+
+
+def _refuse_rows(bad, message, path, column: str, fix: str) -> None:
+    """Refuse a table with any ``bad`` row: the message (``message(i)`` of the first bad row
+    ``i``) names the file, that row's line (after the header) and the column."""
+    bad = np.asarray(bad, dtype=bool)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(message(i), file=path, where=f"line {i + 2}, column {column!r}", fix=fix)
 
 
 def _coordinate_columns(tables: list[tuple[pd.DataFrame, Path]], x: str | None,
@@ -743,13 +747,10 @@ def read_cell_table(
     coords = pd.DataFrame({"x": pd.to_numeric(cdf_src[xc], errors="coerce"),
                            "y": pd.to_numeric(cdf_src[yc], errors="coerce")})
     for c, name in (("x", xc), ("y", yc)):
-        bad = coords[c].isna() & cdf_src[name].notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"the coordinate column {name!r} holds text, not numbers (first: "
-                             f"{short_list([cdf_src[name].iloc[i]], 1)[1:-1]})", file=cpath,
-                             where=f"line {i + 2}, column {name!r}",
-                             fix="give numeric centroids, or name the right columns with x= and y=")
+        _refuse_rows(coords[c].isna() & cdf_src[name].notna(),
+                     lambda i, name=name: f"the coordinate column {name!r} holds text, not numbers (first: "
+                                          f"{short_list([cdf_src[name].iloc[i]], 1)[1:-1]})",
+                     cpath, name, "give numeric centroids, or name the right columns with x= and y=")
     xy = _check_coordinates(coords.to_numpy(dtype=np.float64), ids, cpath, f"columns {xc!r}/{yc!r}",
                             "cells")
     coord_cols = {xc, yc} if ti == len(tables) - 1 else set()
@@ -775,19 +776,14 @@ def read_cell_table(
             num = pd.Series(np.nan, index=s.index)
         else:
             num = pd.to_numeric(s, errors="coerce") if s.dtype == object else s.astype(np.float64)
-        bad = (num.isna() & s.notna()).to_numpy()
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InputError(f"the column {col!r} is read as a gene but holds text (first: "
-                             f"{short_list([s.iloc[i]], 1)[1:-1]})", file=counts,
-                             where=f"line {i + 2}, column {col!r}",
-                             fix="every column besides the cell id, the coordinates and known metadata "
-                                 "(fov, volume, cell_type …) is a gene and must hold counts: move "
-                                 f"{col!r} to the metadata table (metadata=) or drop it")
-        if num.isna().any():
-            i = int(np.flatnonzero(num.isna().to_numpy())[0])
-            raise InputError(f"missing count in gene column {col!r}", file=counts,
-                             where=f"line {i + 2}, column {col!r}", fix="fill missing counts with 0")
+        _refuse_rows(num.isna() & s.notna(),
+                     lambda i, col=col, s=s: f"the column {col!r} is read as a gene but holds text (first: "
+                                             f"{short_list([s.iloc[i]], 1)[1:-1]})",
+                     counts, col, "every column besides the cell id, the coordinates and known metadata "
+                                  "(fov, volume, cell_type …) is a gene and must hold counts: move "
+                                  f"{col!r} to the metadata table (metadata=) or drop it")
+        _refuse_rows(num.isna(), lambda i, col=col: f"missing count in gene column {col!r}", counts, col,
+                     "fill missing counts with 0")
         values[:, j] = num.to_numpy(dtype=np.float64)
     neg = values < 0
     if neg.any():
