@@ -105,3 +105,21 @@ def test_written_folder_reads_back_as_the_block(ran):
     assert got.provenance.get("domain") == domain
     pd.testing.assert_frame_equal(got.data.loc[expected.index, expected.columns], expected,
                                   check_dtype=False, check_names=False, atol=1e-9)
+
+
+def test_block_source_finds_the_file_and_its_folders_provenance(tmp_path):
+    from pmed.errors import PmedWarning
+    from pmed.result import block_source
+
+    folder = tmp_path / "run ü"
+    folder.mkdir()
+    (folder / "features.csv").write_text("patient_id,a\nP1,1\n")
+    (folder / "provenance.json").write_text(json.dumps({"domain": "x", "outputs": ["features.csv"]}))
+    file, prov = block_source(folder, "features.csv")
+    assert file == folder / "features.csv" and prov == {"domain": "x"}  # its outputs left out
+    assert block_source(folder / "features.csv", "features.csv")[0] == file
+    assert block_source(folder / "provenance.json", "features.csv") is None  # another file
+    assert block_source(tmp_path, "features.csv") is None  # a folder without it
+    (folder / "provenance.json").write_text("{not json")
+    with pytest.warns(PmedWarning, match="unreadable provenance"):
+        assert block_source(folder, "features.csv") == (file, {})

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from pmed.cohort import Block
 
-__all__ = ["DomainResult", "make_provenance", "file_sha256", "pmed_commit", "PROVENANCE_FILE"]
+__all__ = ["DomainResult", "make_provenance", "file_sha256", "pmed_commit", "PROVENANCE_FILE", "block_source"]
 
 PROVENANCE_FILE = "provenance.json"
 
@@ -198,3 +198,33 @@ def _written_by(folder: Path, domain: str) -> bool:
         return json.loads((folder / PROVENANCE_FILE).read_text()).get("domain") == domain
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def block_source(path: str | Path, name: str) -> tuple[Path, dict[str, Any]] | None:
+    """The block file of a domain's output folder, and the folder's provenance.
+
+    ``path`` is the folder (its file ``name``) or that file itself; anything else gives ``None``
+    (the caller then reads it as a plain table). The provenance is ``{}`` when the folder has
+    none, and its list of outputs is left out (the block is one of them). An unreadable
+    ``provenance.json`` is a warning, not an error: the block is read without it.
+    """
+    import json
+    import warnings
+
+    from pmed.errors import PmedWarning
+
+    path = Path(path)
+    file = path / name if path.is_dir() else path
+    if file.name != name or not file.is_file():
+        return None
+    prov: dict[str, Any] = {}
+    prov_file = file.parent / PROVENANCE_FILE
+    if prov_file.is_file():
+        try:
+            loaded = json.loads(prov_file.read_text(encoding="utf-8"))
+            prov = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError) as e:
+            warnings.warn(f"{prov_file}: unreadable provenance ({type(e).__name__}); the block is read "
+                          "without it", PmedWarning, stacklevel=3)
+    prov.pop("outputs", None)
+    return file, prov

@@ -570,25 +570,13 @@ def read_block(path: str | Path) -> Block | None:
         The embeddings indexed by ``patient_id`` with the folder's provenance; ``None`` for any
         other file (it is then read as a plain table by :func:`pmed.cohort.read_block`).
     """
-    import json
-
     from pmed.io.tables import read_table
+    from pmed.result import block_source
 
-    path = Path(path)
-    file = path / EMBEDDING_FILE if path.is_dir() else path
-    if file.name != EMBEDDING_FILE or not file.is_file():
+    found = block_source(path, EMBEDDING_FILE)
+    if found is None:
         return None
-    prov: dict[str, Any] = {}
-    prov_file = file.parent / PROVENANCE_FILE
-    if prov_file.is_file():
-        try:
-            prov = json.loads(prov_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise InputError(f"provenance.json cannot be read ({type(e).__name__})", file=prov_file,
-                             fix="rewrite the folder with `pmed imaging train`") from e
-        if not isinstance(prov, dict):
-            prov = {}
-    prov.pop("outputs", None)
+    file, prov = found
     table = read_table(file, id="patient_id")
     table.index = table.index.astype(str)
     table.index.name = "patient_id"

@@ -18,7 +18,6 @@ the ``omics`` entry of :data:`pmed.cohort.BLOCK_READERS`.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import numbers
 import warnings
@@ -34,7 +33,7 @@ from pmed.omics._compat import resolve_seed
 from pmed.omics._tables import short, short_list
 from pmed.omics.result import FEATURES_FILE, OmicsResult
 from pmed.progress import Reporter, as_reporter
-from pmed.result import PROVENANCE_FILE, make_provenance
+from pmed.result import block_source, make_provenance
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -389,24 +388,10 @@ def read_block(path: str | Path) -> Block | None:
     """
     from pmed.io import open_text
 
-    path = Path(path)
-    if path.is_dir():
-        file = path / FEATURES_FILE
-        if not file.is_file():
-            return None
-    elif path.is_file() and path.name == FEATURES_FILE:
-        file = path
-    else:
+    found = block_source(path, FEATURES_FILE)
+    if found is None:
         return None
-    prov: dict[str, Any] = {}
-    prov_file = file.parent / PROVENANCE_FILE
-    if prov_file.is_file():
-        try:
-            loaded = json.loads(prov_file.read_text(encoding="utf-8"))
-            prov = loaded if isinstance(loaded, dict) else {}
-        except (OSError, ValueError) as e:
-            warnings.warn(f"{prov_file}: unreadable provenance ({type(e).__name__}); the block "
-                          "is read without it", PmedWarning, stacklevel=2)
+    file, prov = found
     try:
         with open_text(file) as fh:
             df = pd.read_csv(fh, dtype={"patient_id": str})
@@ -417,7 +402,7 @@ def read_block(path: str | Path) -> Block | None:
     df[id_col] = df[id_col].astype(str)
     df = df.set_index(id_col)
     df.index.name = "patient_id"
-    prov = {k: v for k, v in prov.items() if k not in ("outputs",)}
+
     prov.update({"domain": "omics", "reader": "pmed.omics.api.read_block", "file": str(file),
                  "modality": "single-cell RNA-seq", "producer": "pmed.omics",
                  "n_features": int(df.shape[1])})

@@ -26,7 +26,7 @@ import pandas as pd
 from pmed.cohort import Block
 from pmed.errors import InputError, OptionError, require
 from pmed.progress import Reporter, as_reporter
-from pmed.result import PROVENANCE_FILE, DomainResult, make_provenance
+from pmed.result import DomainResult, block_source, make_provenance
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -442,25 +442,15 @@ def run_deconvolution(spots: Any, reference: Any, *, label_key: str, method: str
 
 def read_block(path: str | Path) -> Block | None:
     """Read a :func:`run_spatial` output folder (or its ``patient_features.csv``) as the block."""
-    import json
-
-    path = Path(path)
-    file = path / FEATURES_FILE if path.is_dir() else path
-    if not file.is_file() or file.name != FEATURES_FILE:
+    found = block_source(path, FEATURES_FILE)
+    if found is None:
         return None
-    prov: dict[str, Any] = {}
-    pf = file.parent / PROVENANCE_FILE
-    if pf.is_file():
-        try:
-            prov = json.loads(pf.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            prov = {}
+    file, prov = found
     try:
         df = pd.read_csv(file, dtype={"patient_id": str}).set_index("patient_id")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read the spatial patient features ({type(e).__name__})", file=file,
                          fix="write the folder again with pmed spatial domains") from e
-    prov = {k: v for k, v in prov.items() if k != "outputs"}
     prov.update({"domain": "spatial", "reader": "pmed.spatial.api.read_block", "file": str(file),
                  "modality": "spatial transcriptomics", "n_features": int(df.shape[1])})
     return Block(df, prov)
